@@ -1,0 +1,83 @@
+"""Atomic file and directory writes.
+
+Files that other processes read (checkpoints, exported models, TFRecord shards,
+reports) are written next to their destination under a temporary name and renamed
+into place, so a reader never sees a half-written file and a crash or a full disk
+leaves the previous version intact.
+"""
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+
+@contextlib.contextmanager
+def atomic_path(destination: str | os.PathLike) -> Iterator[Path]:
+    """Yields a temporary file path that is renamed to ``destination`` on success.
+
+    The temporary file lives in the destination's folder, so the final rename is
+    atomic on POSIX file systems. On any exception the temporary file is removed and
+    ``destination`` is left as it was.
+
+    Args:
+        destination: the file to write.
+
+    Yields:
+        The path to write to.
+    """
+    destination = Path(destination)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(
+        prefix=f".{destination.name}.", suffix=".tmp", dir=destination.parent
+    )
+    os.close(handle)
+    temporary = Path(temporary)
+    try:
+        yield temporary
+        os.replace(temporary, destination)
+    finally:
+        if temporary.exists():
+            temporary.unlink()
+
+
+@contextlib.contextmanager
+def atomic_directory(destination: str | os.PathLike) -> Iterator[Path]:
+    """Yields a temporary folder that is renamed to ``destination`` on success.
+
+    Used for SavedModel exports: TF Serving polls the model base path and must
+    never load a version folder that is still being written. ``destination`` must
+    not exist yet.
+
+    Args:
+        destination: the folder to create.
+
+    Yields:
+        The folder to write into.
+
+    Raises:
+        FileExistsError: if ``destination`` already exists.
+    """
+    destination = Path(destination)
+    if destination.exists():
+        raise FileExistsError(
+            f"{destination} already exists; choose a new version or remove it first."
+        )
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    temporary = Path(
+        tempfile.mkdtemp(prefix=f".{destination.name}.", suffix=".tmp", dir=destination.parent)
+    )
+    try:
+        yield temporary
+        os.rename(temporary, destination)
+    finally:
+        if temporary.exists():
+            shutil.rmtree(temporary)
+
+
+def atomic_write_text(destination: str | os.PathLike, text: str) -> None:
+    """Writes ``text`` to ``destination`` atomically (UTF-8)."""
+    with atomic_path(destination) as temporary:
+        temporary.write_text(text, encoding="utf-8")
