@@ -1,0 +1,1 @@
+"""Exporting tfsal models as SavedModels and serving them (TF Serving API)."""
