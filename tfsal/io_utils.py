@@ -14,6 +14,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+def _default_mode(is_directory: bool) -> int:
+    # mkstemp/mkdtemp create private (0600/0700) entries; published files must be
+    # readable by other users (a TF Serving process, a reader on another account)
+    # as if they had been created with open()/mkdir() under the current umask.
+    umask = os.umask(0)
+    os.umask(umask)
+    return (0o777 if is_directory else 0o666) & ~umask
+
+
 @contextlib.contextmanager
 def atomic_path(destination: str | os.PathLike) -> Iterator[Path]:
     """Yields a temporary file path that is renamed to ``destination`` on success.
@@ -35,6 +44,7 @@ def atomic_path(destination: str | os.PathLike) -> Iterator[Path]:
     )
     os.close(handle)
     temporary = Path(temporary)
+    os.chmod(temporary, _default_mode(is_directory=False))
     try:
         yield temporary
         os.replace(temporary, destination)
@@ -69,6 +79,7 @@ def atomic_directory(destination: str | os.PathLike) -> Iterator[Path]:
     temporary = Path(
         tempfile.mkdtemp(prefix=f".{destination.name}.", suffix=".tmp", dir=destination.parent)
     )
+    os.chmod(temporary, _default_mode(is_directory=True))
     try:
         yield temporary
         os.rename(temporary, destination)

@@ -1,0 +1,41 @@
+import os
+import stat
+
+import pytest
+
+from tfsal.io_utils import atomic_directory, atomic_path, atomic_write_text
+
+
+def test_atomic_path_replaces_only_on_success(tmp_path):
+    target = tmp_path / "checkpoint.bin"
+    target.write_text("previous")
+    with pytest.raises(OSError, match="disk full"), atomic_path(target) as temporary:
+        temporary.write_text("half written")
+        raise OSError("disk full")
+    assert target.read_text() == "previous"
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.bin"]
+    with atomic_path(target) as temporary:
+        temporary.write_text("new")
+    assert target.read_text() == "new"
+
+
+def test_published_files_follow_the_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "a.json", "{}")
+        with atomic_directory(tmp_path / "export" / "1") as folder:
+            (folder / "saved_model.pb").write_bytes(b"x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "a.json").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "export" / "1").stat().st_mode) == 0o755
+
+
+def test_atomic_directory_refuses_an_existing_version_and_cleans_up(tmp_path):
+    (tmp_path / "1").mkdir()
+    with pytest.raises(FileExistsError, match="already exists"), atomic_directory(tmp_path / "1"):
+        pass
+    with pytest.raises(RuntimeError), atomic_directory(tmp_path / "2") as folder:
+        (folder / "partial").write_text("x")
+        raise RuntimeError("export failed")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["1"]
