@@ -1,0 +1,89 @@
+import numpy as np
+import pytest
+
+from tests.data.conftest import random_image, write_folder
+from tfsal import data
+
+
+def test_reads_csv_fixations_with_observers(tiny_folder):
+    dataset = data.open_dataset(f"folder:{tiny_folder}")
+    assert dataset.ids() == ["cat", "dog", "eel"]
+    assert dataset.has_fixations and not dataset.has_density
+    record = dataset.load("cat")
+    np.testing.assert_allclose(record.fixations, [[1, 2], [10.5, 20], [17, 25]])
+    np.testing.assert_array_equal(record.observers, [0, 1, 1])
+    assert record.density is None
+
+
+def test_reads_npy_fixations_and_maps(tmp_path):
+    root = write_folder(
+        tmp_path / "f",
+        {"a": (random_image(10, 12), [(1, 1), (9, 11)])},
+        with_maps=True,
+        fixation_format="npy",
+    )
+    dataset = data.open_dataset(f"folder:{root}")
+    assert dataset.has_density
+    record = dataset.load("a")
+    np.testing.assert_allclose(record.fixations, [[1, 1], [9, 11]])
+    assert record.observers is None
+    np.testing.assert_allclose(record.density[:5].sum(), 1.0, rtol=1e-6)
+    np.testing.assert_array_equal(record.density[5:], 0)
+
+
+def test_images_only_folder_has_no_targets(tmp_path):
+    root = write_folder(tmp_path / "f", {"a": (random_image(6, 6), None)})
+    dataset = data.open_dataset(f"folder:{root}")
+    assert not dataset.has_fixations and dataset.load("a").fixations.shape == (0, 2)
+
+
+def test_missing_fixation_file_raises_or_skips(tiny_folder, caplog):
+    (tiny_folder / "fixations" / "dog.csv").unlink()
+    with pytest.raises(FileNotFoundError, match="1 images have no file in maps/ or fixations/"):
+        data.open_dataset(f"folder:{tiny_folder}")
+    dataset = data.open_dataset(f"folder:{tiny_folder}", missing="skip")
+    assert dataset.ids() == ["cat", "eel"] and "skipped 1 images" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("row,col\n1,nan\n", "1 of 1 fixations are NaN"),
+        ("row,col\n1,100\n", "outside the 18x26 image"),
+        ("row,col\n1,x\n", "line 2: expected numbers"),
+        ("1,2\n1,2,3\n", "different numbers of columns"),
+        ("1,2,3,4\n", "must have 2 columns"),
+        ("row,col\n", "holds no fixation"),
+    ],
+)
+def test_bad_fixation_files_raise(tiny_folder, text, message):
+    (tiny_folder / "fixations" / "cat.csv").write_text(text)
+    with pytest.raises(ValueError, match=message):
+        data.open_dataset(f"folder:{tiny_folder}").load("cat")
+
+
+def test_unreadable_image_raises_naming_it(tiny_folder):
+    (tiny_folder / "images" / "eel.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
+    with pytest.raises(ValueError, match="eel.png: truncated PNG"):
+        data.open_dataset(f"folder:{tiny_folder}").load("eel")
+
+
+def test_missing_images_folder_raises(tmp_path):
+    (tmp_path / "f").mkdir()
+    with pytest.raises(FileNotFoundError, match="images/"):
+        data.open_dataset(f"folder:{tmp_path / 'f'}")
+
+
+def test_grayscale_rgba_and_sixteen_bit_images_become_rgb_uint8(tiny_folder):
+    import cv2
+
+    folder = tiny_folder / "images"
+    cv2.imwrite(str(folder / "cat.png"), np.full((18, 26), 77, np.uint8))
+    cv2.imwrite(str(folder / "dog.png"), np.full((30, 12, 4), 50, np.uint8))
+    cv2.imwrite(str(folder / "eel.png"), np.full((16, 16, 3), 257 * 9, np.uint16))
+    dataset = data.open_dataset(f"folder:{tiny_folder}")
+    expected = {"cat": (18, 26, 77), "dog": (30, 12, 50), "eel": (16, 16, 9)}
+    for image_id, (height, width, value) in expected.items():
+        image = dataset.load(image_id).image
+        assert image.shape == (height, width, 3) and image.dtype == np.uint8
+        assert (image == value).all()

@@ -1,0 +1,182 @@
+"""Reader of a generic folder of images with optional maps and fixations.
+
+Expected files:
+
+```
+ROOT/images/<stem>.<ext>        images (jpg, jpeg, png, bmp, tif, tiff, webp)
+ROOT/maps/<stem>.<ext>          optional continuous density maps, any image format,
+                                grayscale (colour maps are averaged), same size as
+                                the image; normalised to sum 1 when read
+ROOT/fixations/<stem>.csv       optional fixations, one per line: ``row,col`` or
+                                ``row,col,observer``; 0-based pixel coordinates of
+                                the original image (fractions allowed); an optional
+                                header line such as ``row,col,observer``
+ROOT/fixations/<stem>.npy       alternatively, an (N, 2) or (N, 3) array in the same
+                                column order
+```
+
+Image identifiers are the image stems. When ``maps/`` or ``fixations/`` exists, every
+image must have its file there; ``missing="skip"`` leaves such images out with a
+logged count instead of raising. With neither folder, records carry no fixations and
+no density (enough for prediction, not for training).
+"""
+
+import csv
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from tfsal.data import images
+from tfsal.data.readers import SaliencyDataset, register_reader, require_directory
+from tfsal.data.record import SaliencyRecord, clean_fixations
+
+logger = logging.getLogger(__name__)
+
+MISSING_POLICIES = ("error", "skip")
+FIXATION_SUFFIXES = (".csv", ".npy")
+
+
+@register_reader("folder")
+class FolderDataset(SaliencyDataset):
+    """A folder with ``images/``, optional ``maps/`` and optional ``fixations/``.
+
+    Args:
+        root: the data set folder.
+        missing: "error" (default) or "skip" for images without their map or
+            fixation file.
+        invalid_fixations: "error" or "drop" (see ``SaliencyDataset``).
+    """
+
+    def __init__(self, root: str | Path, missing: str = "error", invalid_fixations: str = "error"):
+        super().__init__(invalid_fixations=invalid_fixations)
+        if missing not in MISSING_POLICIES:
+            raise ValueError(
+                f"missing must be one of {MISSING_POLICIES}. Received: missing={missing!r}"
+            )
+        self.root = require_directory(root, "folder data set")
+        image_folder = require_directory(self.root / "images", "folder data set images (images/)")
+        self._images = {path.stem: path for path in images.list_images(image_folder)}
+        if not self._images:
+            raise FileNotFoundError(f"folder data set: no images in {image_folder}.")
+        maps_folder, fixations_folder = self.root / "maps", self.root / "fixations"
+        self._maps = (
+            {path.stem: path for path in images.list_images(maps_folder)}
+            if maps_folder.is_dir()
+            else None
+        )
+        self._fixations = (
+            {
+                path.stem: path
+                for path in sorted(fixations_folder.iterdir())
+                if path.suffix.lower() in FIXATION_SUFFIXES
+            }
+            if fixations_folder.is_dir()
+            else None
+        )
+        incomplete = sorted(
+            stem
+            for stem in self._images
+            if (self._maps is not None and stem not in self._maps)
+            or (self._fixations is not None and stem not in self._fixations)
+        )
+        if incomplete:
+            if missing == "error":
+                raise FileNotFoundError(
+                    f"folder data set: {len(incomplete)} images have no file in maps/ or "
+                    f"fixations/ (first: {incomplete[:3]}). Add them, or pass missing='skip'."
+                )
+            logger.warning(
+                "folder data set: skipped %d images without map or fixation file (first: %s).",
+                len(incomplete),
+                incomplete[:3],
+            )
+            for stem in incomplete:
+                del self._images[stem]
+            if not self._images:
+                raise FileNotFoundError(f"folder data set: no complete image under {self.root}.")
+
+    @property
+    def has_fixations(self) -> bool:
+        """Whether the folder has ``fixations/``."""
+        return self._fixations is not None
+
+    @property
+    def has_density(self) -> bool:
+        """Whether the folder has ``maps/``."""
+        return self._maps is not None
+
+    def ids(self) -> list[str]:
+        """Returns the image stems, sorted."""
+        return sorted(self._images)
+
+    def load(self, image_id: str) -> SaliencyRecord:
+        """Reads an image with its fixations and map, where the folder has them."""
+        path = self._images.get(image_id)
+        if path is None:
+            raise self._unknown_id(image_id)
+        image = images.read_image(path)
+        fixations, observers = np.zeros((0, 2)), None
+        if self._fixations is not None:
+            fixation_path = self._fixations[image_id]
+            fixations, observers = read_fixation_file(fixation_path)
+            if len(fixations) == 0:
+                raise ValueError(f"folder data set: {fixation_path} holds no fixation.")
+            fixations, observers = clean_fixations(
+                fixations, image.shape[:2], observers, self.invalid_fixations, str(fixation_path)
+            )
+        density = None
+        if self._maps is not None:
+            map_path = self._maps[image_id]
+            density = images.read_map(map_path)
+            if density.shape != image.shape[:2]:
+                raise ValueError(
+                    f"folder data set: {map_path} is {density.shape} but {path} is "
+                    f"{image.shape[:2]}; maps must have their image's size."
+                )
+            if density.sum() <= 0:
+                raise ValueError(f"folder data set: {map_path} is all black.")
+        return SaliencyRecord(image_id, image, fixations, observers=observers, density=density)
+
+
+def read_fixation_file(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """Reads a ``.csv`` or ``.npy`` fixation file of the folder format.
+
+    Args:
+        path: the file.
+
+    Returns:
+        (N, 2) float64 ``(row, col)`` fixations and (N,) int32 observers or None.
+    """
+    table = np.load(path, allow_pickle=False) if path.suffix == ".npy" else _read_csv(path)
+    table = np.asarray(table, dtype=np.float64)
+    if table.size == 0:
+        return np.zeros((0, 2)), None
+    if table.ndim != 2 or table.shape[1] not in (2, 3):
+        raise ValueError(
+            f"{path}: fixations must have 2 columns (row, col) or 3 (row, col, observer). "
+            f"Received: shape={table.shape}"
+        )
+    observers = table[:, 2].astype(np.int32) if table.shape[1] == 3 else None
+    return table[:, :2], observers
+
+
+def _read_csv(path: Path) -> list[list[float]]:
+    rows = []
+    with open(path, newline="", encoding="utf-8") as handle:
+        for line_number, fields in enumerate(csv.reader(handle), start=1):
+            if not fields or all(not field.strip() for field in fields):
+                continue
+            try:
+                rows.append([float(field) for field in fields])
+            except ValueError as error:
+                if line_number == 1 and not rows:
+                    continue  # a header such as "row,col,observer"
+                raise ValueError(
+                    f"{path}, line {line_number}: expected numbers 'row,col[,observer]'. "
+                    f"Received: {','.join(fields)!r}"
+                ) from error
+    widths = {len(row) for row in rows}
+    if len(widths) > 1:
+        raise ValueError(f"{path}: lines have different numbers of columns {sorted(widths)}.")
+    return rows
