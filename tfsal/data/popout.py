@@ -1,0 +1,410 @@
+"""Procedural pop-out search arrays (P3-like) and the odd-one-out metrics.
+
+After the P3 stimuli of Kotseruba, Wloka, Rasouli & Tsotsos, "Do Saliency Models
+Detect Odd-One-Out Targets? New Datasets and Evaluations" (BMVC 2019): a 7 x 7 grid of
+items on grey (128), each jittered by up to 15/1024 of the image side, with one
+singleton target that differs from the 48 distractors in colour (isoluminant in
+CIELAB), orientation (bars) or size. Every stimulus comes with binary target and
+distractor masks.
+
+``PopoutDataset`` (format ``popout``, no path) generates them on the fly,
+deterministically per seed and index, and is the offline default data set: its
+records carry fixations sampled on the target and a density made from the target
+mask. The metrics ``gsi``, ``msr_target``, ``msr_background`` and
+``fixations_to_find`` follow ``ykotseruba/P3O3_metrics``.
+"""
+
+import dataclasses
+import re
+import warnings
+
+import cv2
+import numpy as np
+import scipy.ndimage
+import skimage.color
+import skimage.morphology
+
+from tfsal.data.readers import SaliencyDataset, register_reader
+from tfsal.data.record import SaliencyRecord
+
+FAMILIES = ("colour", "orientation", "size")
+GRID = 7
+BACKGROUND = 128
+LIGHTNESS = 70.0  # CIELAB L* of every item colour, as in P3's example image
+HUE_DIFFERENCES = (30.0, 60.0, 90.0, 120.0, 180.0)  # degrees, colour family
+ORIENTATION_DIFFERENCES = (15.0, 30.0, 45.0, 60.0, 90.0)  # degrees, orientation family
+SIZE_RATIOS = (0.5, 0.65, 1.5, 1.7)  # target / distractor, size family
+# Item geometry in grid pitches (P3: 146 px pitch, 75 px items, 15 px jitter).
+JITTER = 15.0 / (1024 / GRID)
+ITEM_SIZE = 0.5
+BAR_LENGTH, BAR_WIDTH = 0.6, 0.15
+SUPERSAMPLING = 4
+
+
+@dataclasses.dataclass
+class PopoutStimulus:
+    """One search array and what is known about it.
+
+    Attributes:
+        image: (H, W, 3) uint8 RGB image.
+        target_mask: (H, W) bool, the singleton.
+        distractor_mask: (H, W) bool, the 48 distractors.
+        family: "colour", "orientation" or "size".
+        difference: hue difference (degrees), orientation difference (degrees) or
+            size ratio of target to distractors.
+        target_cell: (row, col) of the target in the 7 x 7 grid.
+        target_centre: (row, col) pixel position of the target's centre.
+        target_size: target diameter (bar length) in pixels.
+        distractor_size: distractor diameter (bar length) in pixels.
+    """
+
+    image: np.ndarray
+    target_mask: np.ndarray
+    distractor_mask: np.ndarray
+    family: str
+    difference: float
+    target_cell: tuple[int, int]
+    target_centre: tuple[float, float]
+    target_size: float
+    distractor_size: float
+
+
+def isoluminant_colours(rng: np.random.Generator, hue_difference: float) -> np.ndarray:
+    """Returns two uint8 RGB colours of CIELAB L* = 70 whose hues differ as asked.
+
+    The chroma starts at 40 and shrinks until both colours lie inside the sRGB gamut.
+
+    Args:
+        rng: the random generator (draws the first hue).
+        hue_difference: hue angle between the colours, in degrees.
+
+    Returns:
+        (2, 3) uint8 array: distractor colour, target colour.
+    """
+    first_hue = rng.uniform(0.0, 360.0)
+    hues = np.radians([first_hue, first_hue + hue_difference])
+    for chroma in np.arange(40.0, 0.0, -2.0):
+        lab = np.stack([np.full(2, LIGHTNESS), chroma * np.cos(hues), chroma * np.sin(hues)], 1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # out-of-gamut clipping is detected below
+            rgb = skimage.color.lab2rgb(lab[None])[0]
+        colours = np.clip(np.rint(rgb * 255), 0, 255).astype(np.uint8)
+        achieved = skimage.color.rgb2lab(colours[None])[0]
+        if np.abs(achieved - lab).max() < 1.0:
+            return colours
+    raise AssertionError("a grey of L* = 70 is always in gamut")
+
+
+def _item_polygon(centre, size, angle_degrees, family) -> np.ndarray | None:
+    if family != "orientation":
+        return None
+    box = ((centre[1], centre[0]), (size, size * BAR_WIDTH / BAR_LENGTH), angle_degrees)
+    return cv2.boxPoints(box)
+
+
+def _draw(canvas, centre, size, angle_degrees, family) -> None:
+    scaled_centre = np.asarray(centre) * SUPERSAMPLING
+    polygon = _item_polygon(scaled_centre, size * SUPERSAMPLING, angle_degrees, family)
+    if polygon is None:
+        point = (round(scaled_centre[1]), round(scaled_centre[0]))
+        cv2.circle(canvas, point, round(size * SUPERSAMPLING / 2), 255, thickness=-1)
+    else:
+        cv2.fillPoly(canvas, [np.round(polygon).astype(np.int32)], 255)
+
+
+def generate_stimulus(
+    seed: int, index: int, *, image_size: int = 256, family: str | None = None
+) -> PopoutStimulus:
+    """Generates one search array, the same for the same arguments.
+
+    Args:
+        seed: the data set's seed.
+        index: the stimulus number; chooses the family (cycling) unless ``family``.
+        image_size: side of the square image in pixels (P3 uses 1024).
+        family: "colour", "orientation" or "size"; None cycles by ``index``.
+
+    Returns:
+        The stimulus with its masks.
+    """
+    if image_size < 4 * GRID:
+        raise ValueError(f"image_size must be >= {4 * GRID}. Received: image_size={image_size}")
+    family = FAMILIES[index % len(FAMILIES)] if family is None else family
+    if family not in FAMILIES:
+        raise ValueError(f"family must be one of {FAMILIES}. Received: family={family!r}")
+    rng = np.random.default_rng([seed, index])
+    pitch = image_size / GRID
+    base_size = (BAR_LENGTH if family == "orientation" else ITEM_SIZE) * pitch
+    sizes = np.full(2, base_size)
+    angles = np.zeros(2)
+    difference = 0.0
+    if family == "colour":
+        difference = float(rng.choice(HUE_DIFFERENCES))
+    elif family == "orientation":
+        difference = float(rng.choice(ORIENTATION_DIFFERENCES))
+        angles[0] = rng.uniform(0.0, 180.0)
+        angles[1] = angles[0] + difference * rng.choice([-1.0, 1.0])
+    else:
+        difference = float(rng.choice(SIZE_RATIOS))
+        sizes[1] = base_size * difference
+    colours = isoluminant_colours(rng, difference if family == "colour" else 0.0)
+    target_cell = divmod(int(rng.integers(GRID * GRID)), GRID)
+    grid = (np.arange(GRID) + 0.5) * pitch
+    centres = np.stack(np.meshgrid(grid, grid, indexing="ij"), -1)
+    centres = centres + rng.uniform(-JITTER, JITTER, centres.shape) * pitch
+
+    layers = np.zeros((2, image_size * SUPERSAMPLING, image_size * SUPERSAMPLING), np.uint8)
+    for row in range(GRID):
+        for col in range(GRID):
+            is_target = int((row, col) == target_cell)
+            _draw(layers[is_target], centres[row, col], sizes[is_target], angles[is_target], family)
+    coverage = np.stack(
+        [
+            cv2.resize(layer, (image_size, image_size), interpolation=cv2.INTER_AREA)
+            for layer in layers
+        ]
+    ).astype(np.float64)
+    coverage /= 255.0
+    image = BACKGROUND + np.einsum("khw,kc->hwc", coverage, colours.astype(np.float64) - BACKGROUND)
+    return PopoutStimulus(
+        image=np.clip(np.rint(image), 0, 255).astype(np.uint8),
+        target_mask=coverage[1] > 0.5,
+        distractor_mask=coverage[0] > 0.5,
+        family=family,
+        difference=difference,
+        target_cell=target_cell,
+        target_centre=tuple(float(v) for v in centres[target_cell]),
+        target_size=float(sizes[1]),
+        distractor_size=float(sizes[0]),
+    )
+
+
+@register_reader("popout")
+class PopoutDataset(SaliencyDataset):
+    """Generated pop-out search arrays: the offline default data set (``popout``).
+
+    Images are ``popout-0000``, ``popout-0001``, ...; families cycle colour,
+    orientation, size. Each record's fixations are ``num_fixations`` pixels drawn on
+    the target mask and its density is the target mask blurred by a Gaussian of a
+    quarter of the target size. Everything is regenerated from (seed, index), so the
+    data set costs no disk and is identical on every machine.
+
+    Args:
+        num_images: number of stimuli.
+        image_size: side of the square images in pixels.
+        seed: seed of the whole data set.
+        num_fixations: fixations per image, all on the target.
+        invalid_fixations: see ``SaliencyDataset``.
+    """
+
+    requires_path = False
+
+    def __init__(
+        self,
+        num_images: int = 300,
+        image_size: int = 256,
+        seed: int = 0,
+        num_fixations: int = 8,
+        invalid_fixations: str = "error",
+    ):
+        super().__init__(invalid_fixations=invalid_fixations)
+        if num_images < 1:
+            raise ValueError(f"num_images must be >= 1. Received: num_images={num_images}")
+        if num_fixations < 1:
+            raise ValueError(f"num_fixations must be >= 1. Received: num_fixations={num_fixations}")
+        self.num_images = int(num_images)
+        self.image_size = int(image_size)
+        self.seed = int(seed)
+        self.num_fixations = int(num_fixations)
+        generate_stimulus(self.seed, 0, image_size=self.image_size)  # validates image_size
+
+    def ids(self) -> list[str]:
+        """Returns ``popout-0000`` ... in index order."""
+        return [f"popout-{index:04d}" for index in range(self.num_images)]
+
+    @property
+    def has_density(self) -> bool:
+        """Records carry a density made from the target mask."""
+        return True
+
+    def _index(self, image_id: str) -> int:
+        match = re.fullmatch(r"popout-(\d+)", str(image_id))
+        if match is None or int(match.group(1)) >= self.num_images:
+            raise self._unknown_id(image_id)
+        return int(match.group(1))
+
+    def stimulus(self, image_id: str) -> PopoutStimulus:
+        """Returns the stimulus behind ``image_id``, with its masks."""
+        return generate_stimulus(self.seed, self._index(image_id), image_size=self.image_size)
+
+    def load(self, image_id: str) -> SaliencyRecord:
+        """Generates the record of ``image_id``."""
+        stimulus = self.stimulus(image_id)
+        target_pixels = np.argwhere(stimulus.target_mask).astype(np.float64)
+        rng = np.random.default_rng([self.seed, self._index(image_id), 1])
+        picks = rng.choice(
+            len(target_pixels),
+            self.num_fixations,
+            replace=len(target_pixels) < self.num_fixations,
+        )
+        density = scipy.ndimage.gaussian_filter(
+            stimulus.target_mask.astype(np.float32), max(1.0, stimulus.target_size / 4)
+        )
+        return SaliencyRecord(
+            image_id=image_id,
+            image=stimulus.image,
+            fixations=target_pixels[picks],
+            density=density,
+        )
+
+
+def _popout_inputs(saliency, target_mask, distractor_mask, dilation, metric):
+    saliency = np.asarray(saliency, np.float64)
+    if saliency.ndim != 2 or not np.isfinite(saliency).all():
+        raise ValueError(
+            f"{metric}: saliency must be a finite (H, W) map. Received: {saliency.shape}"
+        )
+    masks = []
+    for name, mask in (("target_mask", target_mask), ("distractor_mask", distractor_mask)):
+        mask = np.asarray(mask) > 0
+        if mask.shape != saliency.shape:
+            raise ValueError(
+                f"{metric}: {name} must have the saliency map's shape {saliency.shape}. "
+                f"Received: {mask.shape}"
+            )
+        if not mask.any():
+            raise ValueError(f"{metric}: {name} is empty.")
+        if dilation > 0:
+            mask = skimage.morphology.dilation(mask, skimage.morphology.disk(dilation))
+        masks.append(mask)
+    return saliency, masks[0], masks[1]
+
+
+def gsi(saliency, target_mask, distractor_mask) -> float:
+    """Global saliency index (Soltani & Koch 2010): (R_t - R_d) / (R_t + R_d).
+
+    R_t and R_d are the mean saliency inside the target and the distractor masks.
+
+    Args:
+        saliency: (H, W) non-negative saliency map.
+        target_mask: (H, W) target mask.
+        distractor_mask: (H, W) distractor mask.
+
+    Returns:
+        A value in [-1, 1]; > 0 when the target is more salient; -1 when
+        R_t + R_d <= 0.
+    """
+    saliency, target, distractors = _popout_inputs(saliency, target_mask, distractor_mask, 0, "gsi")
+    inside_target = saliency[target].mean()
+    inside_distractors = saliency[distractors].mean()
+    total = inside_target + inside_distractors
+    return float((inside_target - inside_distractors) / total) if total > 0 else -1.0
+
+
+def msr_target(saliency, target_mask, distractor_mask, *, dilation: int = 0) -> float:
+    """MSR_targ: max saliency on the target / max saliency on the distractors.
+
+    Args:
+        saliency: (H, W) non-negative saliency map.
+        target_mask: (H, W) target mask.
+        distractor_mask: (H, W) distractor mask.
+        dilation: radius of a disk dilating both masks (saliency bleed).
+
+    Returns:
+        The ratio; > 1 is good; -1 when the distractor maximum is 0.
+    """
+    saliency, target, distractors = _popout_inputs(
+        saliency, target_mask, distractor_mask, dilation, "msr_target"
+    )
+    top_target = np.max(saliency * target)
+    top_distractor = np.max(saliency * distractors)
+    return float(top_target / top_distractor) if top_distractor > 0 else -1.0
+
+
+def msr_background(saliency, target_mask, distractor_mask, *, dilation: int = 0) -> float:
+    """MSR_bg: max saliency on the background / max saliency on the target.
+
+    The background is everything outside the (dilated) target and distractor masks.
+
+    Args:
+        saliency: (H, W) non-negative saliency map.
+        target_mask: (H, W) target mask.
+        distractor_mask: (H, W) distractor mask.
+        dilation: radius of a disk dilating both masks (saliency bleed).
+
+    Returns:
+        The ratio; < 1 is good; -1 when the target maximum is 0.
+    """
+    saliency, target, distractors = _popout_inputs(
+        saliency, target_mask, distractor_mask, dilation, "msr_background"
+    )
+    top_target = np.max(saliency * target)
+    top_background = np.max(saliency * ~(target | distractors))
+    return float(top_background / top_target) if top_target > 0 else -1.0
+
+
+def target_region(shape, target_centre, target_size) -> np.ndarray:
+    """The hit region of ``fixations_to_find``: a filled circle of radius int(size / 2)."""
+    region = np.zeros(shape, np.uint8)
+    centre = (round(target_centre[1]), round(target_centre[0]))
+    cv2.circle(region, centre, int(target_size / 2), 1, thickness=-1)
+    return region.astype(bool)
+
+
+def fixations_to_find(
+    saliency,
+    target_region_mask,
+    inhibition_size,
+    *,
+    max_fixations: int = 100,
+    gaussian: bool = False,
+    jitter: bool = False,
+    seed: int = 0,
+) -> tuple[int, bool]:
+    """Winner-take-all search: fixations needed until one lands on the target.
+
+    P3O3's ``numfix2find``: the map is divided by 255 (P3O3 reads 8-bit maps; the
+    scale only matters with ``jitter``, which adds U(0, 1e-5) to break ties); the next
+    fixation is the argmax; if it misses the target, inhibition of return zeroes the
+    rectangle of ``inhibition_size`` (rows ``[int(r - h/2), int(r + h/2))``, columns
+    likewise, clipped), or with ``gaussian`` scales it by the normalised distance to
+    the fixation. P3O3's ``max_tries=99`` is ``max_fixations=100``.
+
+    Args:
+        saliency: (H, W) saliency map (0..255 as in P3O3).
+        target_region_mask: (H, W) hit region, e.g. ``target_region(...)``.
+        inhibition_size: (height, width) of the inhibited box, or one number (the
+            distractor size).
+        max_fixations: give up after this many fixations.
+        gaussian: graded inhibition instead of zeroing.
+        jitter: add U(0, 1e-5) after dividing by 255.
+        seed: seed of the jitter.
+
+    Returns:
+        (fixations made, whether the target was found).
+    """
+    search = np.asarray(saliency, np.float64) / 255.0
+    region = np.asarray(target_region_mask) > 0
+    if search.ndim != 2 or region.shape != search.shape or not np.isfinite(search).all():
+        raise ValueError(
+            "fixations_to_find: saliency must be a finite (H, W) map and "
+            f"target_region_mask the same shape. Received: {search.shape}, {region.shape}"
+        )
+    if max_fixations < 1:
+        raise ValueError(f"max_fixations must be >= 1. Received: max_fixations={max_fixations}")
+    box_height, box_width = np.broadcast_to(np.asarray(inhibition_size, np.float64), (2,))
+    if jitter:
+        search = search + np.random.default_rng(seed).uniform(0.0, 1e-5, search.shape)
+    height, width = search.shape
+    for tries in range(1, max_fixations + 1):
+        row, col = np.unravel_index(np.argmax(search), search.shape)
+        if region[row, col]:
+            return tries, True
+        top, bottom = max(0, int(row - box_height / 2)), min(height, int(row + box_height / 2))
+        left, right = max(0, int(col - box_width / 2)), min(width, int(col + box_width / 2))
+        if gaussian:
+            rows, cols = np.meshgrid(np.arange(top, bottom), np.arange(left, right), indexing="ij")
+            distance = np.hypot(rows - row, cols - col)
+            search[top:bottom, left:right] *= distance / max(distance.max(), 1.0)
+        else:
+            search[top:bottom, left:right] = 0.0
+    return max_fixations, False

@@ -1,0 +1,435 @@
+r"""Compares saliency models and baselines on a data set with the standard metrics.
+
+```
+python -m training.evaluate --data nus:../shared/datasets/nus-scene \\
+    --model runs/20260101-120000 --model baseline:centre-bias \\
+    --model baseline:spectral-residual --limit 80 --json results.json
+```
+
+``--model`` is a SavedModel folder, a run folder of ``training.fit`` (every model
+under ``export/<name>/``, newest version), or ``baseline:NAME``. Every model scores
+the same images: its prediction is resized to the original image size, then scored
+with MIT-convention metrics (``tfsal.metrics``) against the binary fixation map and
+the density (the data set's own, else ``tfsal.data.density``'s). sAUC draws its
+negatives from the fixations of 10 other evaluated images (Borji); IG is measured
+against the centre-bias baseline (the MIT benchmark uses a centre prior). A data set
+with density maps only gets the density-based metrics.
+
+``evaluate_models`` is the importable core; ``training.fit`` calls it.
+"""
+
+import argparse
+import csv
+import datetime
+import io
+import json
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from tfsal import baselines
+from tfsal.data import density as density_lib
+from tfsal.data import open_dataset
+from tfsal.data.targets import resize_geometry
+from tfsal.io_utils import atomic_write_text
+from tfsal.metrics import functional
+
+DENSITY_METRICS = ("CC", "SIM", "KLD")
+FIXATION_METRICS = ("NSS", "AUC-Judd", "AUC-Borji", "sAUC", "IG")
+METRICS = ("CC", "NSS", "AUC-Judd", "AUC-Borji", "sAUC", "SIM", "KLD", "IG")
+NUM_OTHER_IMAGES = 10  # images whose fixations are sAUC's negatives (Borji)
+IG_BASELINE = "centre-bias"
+BASELINE_PREFIX = "baseline:"
+
+Predictor = Callable[[np.ndarray], np.ndarray]
+
+
+def predictor_from_function(
+    serve: Callable, input_size: Sequence[int], output: str, resize: str = "pad"
+) -> Predictor:
+    """Wraps a batch function of the model conventions as ``image -> (H, W) map``.
+
+    Args:
+        serve: maps a (1, h, w, 3) float32 RGB batch in [0, 255] to the
+            (1, h, w, 1) saliency, or to a dict holding it under "saliency" (a
+            SavedModel's ``serve``, a Keras model).
+        input_size: the model's (h, w).
+        output: "log_density" (exponentiated) or "map".
+        resize: how images were fitted to ``input_size`` in training: "pad" or
+            "stretch"; the prediction is cropped and resized back accordingly.
+
+    Returns:
+        A predictor giving maps at the original image size.
+    """
+    if output not in ("log_density", "map"):
+        raise ValueError(f"output must be 'log_density' or 'map'. Received: output={output!r}")
+    height, width = (int(v) for v in input_size)
+
+    def predict(image: np.ndarray) -> np.ndarray:
+        geometry = resize_geometry(image.shape[:2], (height, width), resize)
+        canvas = np.zeros((height, width, 3), np.float32)
+        content = cv2.resize(
+            image.astype(np.float32),
+            (geometry.content_width, geometry.content_height),
+            interpolation=cv2.INTER_AREA,
+        )
+        rows = slice(geometry.top, geometry.top + geometry.content_height)
+        cols = slice(geometry.left, geometry.left + geometry.content_width)
+        canvas[rows, cols] = content
+        result = serve(canvas[None])
+        if isinstance(result, Mapping):
+            result = result["saliency"]
+        saliency = np.asarray(result, np.float64).reshape(height, width)[rows, cols]
+        if output == "log_density":
+            saliency = np.exp(saliency - saliency.max())  # metrics ignore the scale
+        original = (image.shape[1], image.shape[0])
+        return cv2.resize(saliency, original, interpolation=cv2.INTER_LINEAR)
+
+    return predict
+
+
+def load_saved_model(path: str | Path) -> Predictor:
+    """Loads an exported SavedModel with its ``assets.extra/tfsal.json`` metadata.
+
+    Args:
+        path: the SavedModel folder (holding ``saved_model.pb``).
+
+    Returns:
+        A predictor giving maps at the original image size.
+    """
+    import tensorflow as tf
+
+    from serving import constants
+
+    path = Path(path)
+    metadata_path = path / constants.METADATA_DIR / constants.METADATA_FILE
+    if not metadata_path.is_file():
+        raise ValueError(
+            f"SavedModel {path} has no {constants.METADATA_DIR}/{constants.METADATA_FILE}; "
+            "it must say the model's input_size and output kind (export models with "
+            "tfsal's exporter)."
+        )
+    metadata = json.loads(metadata_path.read_text())
+    loaded = tf.saved_model.load(str(path))
+    if not hasattr(loaded, constants.SERVE_ENDPOINT):
+        raise ValueError(f"SavedModel {path} has no '{constants.SERVE_ENDPOINT}' endpoint.")
+
+    def serve(batch):
+        # Going through ``loaded`` keeps the SavedModel's variables alive.
+        outputs = getattr(loaded, constants.SERVE_ENDPOINT)(tf.constant(batch))
+        return {key: value.numpy() for key, value in outputs.items()}
+
+    return predictor_from_function(
+        serve, metadata["input_size"], metadata["output"], metadata.get("resize", "pad")
+    )
+
+
+def _newest_version(model_folder: Path) -> Path | None:
+    versions = [
+        child
+        for child in model_folder.iterdir()
+        if child.name.isdigit() and (child / "saved_model.pb").is_file()
+    ]
+    return max(versions, key=lambda child: int(child.name), default=None)
+
+
+def resolve_model(spec: str, training_records: Callable | None = None) -> dict[str, Predictor]:
+    """Turns one ``--model`` value into named predictors.
+
+    Args:
+        spec: ``baseline:NAME``, a SavedModel folder, or a ``training.fit`` run folder.
+        training_records: returns records to fit ``baseline:fitted-centre-bias`` to.
+
+    Returns:
+        Predictors by display name (one per model a run folder holds).
+    """
+    if spec.startswith(BASELINE_PREFIX):
+        name = spec[len(BASELINE_PREFIX) :]
+        records = None
+        if name == baselines.FITTED_CENTRE_BIAS and training_records is not None:
+            records = training_records()
+        return {spec: baselines.get(name, training_records=records)}
+    path = Path(spec)
+    if (path / "saved_model.pb").is_file():
+        return {path.parent.name if path.name.isdigit() else path.name: load_saved_model(path)}
+    export = path / "export"
+    if export.is_dir():
+        found = {}
+        for model_folder in sorted(p for p in export.iterdir() if p.is_dir()):
+            version = _newest_version(model_folder)
+            if version is not None:
+                found[model_folder.name] = load_saved_model(version)
+        if found:
+            return found
+        raise ValueError(f"Run folder {path} holds no SavedModel under export/<name>/<version>/.")
+    raise ValueError(
+        f"Cannot read model {spec!r}: expected baseline:NAME (one of "
+        f"{', '.join(baselines.list_baselines())}), a SavedModel folder or a training.fit "
+        "run folder with export/."
+    )
+
+
+def _other_fixation_map(
+    others: Sequence[tuple[np.ndarray, tuple[int, int]]], shape: tuple[int, int]
+) -> np.ndarray:
+    """Union of other images' fixations, rescaled to ``shape`` (pysaliency's rescaling)."""
+    other_map = np.zeros(shape, np.float32)
+    for fixations, other_shape in others:
+        scaled = fixations * (np.asarray(shape, np.float64) / np.asarray(other_shape))
+        pixels = np.minimum(scaled.astype(int), np.asarray(shape) - 1)
+        other_map[pixels[:, 0], pixels[:, 1]] = 1.0
+    return other_map
+
+
+def score_image(
+    saliency: np.ndarray,
+    fixations: np.ndarray | None,
+    density: np.ndarray | None,
+    other_fixations: np.ndarray | None = None,
+    ig_baseline: np.ndarray | None = None,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Scores one saliency map with every metric its ground truth allows.
+
+    Args:
+        saliency: (H, W) map at the image size.
+        fixations: (H, W) binary fixation map, or None.
+        density: (H, W) density, or None.
+        other_fixations: (H, W) fixation map of other images for sAUC, or None.
+        ig_baseline: (H, W) baseline map for IG, or None.
+        seed: seed of AUC-Borji's and sAUC's negative sampling.
+
+    Returns:
+        Metric name -> value.
+    """
+    scores = {}
+    if density is not None:
+        scores["CC"] = functional.cc(saliency, density)
+        scores["SIM"] = functional.sim(saliency, density)
+        scores["KLD"] = functional.kld(saliency, density)
+    if fixations is not None and fixations.any():
+        scores["NSS"] = functional.nss(saliency, fixations)
+        scores["AUC-Judd"] = functional.auc_judd(saliency, fixations)
+        scores["AUC-Borji"] = functional.auc_borji(saliency, fixations, seed=seed)
+        if other_fixations is not None and other_fixations.any():
+            scores["sAUC"] = functional.auc_shuffled(
+                saliency, fixations, other_fixations, seed=seed
+            )
+        if ig_baseline is not None:
+            scores["IG"] = functional.information_gain(saliency, fixations, ig_baseline)
+    return scores
+
+
+def _popout_scores(saliency: np.ndarray, stimulus) -> dict[str, float]:
+    from tfsal.data import popout
+
+    target, distractors = stimulus.target_mask, stimulus.distractor_mask
+    low, high = float(saliency.min()), float(saliency.max())
+    eight_bit = (saliency - low) * (255.0 / (high - low)) if high > low else saliency * 0.0
+    tries, _ = popout.fixations_to_find(
+        eight_bit,
+        popout.target_region(saliency.shape, stimulus.target_centre, stimulus.target_size),
+        stimulus.distractor_size,
+    )
+    return {
+        "GSI": popout.gsi(saliency, target, distractors),
+        "MSR_targ": popout.msr_target(saliency, target, distractors),
+        "MSR_bg": popout.msr_background(saliency, target, distractors),
+        "numfix2find": float(tries),
+    }
+
+
+def evaluate_models(
+    dataset,
+    image_ids: Sequence[str],
+    models: Mapping[str, Predictor],
+    *,
+    seed: int = 0,
+    progress: bool = True,
+) -> dict:
+    """Scores every model on the same images; the core of the evaluation command.
+
+    Args:
+        dataset: a ``tfsal.data.SaliencyDataset``.
+        image_ids: the images to score.
+        models: display name -> predictor (``image -> (H, W) map``).
+        seed: seed of the random negatives (AUC-Borji, sAUC); the same for every model.
+        progress: show progress bars.
+
+    Returns:
+        ``{"dataset", "n_images", "results": {model: {metric: mean}}, "metrics_absent":
+        {metric: why}, "ig_baseline"}``; pop-out data sets add GSI, MSR_targ, MSR_bg
+        and numfix2find.
+    """
+    image_ids = list(image_ids)
+    if not image_ids:
+        raise ValueError("image_ids is empty: there is nothing to evaluate.")
+    if not models:
+        raise ValueError("models is empty: give at least one model or baseline.")
+    fixations_by_image = {}
+    if dataset.has_fixations:
+        for image_id in tqdm(image_ids, desc="reading fixations", disable=not progress):
+            record = dataset.load(image_id)
+            if record.has_fixations:
+                fixations_by_image[image_id] = (record.fixations, record.shape)
+    absent = {}
+    if not fixations_by_image:
+        absent = {
+            metric: f"{dataset.name} has no discrete fixations (density maps only); "
+            f"{metric} is computed from fixations"
+            for metric in FIXATION_METRICS
+        }
+    elif len(fixations_by_image) < 2:
+        absent["sAUC"] = "sAUC takes its negatives from other images' fixations; only one has any"
+    rng = np.random.default_rng(seed)
+    scores = {name: {} for name in models}
+    for index, image_id in enumerate(tqdm(image_ids, desc="evaluating", disable=not progress)):
+        record = dataset.load(image_id)
+        shape = record.shape
+        fixated = density = other = None
+        if image_id in fixations_by_image:
+            fixated = density_lib.fixation_map(record.fixations, shape)
+            others = [i for i in fixations_by_image if i != image_id]
+            picks = rng.permutation(len(others))[:NUM_OTHER_IMAGES]
+            other = _other_fixation_map([fixations_by_image[others[i]] for i in picks], shape)
+        if record.density is not None:
+            density = record.density
+        elif record.has_fixations:
+            density = density_lib.density_from_fixations(record.fixations, shape)
+        if density is None and fixated is None:
+            raise ValueError(
+                f"{dataset.name} image {image_id!r} has neither fixations nor density."
+            )
+        ig_baseline = baselines.centre_bias(record.image)
+        stimulus = dataset.stimulus(image_id) if hasattr(dataset, "stimulus") else None
+        for name, predict in models.items():
+            saliency = np.asarray(predict(record.image), np.float64)
+            if saliency.shape != shape:
+                saliency = cv2.resize(saliency, (shape[1], shape[0]))
+            try:
+                image_scores = score_image(
+                    saliency, fixated, density, other, ig_baseline, seed + index
+                )
+                if stimulus is not None:
+                    image_scores.update(_popout_scores(saliency, stimulus))
+            except ValueError as error:
+                raise ValueError(f"model {name!r} on image {image_id!r}: {error}") from None
+            for metric, value in image_scores.items():
+                scores[name].setdefault(metric, []).append(value)
+    results = {
+        name: {metric: float(np.mean(values)) for metric, values in per_metric.items()}
+        for name, per_metric in scores.items()
+    }
+    return {
+        "dataset": dataset.name,
+        "n_images": len(image_ids),
+        "results": results,
+        "metrics_absent": absent,
+        "ig_baseline": IG_BASELINE,
+    }
+
+
+def _columns(report: dict) -> list[str]:
+    present = {metric for values in report["results"].values() for metric in values}
+    extra = sorted(present - set(METRICS))
+    return [metric for metric in METRICS if metric in present] + extra
+
+
+def format_table(report: dict) -> str:
+    """Returns the results as a markdown table, one row per model."""
+    columns = _columns(report)
+    lines = [
+        "| model | " + " | ".join(columns) + " |",
+        "|---|" + "---:|" * len(columns),
+    ]
+    for name, values in report["results"].items():
+        cells = [f"{values[c]:.3f}" if c in values else "" for c in columns]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def format_csv(report: dict) -> str:
+    """Returns the results as CSV, one row per model."""
+    columns = _columns(report)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["model", *columns])
+    for name, values in report["results"].items():
+        writer.writerow([name, *(values.get(c, "") for c in columns)])
+    return buffer.getvalue()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Returns the command-line parser."""
+    parser = argparse.ArgumentParser(
+        prog="python -m training.evaluate",
+        description="Score saliency models and baselines on a data set (MIT metrics).",
+    )
+    parser.add_argument("--data", required=True, help="FORMAT:PATH, or popout (no path).")
+    parser.add_argument(
+        "--model",
+        action="append",
+        required=True,
+        help="a SavedModel folder, a training.fit run folder, or baseline:NAME with NAME in "
+        f"{', '.join(baselines.list_baselines())}; repeat to compare several.",
+    )
+    parser.add_argument("--json", help="write the results as JSON to this file.")
+    parser.add_argument(
+        "--csv", help="write the table as CSV here (default: runs/evaluate-<time>.csv)."
+    )
+    parser.add_argument("--limit", type=int, help="score only the first N images.")
+    parser.add_argument("--seed", type=int, default=0, help="seed of AUC-Borji/sAUC negatives.")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the evaluation command; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.limit is not None and args.limit < 1:
+            raise ValueError(f"--limit must be >= 1. Received: --limit {args.limit}")
+        dataset = open_dataset(args.data)
+        all_ids = dataset.ids()
+        image_ids = all_ids[: args.limit] if args.limit else all_ids
+        if not image_ids:
+            raise ValueError(f"Data set {args.data!r} holds no images.")
+        rest = all_ids[len(image_ids) :]
+
+        def training_records():
+            if not rest:
+                raise ValueError(
+                    "baseline:fitted-centre-bias is fitted on the images not evaluated; use "
+                    "--limit N below the data set's size to leave some."
+                )
+            return [dataset.load(image_id) for image_id in rest]
+
+        models = {}
+        for spec in args.model:
+            for name, predictor in resolve_model(spec, training_records).items():
+                if name in models:
+                    raise ValueError(f"Two models are named {name!r}; rename one folder.")
+                models[name] = predictor
+        report = evaluate_models(dataset, image_ids, models, seed=args.seed)
+    except (ValueError, FileNotFoundError, KeyError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"\n{report['dataset']}: {report['n_images']} images\n")
+    print(format_table(report))
+    for metric, reason in report["metrics_absent"].items():
+        print(f"{metric} absent: {reason}")
+    timestamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    csv_path = Path(args.csv or f"runs/evaluate-{timestamp}.csv")
+    atomic_write_text(csv_path, format_csv(report))
+    print(f"\nCSV written to {csv_path}")
+    if args.json:
+        atomic_write_text(args.json, json.dumps(report, indent=2) + "\n")
+        print(f"JSON written to {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
