@@ -7,13 +7,14 @@ python -m training.evaluate --data nus:../shared/datasets/nus-scene \\
 ```
 
 ``--model`` is a SavedModel folder, a run folder of ``training.fit`` (every model
-under ``export/<name>/``, newest version), or ``baseline:NAME``. Every model scores
-the same images: its prediction is resized to the original image size, then scored
-with MIT-convention metrics (``tfsal.metrics``) against the binary fixation map and
-the density (the data set's own, else ``tfsal.data.density``'s). sAUC draws its
-negatives from the fixations of 10 other evaluated images (Borji); IG is measured
-against the centre-bias baseline (the MIT benchmark uses a centre prior). A data set
-with density maps only gets the density-based metrics.
+under ``export/<name>/``, newest version), or ``baseline:NAME``, read by
+``training.predictors``. Every model scores the same images: its prediction is resized
+to the original image size, then scored with MIT-convention metrics (``tfsal.metrics``)
+against the binary fixation map and the density (the data set's own, else
+``tfsal.data.density``'s). sAUC draws its negatives from the fixations of 10 other
+evaluated images (Borji); IG is measured against the centre-bias baseline (the MIT
+benchmark uses a centre prior). A data set with density maps only gets the
+density-based metrics.
 
 ``evaluate_models`` is the importable core; ``training.fit`` calls it.
 """
@@ -24,7 +25,7 @@ import datetime
 import io
 import json
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import cv2
@@ -34,143 +35,23 @@ from tqdm import tqdm
 from tfsal import baselines
 from tfsal.data import density as density_lib
 from tfsal.data import open_dataset
-from tfsal.data.targets import resize_geometry
 from tfsal.io_utils import atomic_write_text
-from tfsal.metrics import functional
+from tfsal.metrics import functional, popout
+
+# Re-exported: training.job and older callers import the predictor helpers from here.
+from training.predictors import (  # noqa: F401
+    BASELINE_PREFIX,
+    Predictor,
+    load_saved_model,
+    predictor_from_function,
+    resolve_model,
+)
 
 DENSITY_METRICS = ("CC", "SIM", "KLD")
 FIXATION_METRICS = ("NSS", "AUC-Judd", "AUC-Borji", "sAUC", "IG")
 METRICS = ("CC", "NSS", "AUC-Judd", "AUC-Borji", "sAUC", "SIM", "KLD", "IG")
 NUM_OTHER_IMAGES = 10  # images whose fixations are sAUC's negatives (Borji)
 IG_BASELINE = "centre-bias"
-BASELINE_PREFIX = "baseline:"
-
-Predictor = Callable[[np.ndarray], np.ndarray]
-
-
-def predictor_from_function(
-    serve: Callable, input_size: Sequence[int], output: str, resize: str = "pad"
-) -> Predictor:
-    """Wraps a batch function of the model conventions as ``image -> (H, W) map``.
-
-    Args:
-        serve: maps a (1, h, w, 3) float32 RGB batch in [0, 255] to the
-            (1, h, w, 1) saliency, or to a dict holding it under "saliency" (a
-            SavedModel's ``serve``, a Keras model).
-        input_size: the model's (h, w).
-        output: "log_density" (exponentiated) or "map".
-        resize: how images were fitted to ``input_size`` in training: "pad" or
-            "stretch"; the prediction is cropped and resized back accordingly.
-
-    Returns:
-        A predictor giving maps at the original image size.
-    """
-    if output not in ("log_density", "map"):
-        raise ValueError(f"output must be 'log_density' or 'map'. Received: output={output!r}")
-    height, width = (int(v) for v in input_size)
-
-    def predict(image: np.ndarray) -> np.ndarray:
-        geometry = resize_geometry(image.shape[:2], (height, width), resize)
-        canvas = np.zeros((height, width, 3), np.float32)
-        content = cv2.resize(
-            image.astype(np.float32),
-            (geometry.content_width, geometry.content_height),
-            interpolation=cv2.INTER_AREA,
-        )
-        rows = slice(geometry.top, geometry.top + geometry.content_height)
-        cols = slice(geometry.left, geometry.left + geometry.content_width)
-        canvas[rows, cols] = content
-        result = serve(canvas[None])
-        if isinstance(result, Mapping):
-            result = result["saliency"]
-        saliency = np.asarray(result, np.float64).reshape(height, width)[rows, cols]
-        if output == "log_density":
-            saliency = np.exp(saliency - saliency.max())  # metrics ignore the scale
-        original = (image.shape[1], image.shape[0])
-        return cv2.resize(saliency, original, interpolation=cv2.INTER_LINEAR)
-
-    return predict
-
-
-def load_saved_model(path: str | Path) -> Predictor:
-    """Loads an exported SavedModel with its ``assets.extra/tfsal.json`` metadata.
-
-    Args:
-        path: the SavedModel folder (holding ``saved_model.pb``).
-
-    Returns:
-        A predictor giving maps at the original image size.
-    """
-    import tensorflow as tf
-
-    from serving import constants
-
-    path = Path(path)
-    metadata_path = path / constants.METADATA_DIR / constants.METADATA_FILE
-    if not metadata_path.is_file():
-        raise ValueError(
-            f"SavedModel {path} has no {constants.METADATA_DIR}/{constants.METADATA_FILE}; "
-            "it must say the model's input_size and output kind (export models with "
-            "tfsal's exporter)."
-        )
-    metadata = json.loads(metadata_path.read_text())
-    loaded = tf.saved_model.load(str(path))
-    if not hasattr(loaded, constants.SERVE_ENDPOINT):
-        raise ValueError(f"SavedModel {path} has no '{constants.SERVE_ENDPOINT}' endpoint.")
-
-    def serve(batch):
-        # Going through ``loaded`` keeps the SavedModel's variables alive.
-        outputs = getattr(loaded, constants.SERVE_ENDPOINT)(tf.constant(batch))
-        return {key: value.numpy() for key, value in outputs.items()}
-
-    return predictor_from_function(
-        serve, metadata["input_size"], metadata["output"], metadata.get("resize", "pad")
-    )
-
-
-def _newest_version(model_folder: Path) -> Path | None:
-    versions = [
-        child
-        for child in model_folder.iterdir()
-        if child.name.isdigit() and (child / "saved_model.pb").is_file()
-    ]
-    return max(versions, key=lambda child: int(child.name), default=None)
-
-
-def resolve_model(spec: str, training_records: Callable | None = None) -> dict[str, Predictor]:
-    """Turns one ``--model`` value into named predictors.
-
-    Args:
-        spec: ``baseline:NAME``, a SavedModel folder, or a ``training.fit`` run folder.
-        training_records: returns records to fit ``baseline:fitted-centre-bias`` to.
-
-    Returns:
-        Predictors by display name (one per model a run folder holds).
-    """
-    if spec.startswith(BASELINE_PREFIX):
-        name = spec[len(BASELINE_PREFIX) :]
-        records = None
-        if name == baselines.FITTED_CENTRE_BIAS and training_records is not None:
-            records = training_records()
-        return {spec: baselines.get(name, training_records=records)}
-    path = Path(spec)
-    if (path / "saved_model.pb").is_file():
-        return {path.parent.name if path.name.isdigit() else path.name: load_saved_model(path)}
-    export = path / "export"
-    if export.is_dir():
-        found = {}
-        for model_folder in sorted(p for p in export.iterdir() if p.is_dir()):
-            version = _newest_version(model_folder)
-            if version is not None:
-                found[model_folder.name] = load_saved_model(version)
-        if found:
-            return found
-        raise ValueError(f"Run folder {path} holds no SavedModel under export/<name>/<version>/.")
-    raise ValueError(
-        f"Cannot read model {spec!r}: expected baseline:NAME (one of "
-        f"{', '.join(baselines.list_baselines())}), a SavedModel folder or a training.fit "
-        "run folder with export/."
-    )
 
 
 def _other_fixation_map(
@@ -225,8 +106,6 @@ def score_image(
 
 
 def _popout_scores(saliency: np.ndarray, stimulus) -> dict[str, float]:
-    from tfsal.data import popout
-
     target, distractors = stimulus.target_mask, stimulus.distractor_mask
     low, high = float(saliency.min()), float(saliency.max())
     eight_bit = (saliency - low) * (255.0 / (high - low)) if high > low else saliency * 0.0

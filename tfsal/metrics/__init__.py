@@ -1,7 +1,9 @@
 """Saliency metrics: pure numpy functions and Keras metric classes.
 
 ``tfsal.metrics.functional`` documents each metric's convention (MIT benchmark by
-default, pysaliency by a named argument where the two differ). The Keras classes of
+default, pysaliency by a named argument where the two differ); ``tfsal.metrics.roc``
+holds the AUC family and ``tfsal.metrics.popout`` the odd-one-out metrics of pop-out
+search arrays (GSI, MSR, fixations to find). The Keras classes of
 ``tfsal.metrics.keras_metrics`` are imported on first use, so the numpy functions
 do not pay for importing TensorFlow.
 """
@@ -19,6 +21,13 @@ from tfsal.metrics.functional import (
     kld,
     nss,
     sim,
+)
+from tfsal.metrics.popout import (
+    fixations_to_find,
+    gsi,
+    msr_background,
+    msr_target,
+    target_region,
 )
 
 _KERAS_METRICS = (
@@ -44,9 +53,14 @@ __all__ = [
     "auc_shuffled",
     "cc",
     "emd",
+    "fixations_to_find",
+    "gsi",
     "information_gain",
     "kld",
+    "msr_background",
+    "msr_target",
     "nss",
     "sim",
+    "target_region",
     *_KERAS_METRICS,
 ]

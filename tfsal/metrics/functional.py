@@ -17,96 +17,35 @@ argument selects its convention. Conventions shared by every function:
 - Batches: with (B, H, W) inputs every function scores each image and returns the
   mean over images, or the (B,) per-image values with ``reduction="none"``. Maps
   without a batch axis (such as a shared baseline) apply to every image.
-"""
 
-import functools
+The ROC-area metrics (``auc_judd``, ``auc_borji``, ``auc_shuffled``) live in
+``tfsal.metrics.roc`` and are re-exported here; the input checks and batching shared
+by every metric live in ``tfsal.metrics._checks``.
+"""
 
 import cv2
 import numpy as np
 from numpy.typing import ArrayLike
 
+from tfsal.metrics._checks import REDUCTIONS, _as_map, _batched, _fixation_weights, _same_shape
+from tfsal.metrics.roc import auc_borji, auc_judd, auc_shuffled
+
+__all__ = [
+    "EPS",
+    "REDUCTIONS",
+    "auc_borji",
+    "auc_judd",
+    "auc_shuffled",
+    "cc",
+    "emd",
+    "information_gain",
+    "kld",
+    "nss",
+    "sim",
+]
+
 # MATLAB's eps, the regulariser of the MIT benchmark's KLdiv and InfoGain.
 EPS = float(np.finfo(np.float64).eps)
-
-REDUCTIONS = ("mean", "none")
-
-
-def _batched(metric):
-    """Lets ``metric(saliency, *maps, **options)`` take (B, H, W) batches too."""
-
-    @functools.wraps(metric)
-    def wrapper(saliency, *maps, reduction="mean", **options):
-        if reduction not in REDUCTIONS:
-            raise ValueError(f"reduction must be one of {REDUCTIONS}. Received: {reduction!r}")
-        saliency = np.asarray(saliency)
-        if saliency.ndim != 3:
-            return metric(saliency, *maps, **options)
-        maps = [np.asarray(m) for m in maps]
-        for position, m in enumerate(maps, start=2):
-            if m.ndim == 3 and len(m) != len(saliency):
-                raise ValueError(
-                    f"{metric.__name__}: argument {position} holds {len(m)} maps for a batch "
-                    f"of {len(saliency)} saliency maps; give one map per image."
-                )
-        values = np.array(
-            [
-                metric(saliency[i], *[m[i] if m.ndim == 3 else m for m in maps], **options)
-                for i in range(len(saliency))
-            ]
-        )
-        return float(values.mean()) if reduction == "mean" else values
-
-    return wrapper
-
-
-def _as_map(array, name: str, metric: str) -> np.ndarray:
-    array = np.asarray(array)
-    if array.ndim != 2 or array.size == 0:
-        raise ValueError(
-            f"{metric}: {name} must be a non-empty (H, W) map or a (B, H, W) batch. "
-            f"Received: {name}.shape={array.shape}"
-        )
-    real = np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_
-    if not real or np.issubdtype(array.dtype, np.complexfloating):
-        raise ValueError(f"{metric}: {name} must be real numbers. Received: dtype={array.dtype}")
-    array = array.astype(np.float64, copy=False)
-    if not np.isfinite(array).all():
-        raise ValueError(
-            f"{metric}: {name} contains NaN or infinite values; check the model output "
-            "(a log-density must be exponentiated, a division by zero in normalisation "
-            "gives NaN)."
-        )
-    return array
-
-
-def _same_shape(array, name: str, saliency: np.ndarray, metric: str) -> np.ndarray:
-    array = _as_map(array, name, metric)
-    if array.shape != saliency.shape:
-        raise ValueError(
-            f"{metric}: {name} must have the saliency map's shape {saliency.shape}. "
-            f"Received: {name}.shape={array.shape}. Resize the saliency map to the image "
-            "size before scoring."
-        )
-    return array
-
-
-def _fixation_weights(
-    fixations, saliency, metric: str, count_duplicates: bool, name: str = "fixations"
-) -> tuple[np.ndarray, np.ndarray]:
-    """Returns the flat indices of fixated pixels and their weights."""
-    counts = np.asarray(fixations)
-    if counts.shape != np.shape(saliency):
-        _same_shape(counts, name, np.asarray(saliency), metric)  # raises the clear error
-    indices = np.flatnonzero(counts)  # NaN and negative entries are non-zero: checked below
-    weights = counts.ravel()[indices].astype(np.float64)
-    if not (np.isfinite(weights).all() and (weights > 0).all()):
-        raise ValueError(f"{metric}: {name} must be a finite, non-negative fixation map.")
-    if indices.size == 0:
-        raise ValueError(
-            f"{metric}: {name} has no fixated pixel; this metric needs at least one "
-            "fixation. Skip images without fixations or use a density-based metric."
-        )
-    return indices, weights if count_duplicates else np.ones(indices.size)
 
 
 # The helpers below avoid full-size temporary arrays: on a 480x640 map each one costs
@@ -136,203 +75,6 @@ def _distribution_coefficients(values: np.ndarray, min_max: bool) -> tuple[float
     if total <= 0:
         return 0.0, 1.0 / values.size
     return 1.0 / total, -shift / total
-
-
-def _min_max(array: np.ndarray) -> np.ndarray:
-    return _min_max_function(array)(array)
-
-
-def _min_max_function(array: np.ndarray):
-    """Returns the min-max normalisation of ``array``, to apply to a few of its values."""
-    low, high = array.min(), array.max()
-    if high > low:
-        return lambda values: (values - low) / (high - low)
-    return lambda values: values
-
-
-def _weighted_pairwise_auc(positives, positive_weights, negatives, negative_weights) -> float:
-    """P(positive > negative) + P(tie)/2: the exact ROC area with all thresholds.
-
-    ``negative_weights`` None weights every negative 1.
-    """
-    if negative_weights is None:
-        sorted_negatives = np.sort(negatives)
-        cumulative = np.arange(negatives.size + 1, dtype=np.float64)
-    else:
-        order = np.argsort(negatives, kind="stable")
-        sorted_negatives = negatives[order]
-        cumulative = np.concatenate([[0.0], np.cumsum(negative_weights[order])])
-    below = cumulative[np.searchsorted(sorted_negatives, positives, side="left")]
-    not_above = cumulative[np.searchsorted(sorted_negatives, positives, side="right")]
-    credit = below + 0.5 * (not_above - below)
-    return float(np.dot(positive_weights, credit) / (positive_weights.sum() * cumulative[-1]))
-
-
-def _stepped_auc(positives, negative_samples, step_size) -> float:
-    """MIT's AUC_Borji ROC: thresholds 0:step:max per split, trapezoids, mean over splits."""
-    top = max(positives.max(), negative_samples.max())
-    thresholds = np.arange(int(np.floor(top / step_size + 1e-10)), -1, -1) * step_size
-    hit_rate = (positives[None, :] >= thresholds[:, None]).mean(axis=1)
-    false_rate = (negative_samples[:, None, :] >= thresholds[None, :, None]).mean(axis=2)
-    # Thresholds above a split's maximum give the point (0, 0) again: zero area, so
-    # one grid up to the overall maximum serves every split.
-    start, end = np.zeros((len(false_rate), 1)), np.ones((len(false_rate), 1))
-    tp = np.hstack([start, np.broadcast_to(hit_rate, false_rate.shape), end])
-    fp = np.hstack([start, false_rate, end])
-    return float(np.trapezoid(tp, fp, axis=1).mean())
-
-
-@_batched
-def auc_judd(
-    saliency: ArrayLike,
-    fixations: ArrayLike,
-    *,
-    jitter: bool = False,
-    seed: int = 0,
-    count_duplicates: bool = False,
-) -> float:
-    """AUC-Judd: ROC area, thresholds at the fixated values, negatives = unfixated pixels.
-
-    MIT ``AUC_Judd``: true-positive rate over fixated pixels, false-positive rate over
-    all other pixels. Ties are handled exactly: every distinct fixated value is one
-    threshold and pixels tied with it count as above it (pysaliency
-    ``AUC_Judd(jitter=False)``; a constant map scores 0.5). MIT instead adds noise of
-    1e-7 to break ties at random, which ``jitter=True`` reproduces (seeded, on the
-    min-max normalised map).
-
-    Args:
-        saliency: the saliency map.
-        fixations: the fixation map.
-        jitter: add U(0, 1e-7) noise first, as MIT does.
-        seed: seed of the jitter.
-        count_duplicates: weight fixated pixels by their count (pysaliency).
-
-    Returns:
-        The area under the curve, in [0, 1].
-    """
-    values = _as_map(saliency, "saliency", "auc_judd").ravel()
-    indices, weights = _fixation_weights(fixations, saliency, "auc_judd", count_duplicates)
-    if indices.size == values.size:
-        raise ValueError("auc_judd: every pixel is fixated; there are no negatives.")
-    if jitter:
-        values = _min_max(values) + np.random.default_rng(seed).random(values.size) * 1e-7
-    positives = values[indices]
-    thresholds = np.unique(positives)  # ascending
-    # One sort, then a bisection per threshold: bisecting every pixel into the
-    # thresholds instead costs three times as much.
-    ordered = np.sort(values)
-    pixels_reaching = ordered.size - np.searchsorted(ordered, thresholds)
-    order = np.argsort(positives)
-    sorted_positives = positives[order]
-    first_reaching = np.searchsorted(sorted_positives, thresholds)
-    fixated_reaching = positives.size - first_reaching
-    weight_above = np.concatenate([np.cumsum(weights[order][::-1])[::-1], [0.0]])
-    tp = weight_above[first_reaching] / weights.sum()
-    fp = (pixels_reaching - fixated_reaching) / (values.size - positives.size)
-    # Thresholds from the highest down, between the end points (0, 0) and (1, 1).
-    return float(np.trapezoid(np.r_[0.0, tp[::-1], 1.0], np.r_[0.0, fp[::-1], 1.0]))
-
-
-@_batched
-def auc_borji(
-    saliency: ArrayLike,
-    fixations: ArrayLike,
-    *,
-    num_splits: int = 100,
-    step_size: float = 0.1,
-    seed: int = 0,
-    exact: bool = False,
-    count_duplicates: bool = False,
-) -> float:
-    """AUC-Borji: ROC area against pixels drawn uniformly from the whole map.
-
-    MIT ``AUC_Borji``: min-max normalise; in each of ``num_splits`` splits draw as many
-    pixels as there are fixated pixels, uniformly with replacement; thresholds
-    ``0:step_size:max``; mean area over splits (seeded, so deterministic).
-    ``exact=True`` gives pysaliency's ``AUC(nonfixations="uniform")`` instead: every
-    pixel is a negative, every value a threshold, ties count one half.
-
-    Args:
-        saliency: the saliency map.
-        fixations: the fixation map.
-        num_splits: number of random negative sets (MIT: 100).
-        step_size: threshold step on the normalised map (MIT: 0.1).
-        seed: seed of the negative sampling.
-        exact: use the exact ROC against all pixels (pysaliency).
-        count_duplicates: weight fixated pixels by their count (pysaliency).
-
-    Returns:
-        The area under the curve, in [0, 1].
-    """
-    _check_splits(num_splits, step_size, "auc_borji")
-    values = _as_map(saliency, "saliency", "auc_borji").ravel()
-    indices, weights = _fixation_weights(fixations, saliency, "auc_borji", count_duplicates)
-    if exact:
-        return _weighted_pairwise_auc(values[indices], weights, values, None)
-    samples = np.random.default_rng(seed).integers(0, values.size, (num_splits, indices.size))
-    normalise = _min_max_function(values)
-    return _stepped_auc(normalise(values[indices]), normalise(values[samples]), step_size)
-
-
-@_batched
-def auc_shuffled(
-    saliency: ArrayLike,
-    fixations: ArrayLike,
-    other_fixations: ArrayLike,
-    *,
-    num_splits: int = 100,
-    step_size: float = 0.1,
-    seed: int = 0,
-    exact: bool = False,
-    count_duplicates: bool = False,
-) -> float:
-    """Shuffled AUC: negatives are fixated locations of other images (centre bias removed).
-
-    MIT ``AUC_shuffled``: ``other_fixations`` is the union of the fixations of other
-    images (Borji: 10 random ones) at this image's size; each split draws
-    min(#fixated, #other) of its pixels without replacement; thresholds
-    ``0:step_size:max``; mean over splits (seeded). ``exact=True`` gives pysaliency's
-    ``sAUC``: every other fixation is a negative (weighted by its count in
-    ``other_fixations``), every value a threshold, ties count one half.
-
-    Args:
-        saliency: the saliency map.
-        fixations: the fixation map.
-        other_fixations: fixation map of other images, rescaled to this image's size.
-        num_splits: number of random negative sets (MIT: 100).
-        step_size: threshold step on the normalised map (MIT: 0.1).
-        seed: seed of the negative sampling.
-        exact: use the exact ROC against all other fixations (pysaliency).
-        count_duplicates: weight fixated pixels by their count (pysaliency).
-
-    Returns:
-        The area under the curve, in [0, 1].
-    """
-    _check_splits(num_splits, step_size, "auc_shuffled")
-    values = _as_map(saliency, "saliency", "auc_shuffled").ravel()
-    indices, weights = _fixation_weights(fixations, saliency, "auc_shuffled", count_duplicates)
-    other_indices, other_weights = _fixation_weights(
-        other_fixations, saliency, "auc_shuffled", True, name="other_fixations"
-    )
-    if exact:
-        return _weighted_pairwise_auc(
-            values[indices], weights, values[other_indices], other_weights
-        )
-    count = min(indices.size, other_indices.size)
-    rng = np.random.default_rng(seed)
-    # The `count` smallest of uniform keys: a uniform draw without replacement.
-    keys = rng.random((num_splits, other_indices.size))
-    picks = np.argpartition(keys, count - 1, axis=1)[:, :count]
-    normalise = _min_max_function(values)
-    negatives = normalise(values[other_indices[picks]])
-    return _stepped_auc(normalise(values[indices]), negatives, step_size)
-
-
-def _check_splits(num_splits, step_size, metric):
-    if not isinstance(num_splits, int | np.integer) or num_splits < 1:
-        raise ValueError(f"{metric}: num_splits must be >= 1. Received: num_splits={num_splits}")
-    if not 0 < step_size <= 1:
-        raise ValueError(f"{metric}: step_size must be in (0, 1]. Received: step_size={step_size}")
 
 
 @_batched

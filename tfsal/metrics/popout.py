@@ -1,0 +1,169 @@
+"""Odd-one-out (pop-out) metrics for search arrays with target and distractor masks.
+
+After Kotseruba, Wloka, Rasouli & Tsotsos, "Do Saliency Models Detect Odd-One-Out
+Targets? New Datasets and Evaluations" (BMVC 2019), following ``ykotseruba/P3O3_metrics``:
+``gsi`` (global saliency index, Soltani & Koch 2010), ``msr_target`` and
+``msr_background`` (maximum saliency ratios), and ``fixations_to_find`` (winner-take-all
+search with inhibition of return) with its hit region ``target_region``. The stimuli
+and their masks come from ``tfsal.data.popout``, which re-exports these functions.
+"""
+
+import cv2
+import numpy as np
+
+
+def _popout_inputs(saliency, target_mask, distractor_mask, dilation, metric):
+    saliency = np.asarray(saliency, np.float64)
+    if saliency.ndim != 2 or not np.isfinite(saliency).all():
+        raise ValueError(
+            f"{metric}: saliency must be a finite (H, W) map. Received: {saliency.shape}"
+        )
+    masks = []
+    for name, mask in (("target_mask", target_mask), ("distractor_mask", distractor_mask)):
+        mask = np.asarray(mask) > 0
+        if mask.shape != saliency.shape:
+            raise ValueError(
+                f"{metric}: {name} must have the saliency map's shape {saliency.shape}. "
+                f"Received: {mask.shape}"
+            )
+        if not mask.any():
+            raise ValueError(f"{metric}: {name} is empty.")
+        if dilation > 0:
+            # Imported here: skimage.morphology takes seconds to import and only
+            # dilation needs it, so ``import tfsal.metrics`` stays cheap.
+            import skimage.morphology
+
+            mask = skimage.morphology.dilation(mask, skimage.morphology.disk(dilation))
+        masks.append(mask)
+    return saliency, masks[0], masks[1]
+
+
+def gsi(saliency, target_mask, distractor_mask) -> float:
+    """Global saliency index (Soltani & Koch 2010): (R_t - R_d) / (R_t + R_d).
+
+    R_t and R_d are the mean saliency inside the target and the distractor masks.
+
+    Args:
+        saliency: (H, W) non-negative saliency map.
+        target_mask: (H, W) target mask.
+        distractor_mask: (H, W) distractor mask.
+
+    Returns:
+        A value in [-1, 1]; > 0 when the target is more salient; -1 when
+        R_t + R_d <= 0.
+    """
+    saliency, target, distractors = _popout_inputs(saliency, target_mask, distractor_mask, 0, "gsi")
+    inside_target = saliency[target].mean()
+    inside_distractors = saliency[distractors].mean()
+    total = inside_target + inside_distractors
+    return float((inside_target - inside_distractors) / total) if total > 0 else -1.0
+
+
+def msr_target(saliency, target_mask, distractor_mask, *, dilation: int = 0) -> float:
+    """MSR_targ: max saliency on the target / max saliency on the distractors.
+
+    Args:
+        saliency: (H, W) non-negative saliency map.
+        target_mask: (H, W) target mask.
+        distractor_mask: (H, W) distractor mask.
+        dilation: radius of a disk dilating both masks (saliency bleed).
+
+    Returns:
+        The ratio; > 1 is good; -1 when the distractor maximum is 0.
+    """
+    saliency, target, distractors = _popout_inputs(
+        saliency, target_mask, distractor_mask, dilation, "msr_target"
+    )
+    top_target = np.max(saliency * target)
+    top_distractor = np.max(saliency * distractors)
+    return float(top_target / top_distractor) if top_distractor > 0 else -1.0
+
+
+def msr_background(saliency, target_mask, distractor_mask, *, dilation: int = 0) -> float:
+    """MSR_bg: max saliency on the background / max saliency on the target.
+
+    The background is everything outside the (dilated) target and distractor masks.
+
+    Args:
+        saliency: (H, W) non-negative saliency map.
+        target_mask: (H, W) target mask.
+        distractor_mask: (H, W) distractor mask.
+        dilation: radius of a disk dilating both masks (saliency bleed).
+
+    Returns:
+        The ratio; < 1 is good; -1 when the target maximum is 0.
+    """
+    saliency, target, distractors = _popout_inputs(
+        saliency, target_mask, distractor_mask, dilation, "msr_background"
+    )
+    top_target = np.max(saliency * target)
+    top_background = np.max(saliency * ~(target | distractors))
+    return float(top_background / top_target) if top_target > 0 else -1.0
+
+
+def target_region(shape, target_centre, target_size) -> np.ndarray:
+    """The hit region of ``fixations_to_find``: a filled circle of radius int(size / 2)."""
+    region = np.zeros(shape, np.uint8)
+    centre = (round(target_centre[1]), round(target_centre[0]))
+    cv2.circle(region, centre, int(target_size / 2), 1, thickness=-1)
+    return region.astype(bool)
+
+
+def fixations_to_find(
+    saliency,
+    target_region_mask,
+    inhibition_size,
+    *,
+    max_fixations: int = 100,
+    gaussian: bool = False,
+    jitter: bool = False,
+    seed: int = 0,
+) -> tuple[int, bool]:
+    """Winner-take-all search: fixations needed until one lands on the target.
+
+    P3O3's ``numfix2find``: the map is divided by 255 (P3O3 reads 8-bit maps; the
+    scale only matters with ``jitter``, which adds U(0, 1e-5) to break ties); the next
+    fixation is the argmax; if it misses the target, inhibition of return zeroes the
+    rectangle of ``inhibition_size`` (rows ``[int(r - h/2), int(r + h/2))``, columns
+    likewise, clipped), or with ``gaussian`` scales it by the normalised distance to
+    the fixation. P3O3's ``max_tries=99`` is ``max_fixations=100``.
+
+    Args:
+        saliency: (H, W) saliency map (0..255 as in P3O3).
+        target_region_mask: (H, W) hit region, e.g. ``target_region(...)``.
+        inhibition_size: (height, width) of the inhibited box, or one number (the
+            distractor size).
+        max_fixations: give up after this many fixations.
+        gaussian: graded inhibition instead of zeroing.
+        jitter: add U(0, 1e-5) after dividing by 255.
+        seed: seed of the jitter.
+
+    Returns:
+        (fixations made, whether the target was found).
+    """
+    search = np.asarray(saliency, np.float64) / 255.0
+    region = np.asarray(target_region_mask) > 0
+    if search.ndim != 2 or region.shape != search.shape or not np.isfinite(search).all():
+        raise ValueError(
+            "fixations_to_find: saliency must be a finite (H, W) map and "
+            f"target_region_mask the same shape. Received: {search.shape}, {region.shape}"
+        )
+    if max_fixations < 1:
+        raise ValueError(f"max_fixations must be >= 1. Received: max_fixations={max_fixations}")
+    box_height, box_width = np.broadcast_to(np.asarray(inhibition_size, np.float64), (2,))
+    if jitter:
+        search = search + np.random.default_rng(seed).uniform(0.0, 1e-5, search.shape)
+    height, width = search.shape
+    for tries in range(1, max_fixations + 1):
+        row, col = np.unravel_index(np.argmax(search), search.shape)
+        if region[row, col]:
+            return tries, True
+        top, bottom = max(0, int(row - box_height / 2)), min(height, int(row + box_height / 2))
+        left, right = max(0, int(col - box_width / 2)), min(width, int(col + box_width / 2))
+        if gaussian:
+            rows, cols = np.meshgrid(np.arange(top, bottom), np.arange(left, right), indexing="ij")
+            distance = np.hypot(rows - row, cols - col)
+            search[top:bottom, left:right] *= distance / max(distance.max(), 1.0)
+        else:
+            search[top:bottom, left:right] = 0.0
+    return max_fixations, False
