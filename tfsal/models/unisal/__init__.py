@@ -1,0 +1,21 @@
+"""UNISAL (Droste, Jiao, Noble, ECCV 2020), image mode: registered as ``"unisal"``."""
+
+from tfsal.models.unisal.input_size import unisal_input_size
+from tfsal.models.unisal.layers import EdgePadding2D, GaussianPriorMaps, PixelLogSoftmax
+from tfsal.models.unisal.model import (
+    FEATURE_INFO,
+    encoder_layers,
+    imagenet_normalization,
+    unisal,
+)
+
+__all__ = [
+    "FEATURE_INFO",
+    "EdgePadding2D",
+    "GaussianPriorMaps",
+    "PixelLogSoftmax",
+    "encoder_layers",
+    "imagenet_normalization",
+    "unisal",
+    "unisal_input_size",
+]
