@@ -1,0 +1,100 @@
+import keras
+import numpy as np
+import pytest
+
+from tests.test_case import run_export_test, run_layer_test, run_model_saving_test
+from tfsal.layers import LinearReconstruction, LogGaborBank
+
+
+def _features(shape=(4, 6, 8, 12), seed=0):
+    # Heavy-tailed positive features spanning orders of magnitude, like pooled magnitudes.
+    rng = np.random.default_rng(seed)
+    return (rng.lognormal(size=shape) * np.logspace(-3, 1, shape[-1])).astype("float32")
+
+
+def test_layer_anatomy():
+    run_layer_test(
+        LinearReconstruction,
+        dict(units=5, non_negative=True, l1=1e-3, l2=1e-2, feature_grid=(1, 3, 4)),
+        _features(),
+        expected_output_shape=(4, 6, 8, 5),
+        expect_trainable_weights=2,
+    )
+
+
+def test_scaling_is_median_log1p_standardisation():
+    features = _features()
+    layer = LinearReconstruction(units=2)
+    layer.adapt(features)
+    rows = features.reshape(-1, 12).astype("float64")
+    compressed = np.log1p(rows / np.median(rows, axis=0))
+    expected = (compressed - compressed.mean(0)) / compressed.std(0)
+    scaled = keras.ops.convert_to_numpy(layer.scale_features(features)).reshape(-1, 12)
+    np.testing.assert_allclose(scaled, expected, rtol=1e-4, atol=1e-4)
+    assert len(layer.non_trainable_weights) == 3
+
+
+def test_fit_ridge_recovers_a_linear_map():
+    features = _features(shape=(16, 6, 8, 12))
+    layer = LinearReconstruction(units=3, feature_grid=(1, 3, 4))
+    layer.adapt(features)
+    rng = np.random.default_rng(1)
+    true_kernel, true_bias = rng.standard_normal((12, 3)), rng.standard_normal(3)
+    scaled = keras.ops.convert_to_numpy(layer.scale_features(features))
+    targets = scaled @ true_kernel + true_bias
+    batches = [(features[i : i + 4], targets[i : i + 4]) for i in range(0, 16, 4)]
+    accumulator = layer.fit_ridge(batches, l2=0.0, progress=False)
+    assert accumulator.count == 16 * 6 * 8
+    np.testing.assert_allclose(layer.kernel.numpy(), true_kernel, atol=1e-3)
+    np.testing.assert_allclose(layer(features), targets, atol=1e-3)
+    by_feature = layer.weights_by_feature()
+    assert by_feature.shape == (3, 1, 3, 4)
+    np.testing.assert_allclose(by_feature[2, 0, 1, 3], layer.kernel.numpy()[1 * 4 + 3, 2])
+
+
+def test_non_negative_fit_is_clipped():
+    features = _features()
+    layer = LinearReconstruction(units=2, non_negative=True)
+    layer.adapt(features)
+    targets = -keras.ops.convert_to_numpy(layer.scale_features(features))[..., :2]
+    layer.fit_ridge([(features, targets)], l2=0.1, progress=False)
+    assert (layer.kernel.numpy() >= 0).all()
+
+
+def test_fits_on_log_gabor_features_and_exports_with_its_statistics(tmp_path):
+    images = np.random.default_rng(2).random((3, 32, 32, 3)).astype("float32") * 255
+    bank = LogGaborBank(num_scales=2, num_orientations=4, output_stride=8, lowpass_residual=True)
+    features = bank(images)
+    layer = LinearReconstruction(units=4, feature_grid=(3, 2, 4))
+    layer.adapt(features)
+    targets = np.random.default_rng(3).random((3, 4, 4, 4)).astype("float32")
+    layer.fit_ridge([(features, targets)], l2=1.0, progress=False)
+    inputs = keras.Input((32, 32, 3))
+    model = keras.Model(inputs, layer(bank(inputs)), name="reconstruction")
+    restored = run_model_saving_test(model, images, tmp_path, atol=1e-4)
+    reconstruction = restored.layers[-1]
+    np.testing.assert_allclose(reconstruction.feature_median.numpy(), layer.feature_median.numpy())
+    run_export_test(model, images, tmp_path, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(units=0), "units must be an int >= 1. Received: units=0"),
+        (dict(units=2, l1=-1.0), "l1 must be >= 0"),
+        (dict(units=2, l2=-1.0), "l2 must be >= 0"),
+        (dict(units=2, feature_grid=(3, 4)), "feature_grid must be three ints"),
+    ],
+)
+def test_invalid_parameters_are_named(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        LinearReconstruction(**kwargs)
+
+
+def test_misuse_is_named():
+    with pytest.raises(ValueError, match="feature_grid=None"):
+        LinearReconstruction(units=2).weights_by_feature()
+    with pytest.raises(ValueError, match="needs at least 24 feature channels"):
+        LinearReconstruction(units=2, feature_grid=(1, 4, 6))(np.zeros((1, 2, 2, 12), "float32"))
+    with pytest.raises(ValueError, match="no batches"):
+        LinearReconstruction(units=2).fit_ridge([], progress=False)

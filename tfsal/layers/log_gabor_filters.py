@@ -1,0 +1,300 @@
+"""Log-Gabor transfer functions on FFT grids (Field 1987; Kovesi's phasecong3).
+
+Every filter is defined directly in the frequency domain, on the unshifted FFT grid
+(DC at index 0, frequencies in cycles per pixel as ``numpy.fft.fftfreq`` gives them):
+
+    filter_{s,o}(f) = G_s(|f|) * A_o(theta(f)) * LP(|f|)
+
+* radial log-Gabor ``G_s(f) = exp(-ln(f / f0_s)^2 / (2 ln(sigma_onf)^2))`` with
+  ``f0_s = 1 / (min_wavelength * mult**s)`` and exactly zero gain at DC;
+* Butterworth "corner" low-pass ``LP(f) = 1 / (1 + (f / 0.45)^30)``;
+* angular window around ``theta_o = o * pi / num_orientations``, either Kovesi's raised
+  cosine ``(1 + cos(min(|dtheta| * num_orientations / 2, pi))) / 2`` or a Gaussian
+  ``exp(-dtheta^2 / (2 sigma_theta^2))`` with
+  ``sigma_theta = pi / (num_orientations * theta_sigma_ratio)``.
+
+Orientation convention (phasecong3 / phasepack): ``theta = atan2(-fy, fx)``, so the
+passband of orientation o is centred on ``(fx, fy) = f0 * (cos theta_o, -sin theta_o)``:
+angles run anticlockwise from the horizontal frequency axis with image rows pointing
+down. Orientation 0 therefore responds to intensity changing along x (vertical edges
+and bars), orientation ``num_orientations / 2`` to horizontal ones.
+
+The filters are one-sided in frequency, so ``ifft2(fft2(image) * filter)`` is complex:
+its real part is the even-symmetric response and its imaginary part the odd one.
+
+Everything here is written with TensorFlow ops on float64 so that the same code builds
+filters for static shapes (evaluated once and cached) and for shapes only known when a
+SavedModel runs.
+"""
+
+import dataclasses
+import math
+
+import numpy as np
+import tensorflow as tf
+
+LOWPASS_CUTOFF = 0.45
+LOWPASS_ORDER = 15
+ANGULAR_WINDOWS = ("cosine", "gaussian")
+
+
+@dataclasses.dataclass(frozen=True)
+class LogGaborSpec:
+    """The parameters that define a log-Gabor filter bank.
+
+    Attributes:
+        num_scales: number of radial scales.
+        num_orientations: number of orientations over [0, pi).
+        min_wavelength: wavelength in pixels of the finest scale.
+        mult: ratio between the wavelengths of successive scales.
+        sigma_onf: ratio of the radial Gaussian's width to the centre frequency (in
+            log-frequency); 0.55 gives about two octaves of bandwidth.
+        angular_window: "cosine" (phasecong3) or "gaussian" (gaborconvolve).
+        theta_sigma_ratio: for the Gaussian window, the angular spacing of the
+            orientations divided by the window's standard deviation.
+    """
+
+    num_scales: int = 4
+    num_orientations: int = 6
+    min_wavelength: float = 3.0
+    mult: float = 2.1
+    sigma_onf: float = 0.55
+    angular_window: str = "cosine"
+    theta_sigma_ratio: float = 1.3
+
+    @property
+    def centre_frequencies(self) -> list[float]:
+        """Centre frequency of every scale in cycles per pixel, finest first."""
+        return [1.0 / (self.min_wavelength * self.mult**s) for s in range(self.num_scales)]
+
+    @property
+    def largest_wavelength(self) -> float:
+        """Wavelength in pixels of the coarsest scale."""
+        return self.min_wavelength * self.mult ** (self.num_scales - 1)
+
+    @property
+    def orientation_angles(self) -> list[float]:
+        """Orientation angles theta_o in radians."""
+        return [o * math.pi / self.num_orientations for o in range(self.num_orientations)]
+
+
+def fft_frequencies(n) -> tf.Tensor:
+    """Like ``numpy.fft.fftfreq(n)`` in float64, for a static or dynamic length ``n``."""
+    n = tf.convert_to_tensor(n, tf.int32)
+    index = tf.range(n)
+    signed = (index + n // 2) % n - n // 2
+    return tf.cast(signed, tf.float64) / tf.cast(n, tf.float64)
+
+
+def frequency_grid(height, width) -> tuple[tf.Tensor, tf.Tensor]:
+    """Returns ``(fy, fx)``, each (height, width) float64, on the unshifted FFT grid."""
+    fy = fft_frequencies(height)
+    fx = fft_frequencies(width)
+    return tf.meshgrid(fy, fx, indexing="ij")
+
+
+def butterworth_lowpass(radius: tf.Tensor, cutoff: float, order: int) -> tf.Tensor:
+    """Butterworth low-pass ``1 / (1 + (radius / cutoff)^(2 order))``."""
+    return 1.0 / (1.0 + (radius / cutoff) ** (2 * order))
+
+
+def radial_log_gabor(radius: tf.Tensor, centre_frequency: float, sigma_onf: float) -> tf.Tensor:
+    """Radial log-Gabor gain with exactly zero gain at ``radius == 0``."""
+    safe_radius = tf.where(radius > 0, radius, tf.ones_like(radius))
+    log_ratio = tf.math.log(safe_radius / centre_frequency)
+    gain = tf.exp(-(log_ratio**2) / (2.0 * math.log(sigma_onf) ** 2))
+    return tf.where(radius > 0, gain, tf.zeros_like(gain))
+
+
+def angular_windows(fy: tf.Tensor, fx: tf.Tensor, spec: LogGaborSpec, orientations=None):
+    """Angular windows, shape (len(orientations), *fy.shape); all orientations by default."""
+    radius = tf.sqrt(fx**2 + fy**2)
+    safe_radius = tf.where(radius > 0, radius, tf.ones_like(radius))
+    sin_theta = -fy / safe_radius
+    cos_theta = fx / safe_radius
+    if orientations is None:
+        orientations = range(spec.num_orientations)
+    windows = []
+    for angle in (spec.orientation_angles[o] for o in orientations):
+        # Wrap-safe angular distance to the orientation (Kovesi's formulation).
+        delta = tf.abs(
+            tf.atan2(
+                sin_theta * math.cos(angle) - cos_theta * math.sin(angle),
+                cos_theta * math.cos(angle) + sin_theta * math.sin(angle),
+            )
+        )
+        if spec.angular_window == "cosine":
+            scaled = tf.minimum(delta * spec.num_orientations / 2.0, math.pi)
+            windows.append((1.0 + tf.cos(scaled)) / 2.0)
+        else:
+            sigma_theta = math.pi / (spec.num_orientations * spec.theta_sigma_ratio)
+            windows.append(tf.exp(-(delta**2) / (2.0 * sigma_theta**2)))
+    return tf.stack(windows)
+
+
+def log_gabor_transfer(fy, fx, spec: LogGaborSpec, scales=None, orientations=None):
+    """Transfer functions of the bank at frequencies ``(fy, fx)``.
+
+    Args:
+        fy: vertical frequencies in cycles per pixel (float64, any shape).
+        fx: horizontal frequencies, same shape as ``fy``.
+        spec: the bank's parameters.
+        scales: scale indices to build (default: all).
+        orientations: orientation indices to build (default: all).
+
+    Returns:
+        A float64 tensor of shape (len(scales), len(orientations), *fy.shape).
+    """
+    if scales is None:
+        scales = range(spec.num_scales)
+    radius = tf.sqrt(fx**2 + fy**2)
+    lowpass = butterworth_lowpass(radius, LOWPASS_CUTOFF, LOWPASS_ORDER)
+    radial = tf.stack(
+        [
+            radial_log_gabor(radius, spec.centre_frequencies[s], spec.sigma_onf) * lowpass
+            for s in scales
+        ]
+    )
+    angular = angular_windows(fy, fx, spec, orientations)
+    return radial[:, None] * angular[None, :]
+
+
+def residual_lowpass_transfer(fy: tf.Tensor, fx: tf.Tensor, spec: LogGaborSpec) -> tf.Tensor:
+    """Gaussian low-pass below the coarsest scale, unit gain at DC.
+
+    Its standard deviation is half the coarsest centre frequency, so it keeps the
+    local mean colour that the band-pass filters discard.
+    """
+    sigma = spec.centre_frequencies[-1] / 2.0
+    return tf.exp(-(fx**2 + fy**2) / (2.0 * sigma**2))
+
+
+def full_resolution_filters(height, width, spec: LogGaborSpec, residual: bool) -> list[tf.Tensor]:
+    """Filters on the full FFT grid, as complex64.
+
+    Returns:
+        One (num_orientations, height, width) tensor per scale, then, if ``residual``,
+        a (1, height, width) low-pass residual filter.
+    """
+    fy, fx = frequency_grid(height, width)
+    gains = tf.unstack(log_gabor_transfer(fy, fx, spec))
+    if residual:
+        gains.append(residual_lowpass_transfer(fy, fx, spec)[None])
+    return [tf.complex(tf.cast(g, tf.float32), tf.zeros_like(g, tf.float32)) for g in gains]
+
+
+@dataclasses.dataclass(frozen=True)
+class PassbandCrop:
+    """How one filter runs on a reduced grid.
+
+    Attributes:
+        scale: the scale index, or None for the low-pass residual.
+        orientation: the orientation index (0 for the residual).
+        multipliers: samples per output cell along y and x; the cropped spectrum is
+            that many times the output grid along each axis.
+        centre: (fy, fx) of the crop's centre in cycles per pixel.
+    """
+
+    scale: int | None
+    orientation: int
+    multipliers: tuple[int, int]
+    centre: tuple[float, float]
+
+
+def _wrap(frequency: np.ndarray) -> np.ndarray:
+    return (frequency + 0.5) % 1.0 - 0.5
+
+
+def _crop_covering(gain, fy, fx, scale, orientation, stride, threshold) -> PassbandCrop:
+    peak = np.unravel_index(np.argmax(gain), gain.shape)
+    inside = gain >= threshold * gain[peak]
+    # Offsets from the peak, wrapped, so passbands crossing Nyquist stay compact.
+    dy = _wrap(fy[inside] - fy[peak])
+    dx = _wrap(fx[inside] - fx[peak])
+    centre = (
+        float(_wrap(fy[peak] + (dy.min() + dy.max()) / 2)),
+        float(_wrap(fx[peak] + (dx.min() + dx.max()) / 2)),
+    )
+    step = 1.0 / gain.shape[0]
+    multipliers = tuple(
+        int(min(stride, max(2, math.ceil((np.ptp(d) + step) * stride)))) for d in (dy, dx)
+    )
+    return PassbandCrop(scale, orientation, multipliers, centre)
+
+
+def passband_crops(
+    spec: LogGaborSpec, stride: int, threshold: float, residual: bool, resolution: int = 256
+) -> list[PassbandCrop]:
+    """Crop boxes for the reduced-resolution mode, independent of the image size.
+
+    Each filter keeps the axis-aligned box (in cycles per pixel) around its passband
+    where its gain is at least ``threshold`` times its peak.
+
+    Args:
+        spec: the bank's parameters.
+        stride: output pixels are ``stride`` input pixels apart.
+        threshold: relative gain bounding the kept passband, in (0, 1).
+        residual: whether to add a crop for the low-pass residual.
+        resolution: samples per axis of the grid the passbands are measured on.
+
+    Returns:
+        One crop per filter in (scale, orientation) order, then the residual's.
+    """
+    fy, fx = frequency_grid(resolution, resolution)
+    gains = log_gabor_transfer(fy, fx, spec).numpy()
+    fy, fx = fy.numpy(), fx.numpy()
+    crops = [
+        _crop_covering(gains[s, o], fy, fx, s, o, stride, threshold)
+        for s in range(spec.num_scales)
+        for o in range(spec.num_orientations)
+    ]
+    if residual:
+        lowpass = residual_lowpass_transfer(tf.constant(fy), tf.constant(fx), spec).numpy()
+        crops.append(_crop_covering(lowpass, fy, fx, None, 0, stride, threshold))
+    return crops
+
+
+def cropped_filter(height, width, spec: LogGaborSpec, stride: int, crop: PassbandCrop):
+    """Gather indices and filter of one crop on an image of the given size.
+
+    The crop is demodulated to baseband (only the magnitude of the response is kept,
+    and it does not change when the spectrum is shifted), and carries a phase ramp
+    that moves the small grid's samples to the midpoints of the sub-cells of each
+    output cell, so that averaging them approximates area pooling. The gain also
+    absorbs the ratio of the inverse-FFT normalisations of the small and full grids.
+
+    Args:
+        height: image height, a multiple of ``stride`` (int or scalar tensor).
+        width: image width, a multiple of ``stride``.
+        spec: the bank's parameters.
+        stride: the output stride.
+        crop: the crop.
+
+    Returns:
+        ``(flat_index, filter)``: int32 indices into the flattened (height * width)
+        spectrum and the complex64 filter, both (crop_height, crop_width).
+    """
+    axes = []
+    for size, multiplier, centre in zip(
+        (height, width), crop.multipliers, crop.centre, strict=True
+    ):
+        crop_size = multiplier * (size // stride)
+        offsets = tf.cast(
+            tf.round(fft_frequencies(crop_size) * tf.cast(crop_size, tf.float64)), tf.int32
+        )
+        size_f = tf.cast(size, tf.float64)
+        index = (tf.cast(tf.round(centre * size_f), tf.int32) + offsets) % size
+        frequencies = tf.gather(fft_frequencies(size), index)
+        shift = stride / (2.0 * multiplier) - 0.5
+        phase = 2.0 * math.pi * shift * tf.cast(offsets, tf.float64) / size_f
+        axes.append((index, frequencies, phase))
+    (rows, fy, phase_y), (cols, fx, phase_x) = axes
+    fy, fx = tf.meshgrid(fy, fx, indexing="ij")
+    if crop.scale is None:
+        gain = residual_lowpass_transfer(fy, fx, spec)
+    else:
+        gain = log_gabor_transfer(fy, fx, spec, [crop.scale], [crop.orientation])[0, 0]
+    phase = phase_y[:, None] + phase_x[None, :]
+    gain = gain * (crop.multipliers[0] * crop.multipliers[1] / stride**2)
+    response = tf.complex(gain * tf.cos(phase), gain * tf.sin(phase))
+    return rows[:, None] * width + cols[None, :], tf.cast(response, tf.complex64)

@@ -1,0 +1,214 @@
+"""Learned linear reconstruction of a deep layer's activations from log-Gabor features.
+
+After Malladi et al., "Deriving Explanation of Deep Visual Saliency Models" (arXiv
+2109.03575): each activation map of a tap is rebuilt as a linear combination of the
+log-Gabor channels pooled to the tap's resolution. Pooled magnitudes are heavy-tailed
+and span orders of magnitude across scales, so (DESIGN.md §3) every feature is divided
+by its training median, compressed with log(1 + x) and standardised before the linear
+map; the statistics are non-trainable weights, so saved and exported models carry them.
+"""
+
+import math
+
+import keras
+import numpy as np
+from tqdm.auto import tqdm
+
+from tfsal.layers.ridge import RidgeAccumulator
+
+_MIN_SCALE = 1e-12
+
+
+@keras.saving.register_keras_serializable(package="tfsal")
+class LinearReconstruction(keras.layers.Layer):
+    """Maps K feature channels to ``units`` target channels plus a bias, per pixel.
+
+    ``output = scale(features) @ kernel + bias`` with ``scale(x) = (sign(x) log1p(|x| /
+    median) - mean) / std`` (median of |x|) when ``feature_scaling`` is on. Fit the statistics with
+    ``adapt`` and the kernel in closed form with ``fit_ridge`` (or by gradient descent).
+
+    Example:
+    ```python
+    bank = LogGaborBank(output_stride=8)
+    reconstruction = LinearReconstruction(units=32, feature_grid=(3, 4, 6))
+    reconstruction.adapt(bank(training_images))
+    reconstruction.fit_ridge(zip(feature_batches, activation_batches), l2=1.0)
+    weights = reconstruction.weights_by_feature()  # (32, colour, scale, orientation)
+    ```
+
+    Args:
+        units: C, the number of target channels, >= 1.
+        feature_scaling: whether to apply the median / log1p / standardisation scaling.
+        non_negative: constrain the kernel to be >= 0 (closed-form fits are clipped).
+        l1: L1 penalty on the kernel for gradient training, >= 0.
+        l2: L2 penalty on the kernel for gradient training, >= 0.
+        feature_grid: (colours, scales, orientations) of the first channels, in the
+            order ``LogGaborBank`` emits them; needed by ``weights_by_feature``.
+        **kwargs: base layer arguments (name, dtype, trainable).
+    """
+
+    def __init__(
+        self,
+        units: int,
+        feature_scaling: bool = True,
+        non_negative: bool = False,
+        l1: float = 0.0,
+        l2: float = 0.0,
+        feature_grid: tuple[int, int, int] | None = None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if not isinstance(units, int) or units < 1:
+            raise ValueError(f"units must be an int >= 1. Received: units={units!r}")
+        for name, value in (("l1", l1), ("l2", l2)):
+            if not value >= 0:
+                raise ValueError(f"{name} must be >= 0. Received: {name}={value!r}")
+        if feature_grid is not None and (
+            len(feature_grid) != 3 or any(not isinstance(n, int) or n < 1 for n in feature_grid)
+        ):
+            raise ValueError(
+                "feature_grid must be three ints >= 1 (colours, scales, orientations). "
+                f"Received: feature_grid={feature_grid!r}"
+            )
+        self.units = units
+        self.feature_scaling = bool(feature_scaling)
+        self.non_negative = bool(non_negative)
+        self.l1 = float(l1)
+        self.l2 = float(l2)
+        self.feature_grid = None if feature_grid is None else tuple(feature_grid)
+
+    def build(self, input_shape):
+        """Creates kernel, bias and the non-trainable feature statistics."""
+        num_features = input_shape[-1]
+        if num_features is None:
+            raise ValueError(f"The feature axis must be known. Received: input_shape={input_shape}")
+        grid_size = math.prod(self.feature_grid) if self.feature_grid else num_features
+        if num_features < grid_size:
+            raise ValueError(
+                f"feature_grid={self.feature_grid} needs at least {grid_size} feature channels. "
+                f"Received: input_shape={input_shape}"
+            )
+        regularizer = keras.regularizers.L1L2(self.l1, self.l2) if self.l1 or self.l2 else None
+        self.kernel = self.add_weight(
+            shape=(num_features, self.units),
+            initializer="glorot_uniform",
+            regularizer=regularizer,
+            constraint=keras.constraints.NonNeg() if self.non_negative else None,
+            name="kernel",
+        )
+        self.bias = self.add_weight(shape=(self.units,), initializer="zeros", name="bias")
+        self.feature_median = self._statistic("feature_median", num_features, "ones")
+        self.feature_mean = self._statistic("feature_mean", num_features, "zeros")
+        self.feature_std = self._statistic("feature_std", num_features, "ones")
+
+    def _statistic(self, name, size, initializer):
+        return self.add_weight(shape=(size,), initializer=initializer, trainable=False, name=name)
+
+    def scale_features(self, features):
+        """Applies the feature scaling (identity when ``feature_scaling`` is off)."""
+        features = keras.ops.cast(features, self.compute_dtype)
+        if not self.feature_scaling:
+            return features
+        # Signed so that low-pass residuals of signed colour channels (U, V) survive.
+        compressed = keras.ops.sign(features) * keras.ops.log1p(
+            keras.ops.abs(features) / self.feature_median
+        )
+        return (compressed - self.feature_mean) / self.feature_std
+
+    def call(self, inputs):
+        """Reconstructs (..., units) targets from (..., K) features."""
+        return keras.ops.matmul(self.scale_features(inputs), self.kernel) + self.bias
+
+    def compute_output_shape(self, input_shape):
+        """The input shape with the last axis replaced by ``units``."""
+        return (*input_shape[:-1], self.units)
+
+    def adapt(self, features) -> None:
+        """Sets the scaling statistics from a training sample of features (..., K)."""
+        features = np.asarray(keras.ops.convert_to_numpy(features), dtype=np.float64)
+        if not self.built:
+            self.build(features.shape)
+        rows = features.reshape(-1, features.shape[-1])
+        if rows.shape[1] != self.kernel.shape[0]:
+            raise ValueError(
+                f"adapt expects {self.kernel.shape[0]} feature channels. "
+                f"Received: features.shape={features.shape}"
+            )
+        magnitude = np.abs(rows)
+        median = np.median(magnitude, axis=0)
+        # A feature that is mostly zero falls back to its mean magnitude.
+        median = np.where(
+            median > _MIN_SCALE, median, np.maximum(magnitude.mean(axis=0), _MIN_SCALE)
+        )
+        compressed = np.sign(rows) * np.log1p(magnitude / median)
+        self.feature_median.assign(median)
+        self.feature_mean.assign(compressed.mean(axis=0))
+        self.feature_std.assign(np.maximum(compressed.std(axis=0), 1e-6))
+
+    def fit_ridge(self, batches, l2: float = 1.0, progress: bool = True) -> RidgeAccumulator:
+        """Sets kernel and bias to the closed-form ridge solution over ``batches``.
+
+        The normal equations are accumulated batch by batch on the scaled features, so
+        memory does not grow with the data set. Call ``adapt`` first when
+        ``feature_scaling`` is on.
+
+        Args:
+            batches: iterable of ``(features, targets)``, (..., K) and (..., units).
+            l2: ridge penalty on the kernel, >= 0.
+            progress: show a progress bar.
+
+        Returns:
+            The filled accumulator (merge several and call ``set_ridge_solution`` to
+            fit across workers).
+        """
+        accumulator = None
+        for features, targets in tqdm(batches, desc="Ridge", unit="batch", disable=not progress):
+            if not self.built:
+                self.build(tuple(features.shape))
+            if accumulator is None:
+                accumulator = RidgeAccumulator(self.kernel.shape[0], self.units)
+            accumulator.update(
+                keras.ops.convert_to_numpy(self.scale_features(features)),
+                keras.ops.convert_to_numpy(targets),
+            )
+        if accumulator is None:
+            raise ValueError("fit_ridge received no batches.")
+        self.set_ridge_solution(accumulator, l2)
+        return accumulator
+
+    def set_ridge_solution(self, accumulator: RidgeAccumulator, l2: float = 1.0) -> None:
+        """Assigns the ridge solution of a filled accumulator to kernel and bias."""
+        weights, bias = accumulator.solve(l2)
+        if self.non_negative:
+            weights = np.maximum(weights, 0.0)
+        self.kernel.assign(weights)
+        self.bias.assign(bias)
+
+    def weights_by_feature(self) -> np.ndarray:
+        """The kernel as a (units, colours, scales, orientations) array.
+
+        Entries weigh standardised features, so they are comparable across features.
+        Channels beyond ``feature_grid`` (the low-pass residuals) are left out.
+        """
+        if self.feature_grid is None:
+            raise ValueError(
+                "weights_by_feature needs feature_grid=(colours, scales, orientations). "
+                "Received: feature_grid=None"
+            )
+        if not self.built:
+            raise ValueError("The layer has no weights yet; call it or adapt it first.")
+        kernel = keras.ops.convert_to_numpy(self.kernel)[: math.prod(self.feature_grid)]
+        return kernel.T.reshape(self.units, *self.feature_grid)
+
+    def get_config(self):
+        """Returns the constructor arguments."""
+        config = super().get_config()
+        config.update(
+            units=self.units,
+            feature_scaling=self.feature_scaling,
+            non_negative=self.non_negative,
+            l1=self.l1,
+            l2=self.l2,
+            feature_grid=self.feature_grid,
+        )
+        return config
