@@ -1,5 +1,7 @@
 """Deep saliency models, built by name: ``tfsal.models.get("unisal")``."""
 
+# Model families register themselves on import; a new family adds its name here.
+from tfsal.models import cmrnet, msinet, unisal  # noqa: F401
 from tfsal.models.features import SALIENCY, FeatureInfo, build_tapped_model, select_taps
 from tfsal.models.registry import (
     ModelInfo,
@@ -10,8 +12,6 @@ from tfsal.models.registry import (
     model_info,
     register_model,
 )
-
-# Model families register themselves on import; add one line per family.
 
 __all__ = [
     "SALIENCY",
