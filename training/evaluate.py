@@ -14,9 +14,11 @@ against the binary fixation map and the density (the data set's own, else
 ``tfsal.data.density``'s). sAUC draws its negatives from the fixations of 10 other
 evaluated images (Borji); IG is measured against the centre-bias baseline (the MIT
 benchmark uses a centre prior). A data set with density maps only gets the
-density-based metrics.
+density-based metrics. On ``popout`` data the pop-out metrics are added (GSI and
+MSR on the map shifted to a minimum of 0 if it has negative values; fixations to
+find on the map min-max scaled to 0..255, as P3O3 reads 8-bit maps).
 
-``evaluate_models`` is the importable core; ``training.fit`` calls it.
+``evaluate_models`` is the importable core; ``training.job`` calls it.
 """
 
 import argparse
@@ -35,6 +37,7 @@ from tqdm import tqdm
 from tfsal import baselines
 from tfsal.data import density as density_lib
 from tfsal.data import open_dataset
+from tfsal.data.popout import PopoutStimulus
 from tfsal.io_utils import atomic_write_text
 from tfsal.metrics import functional, popout
 
@@ -57,11 +60,16 @@ IG_BASELINE = "centre-bias"
 def _other_fixation_map(
     others: Sequence[tuple[np.ndarray, tuple[int, int]]], shape: tuple[int, int]
 ) -> np.ndarray:
-    """Union of other images' fixations, rescaled to ``shape`` (pysaliency's rescaling)."""
+    """Union of other images' fixations, rescaled to ``shape`` (pysaliency's rescaling).
+
+    pysaliency scales pixel-corner coordinates and truncates; records hold pixel-centre
+    coordinates, so the corner coordinate is ``fixation + 0.5``. At equal sizes every
+    fixation lands on the pixel ``tfsal.data.density.fixation_map`` marks.
+    """
     other_map = np.zeros(shape, np.float32)
     for fixations, other_shape in others:
-        scaled = fixations * (np.asarray(shape, np.float64) / np.asarray(other_shape))
-        pixels = np.minimum(scaled.astype(int), np.asarray(shape) - 1)
+        scaled = (fixations + 0.5) * (np.asarray(shape, np.float64) / np.asarray(other_shape))
+        pixels = np.minimum(np.floor(scaled).astype(int), np.asarray(shape) - 1)
         other_map[pixels[:, 0], pixels[:, 1]] = 1.0
     return other_map
 
@@ -105,10 +113,13 @@ def score_image(
     return scores
 
 
-def _popout_scores(saliency: np.ndarray, stimulus) -> dict[str, float]:
+def _popout_scores(saliency: np.ndarray, stimulus: PopoutStimulus) -> dict[str, float]:
+    """Returns GSI, MSR_targ, MSR_bg and numfix2find of one map on its stimulus."""
     target, distractors = stimulus.target_mask, stimulus.distractor_mask
     low, high = float(saliency.min()), float(saliency.max())
     eight_bit = (saliency - low) * (255.0 / (high - low)) if high > low else saliency * 0.0
+    # The ratios need a non-negative map; shift only negative ones (pysaliency's rule).
+    saliency = saliency - min(low, 0.0)
     tries, _ = popout.fixations_to_find(
         eight_bit,
         popout.target_region(saliency.shape, stimulus.target_centre, stimulus.target_size),
@@ -187,6 +198,14 @@ def evaluate_models(
         stimulus = dataset.stimulus(image_id) if hasattr(dataset, "stimulus") else None
         for name, predict in models.items():
             saliency = np.asarray(predict(record.image), np.float64)
+            if saliency.ndim == 3 and saliency.shape[-1] == 1:
+                saliency = saliency[..., 0]
+            if saliency.ndim != 2 or saliency.size == 0:
+                # cv2.resize would read (1, H, W) as H columns of W channels: refuse it.
+                raise ValueError(
+                    f"model {name!r} on image {image_id!r}: a predictor must return an "
+                    f"(H, W) or (H, W, 1) map. Received: shape={saliency.shape}"
+                )
             if saliency.shape != shape:
                 saliency = cv2.resize(saliency, (shape[1], shape[0]))
             try:

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from tfsal import baselines
-from tfsal.data.targets import resize_geometry
+from tfsal.data.targets import model_input
 
 BASELINE_PREFIX = "baseline:"
 
@@ -45,20 +45,13 @@ def predictor_from_function(
     height, width = (int(v) for v in input_size)
 
     def predict(image: np.ndarray) -> np.ndarray:
-        geometry = resize_geometry(image.shape[:2], (height, width), resize)
-        canvas = np.zeros((height, width, 3), np.float32)
-        content = cv2.resize(
-            image.astype(np.float32),
-            (geometry.content_width, geometry.content_height),
-            interpolation=cv2.INTER_AREA,
-        )
-        rows = slice(geometry.top, geometry.top + geometry.content_height)
-        cols = slice(geometry.left, geometry.left + geometry.content_width)
-        canvas[rows, cols] = content
+        # The same resizing and padding as the training pipeline's inputs.
+        canvas, geometry = model_input(image, (height, width), resize)
         result = serve(canvas[None])
         if isinstance(result, Mapping):
             result = result["saliency"]
-        saliency = np.asarray(result, np.float64).reshape(height, width)[rows, cols]
+        saliency = np.asarray(result, np.float64).reshape(height, width)
+        saliency = saliency[geometry.content_window]
         if output == "log_density":
             saliency = np.exp(saliency - saliency.max())  # metrics ignore the scale
         original = (image.shape[1], image.shape[0])
@@ -88,7 +81,16 @@ def load_saved_model(path: str | Path) -> Predictor:
             "it must say the model's input_size and output kind (export models with "
             "tfsal's exporter)."
         )
-    metadata = json.loads(metadata_path.read_text())
+    try:
+        metadata = json.loads(metadata_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{metadata_path} is not valid JSON ({error}).") from error
+    lacking = sorted({"input_size", "output"} - set(metadata))
+    if lacking:
+        raise ValueError(
+            f"{metadata_path} lacks {lacking}; it must give the model's input_size and "
+            "output kind (export models with tfsal's exporter)."
+        )
     loaded = tf.saved_model.load(str(path))
     if not hasattr(loaded, constants.SERVE_ENDPOINT):
         raise ValueError(f"SavedModel {path} has no '{constants.SERVE_ENDPOINT}' endpoint.")

@@ -53,3 +53,10 @@ def test_missing_folders_raise(tmp_path):
     (tmp_path / "c" / "Stimuli").mkdir(parents=True)
     with pytest.raises(FileNotFoundError, match="FIXATIONMAPS"):
         data.open_dataset(f"cat2000:{tmp_path / 'c'}")
+
+
+def test_corrupt_fixlocs_raises_naming_the_file(tiny_cat):
+    mat = tiny_cat / "FIXATIONLOCS" / "Action" / "001.mat"
+    mat.write_bytes(mat.read_bytes()[:200])  # truncated
+    with pytest.raises(ValueError, match="001.mat is not a readable MATLAB file"):
+        data.open_dataset(f"cat2000:{tiny_cat}").load("Action/001")

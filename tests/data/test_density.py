@@ -18,9 +18,16 @@ def test_fixation_counts_count_repeats():
     np.testing.assert_array_equal(counts, [[1, 0], [0, 2]])
 
 
-@pytest.mark.parametrize("fixations", [[[np.nan, 0]], [[3, 0]], [[0, -1]]])
-def test_fixation_map_rejects_bad_coordinates(fixations):
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize(
+    "fixations, message",
+    [
+        ([[np.nan, 0]], "must be finite"),
+        ([[3, 0]], r"1 fixations lie outside the 3x4 map \(first: row=3.0, col=0.0\)"),
+        ([[0, -1]], r"outside the 3x4 map \(first: row=0.0, col=-1.0\)"),
+    ],
+)
+def test_fixation_map_rejects_bad_coordinates(fixations, message):
+    with pytest.raises(ValueError, match=message):
         density.fixation_map(fixations, (3, 4))
 
 

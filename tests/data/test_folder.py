@@ -87,3 +87,43 @@ def test_grayscale_rgba_and_sixteen_bit_images_become_rgb_uint8(tiny_folder):
         image = dataset.load(image_id).image
         assert image.shape == (height, width, 3) and image.dtype == np.uint8
         assert (image == value).all()
+
+
+def test_upper_case_npy_suffix_is_read_as_numpy(tmp_path):
+    root = write_folder(
+        tmp_path / "f", {"a": (random_image(10, 12), [(1, 1), (9, 11)])}, fixation_format="npy"
+    )
+    (root / "fixations" / "a.npy").rename(root / "fixations" / "a.NPY")
+    np.testing.assert_allclose(
+        data.open_dataset(f"folder:{root}").load("a").fixations, [[1, 1], [9, 11]]
+    )
+
+
+@pytest.mark.parametrize("extra", ["images/cat.jpg", "fixations/cat.npy", "maps/cat.jpg"])
+def test_two_files_with_one_stem_are_refused(tiny_folder, extra):
+    (tiny_folder / "maps").mkdir()
+    for stem in ("cat", "dog", "eel"):
+        (tiny_folder / "maps" / f"{stem}.png").write_bytes(
+            (tiny_folder / "images" / f"{stem}.png").read_bytes()
+        )
+    data.open_dataset(f"folder:{tiny_folder}")  # one file per stem: fine
+    source = {"images": "images/cat.png", "fixations": "fixations/cat.csv", "maps": "maps/cat.png"}
+    (tiny_folder / extra).write_bytes((tiny_folder / source[extra.split("/")[0]]).read_bytes())
+    with pytest.raises(ValueError, match="share the stem 'cat'"):
+        data.open_dataset(f"folder:{tiny_folder}")
+
+
+@pytest.mark.parametrize(
+    "contents", [b"", b"\x93NUMPY garbage", None], ids=["empty", "garbage", "text-array"]
+)
+def test_unreadable_npy_fixations_raise_naming_the_file(tmp_path, contents):
+    root = write_folder(
+        tmp_path / "f", {"a": (random_image(10, 12), [(1, 1)])}, fixation_format="npy"
+    )
+    path = root / "fixations" / "a.npy"
+    if contents is None:
+        np.save(path, np.array([["1", "x"]]))
+    else:
+        path.write_bytes(contents)
+    with pytest.raises(ValueError, match="a.npy: "):
+        data.open_dataset(f"folder:{root}").load("a")

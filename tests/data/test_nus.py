@@ -86,3 +86,10 @@ def test_truncated_stimulus_raises_naming_it(tiny_nus):
     path.write_bytes(path.read_bytes()[:-30])
     with pytest.raises(ValueError, match="003.jpg: truncated JPEG"):
         data.open_dataset(f"nus:{tiny_nus}").load("003")
+
+
+@pytest.mark.parametrize("contents", [b"", b"not a MATLAB file " * 4])
+def test_corrupt_mat_files_raise_naming_them(tiny_nus, contents):
+    (tiny_nus / "fixations.mat").write_bytes(contents)
+    with pytest.raises(ValueError, match="fixations.mat is not a readable MATLAB file"):
+        data.open_dataset(f"nus:{tiny_nus}")

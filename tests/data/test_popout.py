@@ -151,6 +151,17 @@ def test_gsi_and_msr_on_hand_made_maps():
     assert popout.msr_target(saliency, target, distractors, dilation=2) == pytest.approx(2.25)
 
 
+@pytest.mark.parametrize("metric", [popout.gsi, popout.msr_target, popout.msr_background])
+def test_pop_out_ratios_refuse_negative_maps(metric):
+    target, distractors = masks()
+    # A log-density: the target is the most salient item, but every value is negative.
+    log_density = np.full((10, 10), -9.0)
+    log_density[target], log_density[distractors] = -1.0, -4.0
+    with pytest.raises(ValueError, match="must be non-negative"):
+        metric(log_density, target, distractors)
+    assert metric(np.exp(log_density), target, distractors) != -1.0
+
+
 def test_fixations_to_find_follows_winner_take_all_with_inhibition():
     saliency = np.zeros((20, 20))
     saliency[2, 2], saliency[2, 10], saliency[15, 15] = 250, 240, 200

@@ -86,3 +86,18 @@ def test_2015_bad_json_and_missing_images_raise(tmp_path):
         data.open_dataset(f"salicon:{root}", release="2015")
     with pytest.raises(ValueError, match="release must be one of"):
         data.open_dataset(f"salicon:{root}", release="2016")
+
+
+def test_2017_empty_mat_file_raises_naming_it(tmp_path):
+    root = write_salicon_2017(tmp_path / "s", {"C_1": (random_image(8, 8), [[(2, 2)]])})
+    (root / "fixations" / "train" / "C_1.mat").write_bytes(b"")
+    with pytest.raises(ValueError, match="C_1.mat is not a readable MATLAB file"):
+        data.open_dataset(f"salicon:{root}").load("C_1")
+
+
+def test_2015_truncated_json_raises_naming_it(tmp_path):
+    root = write_salicon_2015(tmp_path / "s", {"C_1": (random_image(8, 8), {1: [[2, 2]]})})
+    path = root / "fixations_train2014.json"
+    path.write_text(path.read_text()[:-10])
+    with pytest.raises(ValueError, match="fixations_train2014.json is not a readable JSON file"):
+        data.open_dataset(f"salicon:{root}", release="2015")

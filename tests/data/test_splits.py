@@ -35,6 +35,8 @@ def test_counts_may_leave_ids_out():
         (IDS, {"x": -1}, ">= 0"),
         (IDS, {"x": 0.7, "y": 0.7}, "at most 1"),
         (IDS, {"x": 90, "y": 20}, "only 100"),
+        # 0.3 * 5 = 1.5 rounds to 2 three times: 6 of 5 images, so 'd' would get -1.
+        (IDS[:5], {"a": 0.3, "b": 0.3, "c": 0.3, "d": 0.1}, "leaves -1 for 'd'; give counts"),
     ],
 )
 def test_bad_sizes_raise(ids, sizes, message):

@@ -82,3 +82,17 @@ def test_example_without_any_target_raises_naming_the_image():
 def test_bad_resize_arguments_raise(image_size, resize, message):
     with pytest.raises(ValueError, match=message):
         targets.resize_geometry((8, 8), image_size, resize)
+
+
+def test_pad_example_places_the_dataset_density_on_the_content_only():
+    image = np.zeros((20, 40, 3), np.uint8)
+    given = np.zeros((20, 40), np.float32)
+    given[:, 20:] = 1.0  # right half of the image
+    _, target = targets.make_example(image, [[5.0, 30.0]], given, (40, 40), "pad")
+    density_map = target[..., 0]
+    np.testing.assert_allclose(density_map.sum(), 1.0, rtol=1e-6)
+    assert density_map[:10].max() == 0 and density_map[30:].max() == 0  # padding
+    np.testing.assert_array_equal(density_map[10:30, :20], 0)
+    np.testing.assert_allclose(density_map[10:30, 20:], 1.0 / (20 * 20), rtol=1e-5)
+    # The fixation keeps its place on the content: row 5 -> 10 + 5, col 30 -> 30.
+    assert np.argwhere(target[..., 1]).tolist() == [[15, 30]]

@@ -159,6 +159,8 @@ def test_batched_forms_average_per_image_values():
         (lambda: metrics.kld(S, -G), "density must be non-negative"),
         (lambda: metrics.auc_judd(S, np.ones_like(F)), "every pixel is fixated"),
         (lambda: metrics.nss(S, -F), "non-negative fixation map"),
+        (lambda: metrics.auc_borji(S, 2 * F, count_duplicates=True), "needs exact=True"),
+        (lambda: metrics.auc_shuffled(S, F, 1 - F, count_duplicates=True), "needs exact=True"),
     ],
 )
 def test_bad_input_gives_clear_errors(call, message):

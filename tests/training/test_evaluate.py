@@ -1,5 +1,6 @@
 import csv
 import json
+import shutil
 
 import cv2
 import keras
@@ -8,7 +9,8 @@ import pytest
 
 from serving import constants
 from tfsal import baselines
-from tfsal.data import open_dataset
+from tfsal.data import density as density_lib
+from tfsal.data import open_dataset, targets
 from training import evaluate
 
 INPUT_SIZE = (32, 32)
@@ -230,6 +232,9 @@ def test_fitted_centre_bias_is_fitted_on_images_not_evaluated():
     assert fitted == ids[3:]
     report = evaluate.evaluate_models(dataset, ids[:3], models, progress=False)
     assert report["results"]["baseline:fitted-centre-bias"]["AUC-Judd"] > 0.0
+    expected = baselines.FittedCentreBias.from_records(dataset.load(i) for i in ids[3:])
+    image = dataset.load(ids[0]).image
+    np.testing.assert_array_equal(models["baseline:fitted-centre-bias"](image), expected(image))
 
 
 def test_a_model_giving_nan_is_named_in_the_error():
@@ -240,3 +245,77 @@ def test_a_model_giving_nan_is_named_in_the_error():
 
     with pytest.raises(ValueError, match=r"model 'broken' on image 'popout-0000'.*NaN"):
         evaluate.evaluate_models(dataset, dataset.ids(), {"broken": broken}, progress=False)
+
+
+def test_pop_out_ratios_of_a_map_with_negative_values_use_the_shifted_map():
+    dataset = open_dataset("popout", num_images=3, image_size=64)
+
+    def negative(image):
+        return baselines.image_signature(image) - 2.0
+
+    def shifted(image):
+        saliency = baselines.image_signature(image)
+        return saliency - saliency.min()
+
+    models = {"negative": negative, "shifted": shifted}
+    results = evaluate.evaluate_models(dataset, dataset.ids(), models, progress=False)["results"]
+    for metric in ("GSI", "MSR_targ", "MSR_bg", "numfix2find"):
+        assert results["negative"][metric] == pytest.approx(results["shifted"][metric])
+    assert -1.0 < results["negative"]["GSI"] < 1.0 and results["negative"]["MSR_targ"] > 0
+
+
+def test_other_images_fixations_land_on_the_pixels_a_fixation_map_marks():
+    fixations = np.array([[2.6, 3.6], [0.0, 0.0], [9.4, 19.0]])
+    other = evaluate._other_fixation_map([(fixations, (10, 20))], (10, 20))
+    np.testing.assert_array_equal(other, density_lib.fixation_map(fixations, (10, 20)))
+    # From an image twice as large: pixel-corner coordinates halve, then truncate.
+    halved = evaluate._other_fixation_map(
+        [(np.array([[19.0, 39.0], [0.0, 1.0]]), (20, 40))], (10, 20)
+    )
+    assert np.argwhere(halved).tolist() == [[0, 0], [9, 19]]
+
+
+@pytest.mark.parametrize("shape", [(10, 14), (100, 140), (40, 20)])
+@pytest.mark.parametrize("resize", ["pad", "stretch"])
+def test_predictors_feed_the_model_the_pixels_it_was_trained_on(shape, resize):
+    image = np.random.default_rng(0).integers(0, 256, (*shape, 3), dtype=np.uint8)
+    seen = []
+
+    def serve(batch):
+        seen.append(batch[0].copy())
+        return batch[..., :1]
+
+    evaluate.predictor_from_function(serve, INPUT_SIZE, "map", resize=resize)(image)
+    trained_on, _ = targets.make_example(image, [[0.0, 0.0]], None, INPUT_SIZE, resize)
+    np.testing.assert_array_equal(seen[0], trained_on)
+
+
+def test_a_model_giving_a_batch_axis_is_named_in_the_error_and_a_channel_axis_is_fine():
+    dataset = open_dataset("popout", num_images=1, image_size=64)
+
+    def batched(image):
+        return baselines.centre_bias(image[::2, ::2])[None]
+
+    def channel(image):
+        return baselines.centre_bias(image[::2, ::2])[..., None]
+
+    def plain(image):
+        return baselines.centre_bias(image[::2, ::2])
+
+    with pytest.raises(ValueError, match=r"'batched' on image 'popout-0000': a predictor must"):
+        evaluate.evaluate_models(dataset, dataset.ids(), {"batched": batched}, progress=False)
+    models = {"channel": channel, "plain": plain}
+    results = evaluate.evaluate_models(dataset, dataset.ids(), models, progress=False)["results"]
+    assert results["channel"] == results["plain"]
+
+
+@pytest.mark.parametrize(
+    "metadata, message",
+    [('{"model": "tiny", "output": "map"}', r"lacks \['input_size'\]"), ("{", "not valid JSON")],
+)
+def test_saved_model_with_incomplete_metadata_is_refused(run_dir, tmp_path, metadata, message):
+    folder = tmp_path / "copy"
+    shutil.copytree(run_dir / "export" / "tiny" / "2", folder)
+    (folder / constants.METADATA_DIR / constants.METADATA_FILE).write_text(metadata)
+    with pytest.raises(ValueError, match=message):
+        evaluate.resolve_model(str(folder))

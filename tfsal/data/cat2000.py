@@ -18,19 +18,21 @@ carries a wrong one). A stimulus without its ``.mat`` and map raises, or with
 ``missing="skip"`` is left out with a logged count.
 """
 
-import logging
 from pathlib import Path
 
 import numpy as np
-import scipy.io
 
 from tfsal.data import images
-from tfsal.data.readers import SaliencyDataset, register_reader, require_directory
+from tfsal.data.readers import (
+    SaliencyDataset,
+    apply_missing_policy,
+    check_missing_policy,
+    load_mat,
+    register_reader,
+    require_directory,
+)
 from tfsal.data.record import SaliencyRecord, clean_fixations
 
-logger = logging.getLogger(__name__)
-
-MISSING_POLICIES = ("error", "skip")
 _IGNORED_FOLDERS = ("Output",)
 
 
@@ -53,10 +55,7 @@ class CAT2000Dataset(SaliencyDataset):
         invalid_fixations: str = "error",
     ):
         super().__init__(invalid_fixations=invalid_fixations)
-        if missing not in MISSING_POLICIES:
-            raise ValueError(
-                f"missing must be one of {MISSING_POLICIES}. Received: missing={missing!r}"
-            )
+        check_missing_policy(missing)
         root = require_directory(root, "CAT2000 data set")
         if not (root / "Stimuli").is_dir() and (root / "trainSet" / "Stimuli").is_dir():
             root = root / "trainSet"
@@ -89,17 +88,14 @@ class CAT2000Dataset(SaliencyDataset):
                     incomplete.append(image_id)
                     continue
                 self._entries[image_id] = (image_path, map_path, mat_path)
-        if incomplete:
-            if missing == "error":
-                raise FileNotFoundError(
-                    f"CAT2000: {len(incomplete)} stimuli lack FIXATIONMAPS/FIXATIONLOCS files "
-                    f"(first: {incomplete[:3]}). Restore them, or pass missing='skip'."
-                )
-            logger.warning(
-                "CAT2000: skipped %d stimuli without fixation data (first: %s).",
-                len(incomplete),
-                incomplete[:3],
-            )
+        apply_missing_policy(
+            missing,
+            incomplete,
+            where="CAT2000",
+            problem="stimuli lack FIXATIONMAPS/FIXATIONLOCS files",
+            skipped="stimuli without fixation data",
+            remedy="Restore them",
+        )
         if not self._entries:
             raise FileNotFoundError(f"CAT2000: no stimulus with fixation data under {root}.")
 
@@ -120,12 +116,10 @@ class CAT2000Dataset(SaliencyDataset):
         image_path, map_path, mat_path = entry
         image = images.read_image(image_path)
         density = images.read_map(map_path)
-        try:
-            locations = np.asarray(scipy.io.loadmat(mat_path)["fixLocs"])
-        except (KeyError, ValueError, OSError) as error:
-            raise ValueError(
-                f"CAT2000: {mat_path} must hold a binary map 'fixLocs' ({error!r})."
-            ) from error
+        contents = load_mat(mat_path, "CAT2000 fixations")
+        if "fixLocs" not in contents:
+            raise ValueError(f"CAT2000: {mat_path} must hold a binary map 'fixLocs'.")
+        locations = np.asarray(contents["fixLocs"])
         for path, array in ((map_path, density), (mat_path, locations)):
             if array.shape != image.shape[:2]:
                 raise ValueError(

@@ -22,18 +22,21 @@ no density (enough for prediction, not for training).
 """
 
 import csv
-import logging
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
 from tfsal.data import images
-from tfsal.data.readers import SaliencyDataset, register_reader, require_directory
+from tfsal.data.readers import (
+    SaliencyDataset,
+    apply_missing_policy,
+    check_missing_policy,
+    register_reader,
+    require_directory,
+)
 from tfsal.data.record import SaliencyRecord, clean_fixations
 
-logger = logging.getLogger(__name__)
-
-MISSING_POLICIES = ("error", "skip")
 FIXATION_SUFFIXES = (".csv", ".npy")
 
 
@@ -50,27 +53,20 @@ class FolderDataset(SaliencyDataset):
 
     def __init__(self, root: str | Path, missing: str = "error", invalid_fixations: str = "error"):
         super().__init__(invalid_fixations=invalid_fixations)
-        if missing not in MISSING_POLICIES:
-            raise ValueError(
-                f"missing must be one of {MISSING_POLICIES}. Received: missing={missing!r}"
-            )
+        check_missing_policy(missing)
         self.root = require_directory(root, "folder data set")
         image_folder = require_directory(self.root / "images", "folder data set images (images/)")
-        self._images = {path.stem: path for path in images.list_images(image_folder)}
+        self._images = _by_stem(images.list_images(image_folder))
         if not self._images:
             raise FileNotFoundError(f"folder data set: no images in {image_folder}.")
         maps_folder, fixations_folder = self.root / "maps", self.root / "fixations"
-        self._maps = (
-            {path.stem: path for path in images.list_images(maps_folder)}
-            if maps_folder.is_dir()
-            else None
-        )
+        self._maps = _by_stem(images.list_images(maps_folder)) if maps_folder.is_dir() else None
         self._fixations = (
-            {
-                path.stem: path
+            _by_stem(
+                path
                 for path in sorted(fixations_folder.iterdir())
-                if path.suffix.lower() in FIXATION_SUFFIXES
-            }
+                if path.is_file() and path.suffix.lower() in FIXATION_SUFFIXES
+            )
             if fixations_folder.is_dir()
             else None
         )
@@ -80,21 +76,18 @@ class FolderDataset(SaliencyDataset):
             if (self._maps is not None and stem not in self._maps)
             or (self._fixations is not None and stem not in self._fixations)
         )
-        if incomplete:
-            if missing == "error":
-                raise FileNotFoundError(
-                    f"folder data set: {len(incomplete)} images have no file in maps/ or "
-                    f"fixations/ (first: {incomplete[:3]}). Add them, or pass missing='skip'."
-                )
-            logger.warning(
-                "folder data set: skipped %d images without map or fixation file (first: %s).",
-                len(incomplete),
-                incomplete[:3],
-            )
-            for stem in incomplete:
-                del self._images[stem]
-            if not self._images:
-                raise FileNotFoundError(f"folder data set: no complete image under {self.root}.")
+        apply_missing_policy(
+            missing,
+            incomplete,
+            where="folder data set",
+            problem="images have no file in maps/ or fixations/",
+            skipped="images without map or fixation file",
+            remedy="Add them",
+        )
+        for stem in incomplete:
+            del self._images[stem]
+        if not self._images:
+            raise FileNotFoundError(f"folder data set: no complete image under {self.root}.")
 
     @property
     def has_fixations(self) -> bool:
@@ -148,8 +141,19 @@ def read_fixation_file(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     Returns:
         (N, 2) float64 ``(row, col)`` fixations and (N,) int32 observers or None.
     """
-    table = np.load(path, allow_pickle=False) if path.suffix == ".npy" else _read_csv(path)
-    table = np.asarray(table, dtype=np.float64)
+    if path.suffix.lower() == ".npy":
+        try:
+            table = np.load(path, allow_pickle=False)
+        except (OSError, EOFError, ValueError) as error:
+            raise ValueError(
+                f"{path}: not a readable NumPy array of fixations ({error})."
+            ) from error
+    else:
+        table = _read_csv(path)
+    try:
+        table = np.asarray(table, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{path}: fixations must be numbers ({error}).") from error
     if table.size == 0:
         return np.zeros((0, 2)), None
     if table.ndim != 2 or table.shape[1] not in (2, 3):
@@ -159,6 +163,19 @@ def read_fixation_file(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
         )
     observers = table[:, 2].astype(np.int32) if table.shape[1] == 3 else None
     return table[:, :2], observers
+
+
+def _by_stem(paths: Iterable[Path]) -> dict[str, Path]:
+    """Indexes files by stem, refusing two files with one stem (which would be a guess)."""
+    by_stem: dict[str, Path] = {}
+    for path in paths:
+        if path.stem in by_stem:
+            raise ValueError(
+                f"folder data set: {by_stem[path.stem]} and {path} share the stem "
+                f"{path.stem!r}; keep one of them."
+            )
+        by_stem[path.stem] = path
+    return by_stem
 
 
 def _read_csv(path: Path) -> list[list[float]]:

@@ -26,13 +26,18 @@ from pathlib import Path
 import numpy as np
 
 from tfsal.data import images
-from tfsal.data.readers import SaliencyDataset, register_reader, require_directory
+from tfsal.data.readers import (
+    SaliencyDataset,
+    apply_missing_policy,
+    check_missing_policy,
+    register_reader,
+    require_directory,
+)
 from tfsal.data.record import SaliencyRecord, clean_fixations
 
 logger = logging.getLogger(__name__)
 
 KNOWN_STRAY_FILE = "i05june05_static_street_boston_p1010764fixPts.jpg"
-MISSING_POLICIES = ("error", "skip")
 
 _FIXATION_POINTS_SUFFIX = "_fixPts"
 _FIXATION_MAP_SUFFIX = "_fixMap"
@@ -51,10 +56,7 @@ class MIT1003Dataset(SaliencyDataset):
 
     def __init__(self, root: str | Path, missing: str = "error", invalid_fixations: str = "error"):
         super().__init__(invalid_fixations=invalid_fixations)
-        if missing not in MISSING_POLICIES:
-            raise ValueError(
-                f"missing must be one of {MISSING_POLICIES}. Received: missing={missing!r}"
-            )
+        check_missing_policy(missing)
         self.root = require_directory(root, "MIT1003 data set")
         stimuli = _images_under(self.root, "ALLSTIMULI")
         maps = _images_under(self.root, "ALLFIXATIONMAPS")
@@ -83,18 +85,14 @@ class MIT1003Dataset(SaliencyDataset):
                 self._entries[path.stem] = (path, points_files[path.stem], map_files[path.stem])
             else:
                 incomplete.append(path.stem)
-        if incomplete:
-            if missing == "error":
-                raise FileNotFoundError(
-                    f"MIT1003: {len(incomplete)} stimuli have no <stem>_fixPts.jpg and "
-                    f"<stem>_fixMap.jpg in ALLFIXATIONMAPS (first: {incomplete[:3]}). "
-                    "Restore them, or pass missing='skip' to leave those images out."
-                )
-            logger.warning(
-                "MIT1003: skipped %d stimuli without fixation maps (first: %s).",
-                len(incomplete),
-                incomplete[:3],
-            )
+        apply_missing_policy(
+            missing,
+            incomplete,
+            where="MIT1003",
+            problem="stimuli have no <stem>_fixPts.jpg and <stem>_fixMap.jpg in ALLFIXATIONMAPS",
+            skipped="stimuli without fixation maps",
+            remedy="Restore them",
+        )
         if not self._entries:
             raise FileNotFoundError(f"MIT1003: no stimulus with fixation maps under {self.root}.")
 
@@ -138,7 +136,8 @@ def _images_under(root: Path, folder_name: str) -> list[Path]:
     folders = [path for path in folders if path.is_dir()]
     if not folders:
         raise FileNotFoundError(f"MIT1003: no {folder_name} folder under {root}.")
-    # Nested copies (ALLSTIMULI/ALLSTIMULI) list the same files once: keep the innermost.
+    # An outer and a nested ALLSTIMULI both list the nested files: count each file once,
+    # and keep one file per name (the first in path order) where copies were unpacked twice.
     found = {}
     for folder in folders:
         for path in images.list_images(folder, recursive=True):

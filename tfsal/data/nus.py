@@ -22,10 +22,9 @@ import logging
 from pathlib import Path
 
 import numpy as np
-import scipy.io
 
 from tfsal.data import images
-from tfsal.data.readers import SaliencyDataset, register_reader, require_directory
+from tfsal.data.readers import SaliencyDataset, load_mat, register_reader, require_directory
 from tfsal.data.record import SaliencyRecord, clean_fixations
 
 logger = logging.getLogger(__name__)
@@ -103,9 +102,7 @@ class NUSDataset(SaliencyDataset):
 
 
 def _load_fixation_cells(path: Path) -> np.ndarray:
-    if not path.is_file():
-        raise FileNotFoundError(f"NUS: {path} not found; it holds the eye-tracking data.")
-    contents = scipy.io.loadmat(path)
+    contents = load_mat(path, "NUS eye-tracking data (fixations.mat)")
     if "fixations" not in contents:
         raise ValueError(f"NUS: {path} has no variable 'fixations'.")
     cells = contents["fixations"]
@@ -120,7 +117,7 @@ def _load_fixation_cells(path: Path) -> np.ndarray:
 def _load_sizes(path: Path) -> np.ndarray | None:
     if not path.is_file():
         return None
-    info = scipy.io.loadmat(path).get("imgInfo")
+    info = load_mat(path, "NUS image sizes (imgInfo.mat)").get("imgInfo")
     if info is None or info.dtype.names is None or "size" not in info.dtype.names:
         raise ValueError(f"NUS: {path} must hold a struct 'imgInfo' with a field 'size'.")
     return np.asarray(info["size"][0, 0], dtype=np.int64)

@@ -19,7 +19,6 @@ way and give identical tensors. With ``shuffle=False`` elements come in
 ``dataset.load(image_id).fixations`` at the original resolution.
 """
 
-import logging
 from collections.abc import Sequence
 
 import numpy as np
@@ -27,8 +26,6 @@ import tensorflow as tf
 
 from tfsal.data import targets, tfrecords
 from tfsal.data.readers import SaliencyDataset
-
-logger = logging.getLogger(__name__)
 
 TARGET_KEY = "saliency"
 

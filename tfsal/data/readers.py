@@ -15,11 +15,19 @@ data set of any size can be streamed.
 """
 
 import abc
+import logging
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
+import scipy.io
+
 from tfsal.data.record import INVALID_FIXATION_POLICIES, SaliencyRecord
+
+logger = logging.getLogger(__name__)
+
+MISSING_POLICIES = ("error", "skip")
 
 _READERS: dict[str, type["SaliencyDataset"]] = {}
 
@@ -173,3 +181,65 @@ def require_directory(path: str | os.PathLike, what: str) -> Path:
     if not path.is_dir():
         raise FileNotFoundError(f"{what}: folder {path} does not exist or is not a folder.")
     return path
+
+
+def load_mat(path: str | os.PathLike, what: str) -> dict[str, np.ndarray]:
+    """Reads a MATLAB file, raising one clear error if it is missing or unreadable.
+
+    Args:
+        path: the ``.mat`` file.
+        what: names the data set and file in the message, e.g. "NUS fixations".
+
+    Returns:
+        Variable name -> value, as ``scipy.io.loadmat`` gives them.
+
+    Raises:
+        FileNotFoundError: if the file does not exist.
+        ValueError: if it is empty, truncated or not a MATLAB file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what}: {path} not found.")
+    try:
+        return scipy.io.loadmat(path)
+    except Exception as error:  # scipy raises MatReadError, OSError, IndexError, ...
+        raise ValueError(
+            f"{what}: {path} is not a readable MATLAB file ({type(error).__name__}: {error}); "
+            "re-download or re-export it."
+        ) from error
+
+
+def check_missing_policy(missing: str) -> None:
+    """Raises a ValueError unless ``missing`` is one of ``MISSING_POLICIES``."""
+    if missing not in MISSING_POLICIES:
+        raise ValueError(
+            f"missing must be one of {MISSING_POLICIES}. Received: missing={missing!r}"
+        )
+
+
+def apply_missing_policy(
+    missing: str, incomplete: list[str], *, where: str, problem: str, skipped: str, remedy: str
+) -> None:
+    """Raises for images that lack files (``missing="error"``) or logs that they are skipped.
+
+    Args:
+        missing: "error" or "skip".
+        incomplete: identifiers of the images that lack files; nothing happens if empty.
+        where: names the data set in messages, e.g. "CAT2000".
+        problem: what is wrong, after the count, e.g. "stimuli lack FIXATIONLOCS files".
+        skipped: what was skipped, after the count, e.g. "stimuli without fixation data".
+        remedy: how to restore the files, e.g. "Restore them".
+
+    Raises:
+        FileNotFoundError: if ``incomplete`` is not empty and ``missing`` is "error".
+    """
+    if not incomplete:
+        return
+    if missing == "error":
+        raise FileNotFoundError(
+            f"{where}: {len(incomplete)} {problem} (first: {incomplete[:3]}). {remedy}, or "
+            "pass missing='skip' to leave those images out."
+        )
+    logger.warning(
+        "%s: skipped %d %s (first: %s).", where, len(incomplete), skipped, incomplete[:3]
+    )

@@ -25,17 +25,13 @@ how fixations were derived from mouse movements; say which one results used.
 """
 
 import json
-import logging
 from pathlib import Path
 
 import numpy as np
-import scipy.io
 
 from tfsal.data import images
-from tfsal.data.readers import SaliencyDataset, register_reader, require_directory
+from tfsal.data.readers import SaliencyDataset, load_mat, register_reader, require_directory
 from tfsal.data.record import SaliencyRecord, clean_fixations
-
-logger = logging.getLogger(__name__)
 
 RELEASES = ("2017", "2015")
 
@@ -112,8 +108,13 @@ class SALICONDataset(SaliencyDataset):
                 f"or {self.root / 'fixations'}."
             )
         for path in files:
-            with open(path, encoding="utf-8") as handle:
-                contents = json.load(handle)
+            try:
+                with open(path, encoding="utf-8") as handle:
+                    contents = json.load(handle)
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+                raise ValueError(
+                    f"SALICON 2015: {path} is not a readable JSON file ({error}); re-download it."
+                ) from error
             try:
                 stems = {item["id"]: Path(item["file_name"]).stem for item in contents["images"]}
                 for annotation in contents["annotations"]:
@@ -170,8 +171,9 @@ class SALICONDataset(SaliencyDataset):
 
 
 def _read_gaze(path: Path) -> list[tuple[int, np.ndarray]]:
+    contents = load_mat(path, "SALICON 2017 fixations")
     try:
-        gaze = scipy.io.loadmat(path)["gaze"]
+        gaze = contents["gaze"]
         fields = gaze.dtype.names or ()
         if "fixations" not in fields:
             raise KeyError("gaze.fixations")
@@ -179,7 +181,7 @@ def _read_gaze(path: Path) -> list[tuple[int, np.ndarray]]:
             (observer, np.asarray(entry["fixations"], dtype=np.float64).reshape(-1, 2))
             for observer, entry in enumerate(gaze.reshape(-1))
         ]
-    except (KeyError, ValueError, TypeError, OSError) as error:
+    except (KeyError, ValueError, TypeError) as error:
         raise ValueError(
             f"SALICON: {path} is not a 2017 fixation file with a 'gaze' struct holding "
             f"'fixations' ({error!r})."

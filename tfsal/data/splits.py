@@ -68,6 +68,11 @@ def _counts(sizes: Mapping[str, int | float], total: int) -> dict[str, int]:
         if abs(fraction_sum - 1.0) <= 1e-9:
             last = list(counts)[-1]
             counts[last] = total - sum(counts.values()) + counts[last]
+            if counts[last] < 0:
+                raise ValueError(
+                    f"Rounding sizes={sizes} to whole images of {total} leaves "
+                    f"{counts[last]} for {last!r}; give counts (ints) instead of fractions."
+                )
     else:
         counts = {name: int(value) for name, value in sizes.items()}
     if sum(counts.values()) > total or min(counts.values()) < 0:

@@ -11,7 +11,8 @@ requested size. The targets follow the image exactly:
   centres), 0 elsewhere and on the padding.
 
 Both the reader pipeline and the TFRecord pipeline call ``make_example``, so they give
-identical tensors.
+identical tensors; ``training.predictors`` builds its inputs with the same
+``model_input``, so a model sees at prediction the pixels it was trained on.
 """
 
 import dataclasses
@@ -47,6 +48,14 @@ class ResizeGeometry:
     content_width: int
     scale_row: float
     scale_col: float
+
+    @property
+    def content_window(self) -> tuple[slice, slice]:
+        """The (rows, cols) slices of the canvas that the image covers."""
+        return (
+            slice(self.top, self.top + self.content_height),
+            slice(self.left, self.left + self.content_width),
+        )
 
     def map_fixations(self, fixations: np.ndarray) -> np.ndarray:
         """Maps 0-based original (row, col) fixations to canvas coordinates."""
@@ -103,6 +112,28 @@ def check_resize_arguments(image_size: tuple[int, int], resize: str) -> tuple[in
     return height, width
 
 
+def model_input(
+    image: np.ndarray, image_size: tuple[int, int], resize: str = "pad"
+) -> tuple[np.ndarray, ResizeGeometry]:
+    """Returns the model input of one image and where the image lies on it.
+
+    Training (``make_example``) and prediction (``training.predictors``) both call
+    this, so a model sees the same pixels in both.
+
+    Args:
+        image: (H, W, 3) RGB image, uint8 (or float in [0, 255]).
+        image_size: the model's (height, width).
+        resize: "pad" or "stretch".
+
+    Returns:
+        (h, w, 3) float32 RGB image in [0, 255] and its ``ResizeGeometry``.
+    """
+    geometry = resize_geometry(image.shape[:2], image_size, resize)
+    canvas = np.zeros((geometry.height, geometry.width, 3), dtype=image.dtype)
+    _paste(canvas, _resize(image, geometry), geometry)
+    return canvas.astype(np.float32), geometry
+
+
 def make_example(
     image: np.ndarray,
     fixations: np.ndarray,
@@ -131,10 +162,7 @@ def make_example(
             f"Image {image_id!r} has neither fixations nor a density map, so it has no "
             "training target; leave it out of image_ids."
         )
-    geometry = resize_geometry(image.shape[:2], image_size, resize)
-    canvas_image = np.zeros((geometry.height, geometry.width, 3), dtype=np.uint8)
-    _paste(canvas_image, _resize(image, geometry), geometry)
-
+    canvas_image, geometry = model_input(image, image_size, resize)
     if density is not None:
         content_density = np.maximum(_resize(np.asarray(density, np.float32), geometry), 0.0)
         if content_density.sum() <= 0:
@@ -154,7 +182,7 @@ def make_example(
     target[..., 1] = density_lib.fixation_map(
         geometry.map_fixations(fixations), (geometry.height, geometry.width)
     )
-    return canvas_image.astype(np.float32), target
+    return canvas_image, target
 
 
 def _resize(array: np.ndarray, geometry: ResizeGeometry) -> np.ndarray:
@@ -168,6 +196,4 @@ def _resize(array: np.ndarray, geometry: ResizeGeometry) -> np.ndarray:
 
 
 def _paste(canvas: np.ndarray, content: np.ndarray, geometry: ResizeGeometry) -> None:
-    rows = slice(geometry.top, geometry.top + geometry.content_height)
-    cols = slice(geometry.left, geometry.left + geometry.content_width)
-    canvas[rows, cols] = content
+    canvas[geometry.content_window] = content

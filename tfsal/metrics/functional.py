@@ -101,8 +101,9 @@ def nss(
     Returns:
         The NSS; 0 is chance, higher is better.
     """
-    values = _as_map(saliency, "saliency", "nss").ravel()
+    saliency = _as_map(saliency, "saliency", "nss")
     indices, weights = _fixation_weights(fixations, saliency, "nss", count_duplicates)
+    values = saliency.ravel()
     if ddof not in (0, 1):
         raise ValueError(f"nss: ddof must be 0 or 1. Received: ddof={ddof}")
     mean, variance = _mean_and_variance(values)

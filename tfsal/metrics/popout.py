@@ -10,13 +10,28 @@ and their masks come from ``tfsal.data.popout``, which re-exports these function
 
 import cv2
 import numpy as np
+from numpy.typing import ArrayLike
 
 
-def _popout_inputs(saliency, target_mask, distractor_mask, dilation, metric):
+def _popout_inputs(
+    saliency: ArrayLike,
+    target_mask: ArrayLike,
+    distractor_mask: ArrayLike,
+    dilation: int,
+    metric: str,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Returns the saliency map as float64 and the (dilated) masks as bool, checked."""
     saliency = np.asarray(saliency, np.float64)
     if saliency.ndim != 2 or not np.isfinite(saliency).all():
         raise ValueError(
             f"{metric}: saliency must be a finite (H, W) map. Received: {saliency.shape}"
+        )
+    if saliency.min() < 0:
+        # Ratios and the normalised difference are meaningless across zero (a log-density
+        # would score -1 silently); P3O3 scores 8-bit maps, which are never negative.
+        raise ValueError(
+            f"{metric}: saliency must be non-negative (minimum {saliency.min():.4g}); "
+            "exponentiate a log-density, or shift or min-max normalise the map first."
         )
     masks = []
     for name, mask in (("target_mask", target_mask), ("distractor_mask", distractor_mask)):
@@ -38,7 +53,7 @@ def _popout_inputs(saliency, target_mask, distractor_mask, dilation, metric):
     return saliency, masks[0], masks[1]
 
 
-def gsi(saliency, target_mask, distractor_mask) -> float:
+def gsi(saliency: ArrayLike, target_mask: ArrayLike, distractor_mask: ArrayLike) -> float:
     """Global saliency index (Soltani & Koch 2010): (R_t - R_d) / (R_t + R_d).
 
     R_t and R_d are the mean saliency inside the target and the distractor masks.
@@ -51,6 +66,10 @@ def gsi(saliency, target_mask, distractor_mask) -> float:
     Returns:
         A value in [-1, 1]; > 0 when the target is more salient; -1 when
         R_t + R_d <= 0.
+
+    Raises:
+        ValueError: if the map is not a finite, non-negative (H, W) map or a mask
+            is empty or of another shape.
     """
     saliency, target, distractors = _popout_inputs(saliency, target_mask, distractor_mask, 0, "gsi")
     inside_target = saliency[target].mean()
@@ -59,7 +78,9 @@ def gsi(saliency, target_mask, distractor_mask) -> float:
     return float((inside_target - inside_distractors) / total) if total > 0 else -1.0
 
 
-def msr_target(saliency, target_mask, distractor_mask, *, dilation: int = 0) -> float:
+def msr_target(
+    saliency: ArrayLike, target_mask: ArrayLike, distractor_mask: ArrayLike, *, dilation: int = 0
+) -> float:
     """MSR_targ: max saliency on the target / max saliency on the distractors.
 
     Args:
@@ -70,6 +91,9 @@ def msr_target(saliency, target_mask, distractor_mask, *, dilation: int = 0) -> 
 
     Returns:
         The ratio; > 1 is good; -1 when the distractor maximum is 0.
+
+    Raises:
+        ValueError: as ``gsi``.
     """
     saliency, target, distractors = _popout_inputs(
         saliency, target_mask, distractor_mask, dilation, "msr_target"
@@ -79,7 +103,9 @@ def msr_target(saliency, target_mask, distractor_mask, *, dilation: int = 0) -> 
     return float(top_target / top_distractor) if top_distractor > 0 else -1.0
 
 
-def msr_background(saliency, target_mask, distractor_mask, *, dilation: int = 0) -> float:
+def msr_background(
+    saliency: ArrayLike, target_mask: ArrayLike, distractor_mask: ArrayLike, *, dilation: int = 0
+) -> float:
     """MSR_bg: max saliency on the background / max saliency on the target.
 
     The background is everything outside the (dilated) target and distractor masks.
@@ -92,6 +118,9 @@ def msr_background(saliency, target_mask, distractor_mask, *, dilation: int = 0)
 
     Returns:
         The ratio; < 1 is good; -1 when the target maximum is 0.
+
+    Raises:
+        ValueError: as ``gsi``.
     """
     saliency, target, distractors = _popout_inputs(
         saliency, target_mask, distractor_mask, dilation, "msr_background"
@@ -101,8 +130,19 @@ def msr_background(saliency, target_mask, distractor_mask, *, dilation: int = 0)
     return float(top_background / top_target) if top_target > 0 else -1.0
 
 
-def target_region(shape, target_centre, target_size) -> np.ndarray:
-    """The hit region of ``fixations_to_find``: a filled circle of radius int(size / 2)."""
+def target_region(
+    shape: tuple[int, int], target_centre: tuple[float, float], target_size: float
+) -> np.ndarray:
+    """Returns the hit region of ``fixations_to_find``: a disk of radius int(size / 2).
+
+    Args:
+        shape: the map's (height, width).
+        target_centre: the target's (row, col) centre in pixels.
+        target_size: the target's diameter in pixels.
+
+    Returns:
+        (H, W) bool mask.
+    """
     region = np.zeros(shape, np.uint8)
     centre = (round(target_centre[1]), round(target_centre[0]))
     cv2.circle(region, centre, int(target_size / 2), 1, thickness=-1)
@@ -110,9 +150,9 @@ def target_region(shape, target_centre, target_size) -> np.ndarray:
 
 
 def fixations_to_find(
-    saliency,
-    target_region_mask,
-    inhibition_size,
+    saliency: ArrayLike,
+    target_region_mask: ArrayLike,
+    inhibition_size: float | tuple[float, float],
     *,
     max_fixations: int = 100,
     gaussian: bool = False,

@@ -85,8 +85,9 @@ def auc_judd(
     Returns:
         The area under the curve, in [0, 1].
     """
-    values = _as_map(saliency, "saliency", "auc_judd").ravel()
+    saliency = _as_map(saliency, "saliency", "auc_judd")
     indices, weights = _fixation_weights(fixations, saliency, "auc_judd", count_duplicates)
+    values = saliency.ravel()
     if indices.size == values.size:
         raise ValueError("auc_judd: every pixel is fixated; there are no negatives.")
     if jitter:
@@ -134,14 +135,20 @@ def auc_borji(
         step_size: threshold step on the normalised map (MIT: 0.1).
         seed: seed of the negative sampling.
         exact: use the exact ROC against all pixels (pysaliency).
-        count_duplicates: weight fixated pixels by their count (pysaliency).
+        count_duplicates: weight fixated pixels by their count (pysaliency);
+            needs ``exact=True``.
 
     Returns:
         The area under the curve, in [0, 1].
+
+    Raises:
+        ValueError: for bad arguments, maps or fixations, and for
+            ``count_duplicates=True`` without ``exact=True``.
     """
-    _check_splits(num_splits, step_size, "auc_borji")
-    values = _as_map(saliency, "saliency", "auc_borji").ravel()
+    _check_splits(num_splits, step_size, exact, count_duplicates, "auc_borji")
+    saliency = _as_map(saliency, "saliency", "auc_borji")
     indices, weights = _fixation_weights(fixations, saliency, "auc_borji", count_duplicates)
+    values = saliency.ravel()
     if exact:
         return _weighted_pairwise_auc(values[indices], weights, values, None)
     samples = np.random.default_rng(seed).integers(0, values.size, (num_splits, indices.size))
@@ -178,14 +185,20 @@ def auc_shuffled(
         step_size: threshold step on the normalised map (MIT: 0.1).
         seed: seed of the negative sampling.
         exact: use the exact ROC against all other fixations (pysaliency).
-        count_duplicates: weight fixated pixels by their count (pysaliency).
+        count_duplicates: weight fixated pixels by their count (pysaliency);
+            needs ``exact=True``.
 
     Returns:
         The area under the curve, in [0, 1].
+
+    Raises:
+        ValueError: for bad arguments, maps or fixations, and for
+            ``count_duplicates=True`` without ``exact=True``.
     """
-    _check_splits(num_splits, step_size, "auc_shuffled")
-    values = _as_map(saliency, "saliency", "auc_shuffled").ravel()
+    _check_splits(num_splits, step_size, exact, count_duplicates, "auc_shuffled")
+    saliency = _as_map(saliency, "saliency", "auc_shuffled")
     indices, weights = _fixation_weights(fixations, saliency, "auc_shuffled", count_duplicates)
+    values = saliency.ravel()
     other_indices, other_weights = _fixation_weights(
         other_fixations, saliency, "auc_shuffled", True, name="other_fixations"
     )
@@ -203,8 +216,17 @@ def auc_shuffled(
     return _stepped_auc(normalise(values[indices]), negatives, step_size)
 
 
-def _check_splits(num_splits, step_size, metric):
+def _check_splits(
+    num_splits: int, step_size: float, exact: bool, count_duplicates: bool, metric: str
+) -> None:
+    """Validates the sampling arguments of AUC-Borji and sAUC."""
     if not isinstance(num_splits, int | np.integer) or num_splits < 1:
         raise ValueError(f"{metric}: num_splits must be >= 1. Received: num_splits={num_splits}")
     if not 0 < step_size <= 1:
         raise ValueError(f"{metric}: step_size must be in (0, 1]. Received: step_size={step_size}")
+    if count_duplicates and not exact:
+        # MIT's sampled ROC works on the binary fixation map: it has no duplicates to count.
+        raise ValueError(
+            f"{metric}: count_duplicates=True needs exact=True (pysaliency's exact ROC); "
+            "the sampled MIT algorithm scores each fixated pixel once."
+        )
