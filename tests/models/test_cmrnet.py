@@ -4,7 +4,7 @@ import pytest
 
 import tfsal.models
 from tests.test_case import run_export_test, run_layer_test, run_model_saving_test
-from tfsal.models.cmrnet import CrossConcatResidualBlock, SpatialLogSoftmax
+from tfsal.models.cmrnet import CrossConcatResidualBlock
 
 TINY = {"widths": (4, 6, 8, 10), "blocks_per_stage": (1, 1, 1, 1)}
 
@@ -61,16 +61,6 @@ def test_block_branches_see_both_scales():
 def test_block_rejects_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         CrossConcatResidualBlock(**kwargs)
-
-
-def test_spatial_log_softmax_layer():
-    data = np.random.default_rng(2).normal(size=(3, 4, 5, 1)).astype("float32")
-    output = run_layer_test(
-        SpatialLogSoftmax, {}, data, expected_output_shape=(3, 4, 5, 1), run_training_step=False
-    )
-    np.testing.assert_allclose(np.exp(output).sum(axis=(1, 2, 3)), 1.0, rtol=1e-5)
-    # Adding a constant to the logits leaves the density unchanged.
-    np.testing.assert_allclose(SpatialLogSoftmax()(data + 7.0), output, atol=1e-5)
 
 
 def test_default_parameter_count_is_cpu_sized():

@@ -1,14 +1,12 @@
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 import tfsal.models
 from tests.test_case import run_export_test, run_layer_test, run_model_saving_test
 from tfsal.models.msinet import (
     CAFFE_MEAN_AS_RELEASED,
     DATASET_INPUT_SIZES,
-    BilinearUpsampling2D,
     MinMaxNormalization,
     SpatialBroadcast,
 )
@@ -103,26 +101,6 @@ def test_dataset_input_sizes_are_multiples_of_8():
 def test_rejects_size_not_multiple_of_8():
     with pytest.raises(ValueError, match="multiples of 8"):
         tfsal.models.get("msinet", input_size=(30, 32))
-
-
-def test_legacy_resize_matches_tf1_resize_bilinear():
-    data = np.random.default_rng(0).normal(size=(2, 5, 7, 3)).astype("float32")
-    output = run_layer_test(
-        BilinearUpsampling2D,
-        {"size": 2, "half_pixel_centers": False},
-        data,
-        expected_output_shape=(2, 10, 14, 3),
-        run_training_step=False,
-    )
-    legacy = tf.compat.v1.image.resize_bilinear(data, (10, 14), half_pixel_centers=False)
-    np.testing.assert_allclose(output, legacy, atol=1e-6)
-    # The legacy grid samples output pixel i at input i / 2: even pixels copy the input.
-    np.testing.assert_allclose(np.asarray(output)[:, ::2, ::2], data, atol=1e-6)
-    modern = BilinearUpsampling2D(2, half_pixel_centers=True)(data)
-    np.testing.assert_allclose(
-        modern, keras.layers.UpSampling2D(2, interpolation="bilinear")(data), atol=1e-5
-    )
-    assert np.abs(np.asarray(modern) - np.asarray(output)).max() > 0.05
 
 
 def test_legacy_resize_option(model):

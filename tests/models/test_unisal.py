@@ -1,15 +1,13 @@
 import keras
 import numpy as np
 import pytest
-import scipy.special
 
 import tfsal.models
 from tests.test_case import run_layer_test
+from tfsal.layers import BilinearUpsampling2D, SpatialLogSoftmax
 from tfsal.models.unisal import (
     FEATURE_INFO,
-    EdgePadding2D,
     GaussianPriorMaps,
-    PixelLogSoftmax,
     encoder_layers,
     unisal_input_size,
 )
@@ -119,6 +117,12 @@ def test_decoder_uses_both_skip_branches(model):
     assert model.get_layer("concat_4x").input[1] is model.get_layer("skip_4x_reduction_bn").output
     assert model.get_layer("bottleneck_with_priors").output.shape[-1] == 1280 + 16
     assert model.get_layer("upsampling_8x").interpolation == "nearest"
+    # Bilinear x2 on the half-pixel grid (PyTorch align_corners=False), exportable with a
+    # free input size.
+    for name in ("upsampling_1", "upsampling_2_resize"):
+        layer = model.get_layer(name)
+        assert isinstance(layer, BilinearUpsampling2D) and layer.half_pixel_centers
+    assert isinstance(model.get_layer("log_density"), SpatialLogSoftmax)
 
 
 def test_normalisation_inside_the_model(model, images):
@@ -169,31 +173,6 @@ def test_gaussian_prior_layer_anatomy():
     )
     with pytest.raises(ValueError, match="scale must be > 0"):
         GaussianPriorMaps(scale=0)
-
-
-def test_edge_padding_replicates_the_border():
-    data = np.random.default_rng(3).normal(size=(2, 4, 5, 3)).astype("float32")
-    output = run_layer_test(
-        EdgePadding2D,
-        {"padding": 3},
-        data,
-        expected_output_shape=(2, 10, 11, 3),
-        run_training_step=False,
-    )
-    expected = np.pad(data, ((0, 0), (3, 3), (3, 3), (0, 0)), mode="edge")
-    np.testing.assert_array_equal(output.numpy(), expected)
-    for bad in (-1, 1.5, True):
-        with pytest.raises(ValueError, match="padding must be an int >= 0"):
-            EdgePadding2D(bad)
-
-
-def test_pixel_log_softmax():
-    data = np.random.default_rng(4).normal(size=(3, 4, 6, 1)).astype("float32")
-    output = run_layer_test(
-        PixelLogSoftmax, {}, data, expected_output_shape=(3, 4, 6, 1), run_training_step=False
-    )
-    expected = data - scipy.special.logsumexp(data, axis=(1, 2, 3), keepdims=True)
-    np.testing.assert_allclose(output.numpy(), expected, atol=1e-6)
 
 
 @pytest.mark.parametrize(

@@ -43,10 +43,10 @@ from pathlib import Path
 
 import keras
 
+from tfsal.layers.bilinear_upsampling import BilinearUpsampling2D
+from tfsal.layers.spatial_log_softmax import SpatialLogSoftmax
 from tfsal.models.cmrnet.blocks import CrossConcatResidualBlock
-from tfsal.models.cmrnet.spatial_log_softmax import SpatialLogSoftmax
 from tfsal.models.features import FeatureInfo, TapSelection, build_tapped_model
-from tfsal.models.msinet.layers import BilinearUpsampling2D
 from tfsal.models.registry import check_input_size, register_model
 
 DEFAULT_WIDTHS = (24, 48, 96, 192)

@@ -1,74 +1,17 @@
-"""The three operations of MSI-Net that Keras has no layer for.
+"""The two operations of MSI-Net that Keras has no layer for.
 
-- ``BilinearUpsampling2D``: bilinear upsampling by an integer factor, optionally with
-  the legacy TF1 ``tf.image.resize_bilinear`` sampling grid (no half-pixel centres),
-  which the released MSI-Net weights were trained with. The two grids differ by up
-  to a quarter of the input range on random data, so parity with released outputs
-  needs the legacy one.
 - ``SpatialBroadcast``: the last step of the ASPP global branch. MSI-Net resizes the
   1x1 global context bilinearly to the feature size; from a single pixel every
   bilinear variant reduces to a copy, which is what this layer does.
 - ``MinMaxNormalization``: MSI-Net's output, ``(x - min) / (eps + max(x - min))``
   per image (the maximum is taken after subtracting the minimum), in float32.
+
+MSI-Net's decoder upsampling on the legacy TF1 grid is ``BilinearUpsampling2D`` in
+``tfsal.layers``, shared with the other model families.
 """
 
 import keras
 import tensorflow as tf
-
-
-@keras.saving.register_keras_serializable(package="tfsal")
-class BilinearUpsampling2D(keras.layers.Layer):
-    """Bilinear upsampling by an integer factor with a selectable sampling grid.
-
-    Args:
-        size: the integer upsampling factor for height and width.
-        half_pixel_centers: ``True`` for the TF2 / PyTorch grid (what
-            ``keras.layers.UpSampling2D`` uses); ``False`` for the legacy TF1
-            ``resize_bilinear`` grid that maps output pixel ``i`` to input ``i / size``.
-        **kwargs: standard layer arguments.
-
-    Input shape:
-        ``(batch, height, width, channels)``.
-
-    Output shape:
-        ``(batch, height * size, width * size, channels)``.
-    """
-
-    def __init__(self, size=2, half_pixel_centers=True, **kwargs):
-        super().__init__(**kwargs)
-        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
-            raise ValueError(f"size must be an int >= 1. Received: size={size!r}")
-        self.size = size
-        self.half_pixel_centers = bool(half_pixel_centers)
-
-    def call(self, inputs):
-        """Resizes ``inputs`` to ``size`` times its height and width."""
-        shape = tf.shape(inputs)
-        target = shape[1:3] * self.size
-        resized = tf.raw_ops.ResizeBilinear(
-            images=inputs,
-            size=target,
-            align_corners=False,
-            half_pixel_centers=self.half_pixel_centers,
-        )
-        return tf.cast(resized, inputs.dtype)
-
-    def compute_output_shape(self, input_shape):
-        """Scales the known spatial dimensions by ``size``."""
-        batch, height, width, channels = input_shape
-        scale = self.size
-        return (
-            batch,
-            None if height is None else height * scale,
-            None if width is None else width * scale,
-            channels,
-        )
-
-    def get_config(self):
-        """Returns the constructor arguments."""
-        config = super().get_config()
-        config.update({"size": self.size, "half_pixel_centers": self.half_pixel_centers})
-        return config
 
 
 @keras.saving.register_keras_serializable(package="tfsal")

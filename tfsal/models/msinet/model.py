@@ -27,8 +27,9 @@ import os
 
 import keras
 
+from tfsal.layers.bilinear_upsampling import BilinearUpsampling2D
 from tfsal.models.features import FeatureInfo, TapSelection, build_tapped_model
-from tfsal.models.msinet.layers import BilinearUpsampling2D, MinMaxNormalization, SpatialBroadcast
+from tfsal.models.msinet.layers import MinMaxNormalization, SpatialBroadcast
 from tfsal.models.registry import check_input_size, register_model
 
 # The released MSI-Net subtracts the Caffe BGR means from RGB inputs, in this order.

@@ -1,7 +1,8 @@
 """UNISAL (Droste, Jiao, Noble, ECCV 2020), image mode: registered as ``"unisal"``."""
 
+from tfsal.layers.edge_padding import EdgePadding2D  # re-exported, shared layer
 from tfsal.models.unisal.input_size import unisal_input_size
-from tfsal.models.unisal.layers import EdgePadding2D, GaussianPriorMaps, PixelLogSoftmax
+from tfsal.models.unisal.layers import GaussianPriorMaps
 from tfsal.models.unisal.model import (
     FEATURE_INFO,
     encoder_layers,
@@ -13,7 +14,6 @@ __all__ = [
     "FEATURE_INFO",
     "EdgePadding2D",
     "GaussianPriorMaps",
-    "PixelLogSoftmax",
     "encoder_layers",
     "imagenet_normalization",
     "unisal",

@@ -1,10 +1,10 @@
-"""The custom layers of UNISAL's image path.
+"""UNISAL's learned Gaussian prior maps, the one image-path layer with no Keras built-in.
 
-Three pieces of Droste, Jiao and Noble, "Unified Image and Video Saliency Modeling"
-(ECCV 2020, arXiv 2003.05477) have no Keras built-in: the learned Gaussian prior
-maps concatenated to the bottleneck, the replicate ("edge") padding in front of the
-smoothing convolution (``keras.ops.pad(mode="edge")`` is not implemented by the
-TensorFlow backend), and the log-softmax over all pixels of a map.
+Droste, Jiao and Noble, "Unified Image and Video Saliency Modeling" (ECCV 2020,
+arXiv 2003.05477) concatenates 16 learned Gaussian prior maps to the bottleneck.
+The other custom layers of UNISAL's image path are shared with the other model
+families and live in ``tfsal.layers`` (``EdgePadding2D``, ``BilinearUpsampling2D``,
+``SpatialLogSoftmax``).
 """
 
 import itertools
@@ -122,85 +122,3 @@ def _gaussian_profiles(grid, mu_log_std):
     mu = mu_log_std[:, 0:1]
     std = keras.ops.exp(mu_log_std[:, 1:2])
     return keras.ops.exp(-keras.ops.square((grid[None, :] - mu) / std) / 2.0)
-
-
-@keras.saving.register_keras_serializable(package="tfsal")
-class EdgePadding2D(keras.layers.Layer):
-    """Pads height and width by repeating the border pixels (PyTorch "replicate").
-
-    Implemented as a gather with clipped indices, because the TensorFlow backend's
-    ``keras.ops.pad`` has no "edge" mode; ``"symmetric"`` padding would mirror the
-    image instead and is not equivalent.
-
-    Args:
-        padding: pixels added on each of the four sides.
-        **kwargs: standard layer arguments (``name``, ``dtype``, ...).
-
-    Input shape:
-        ``(batch, height, width, channels)``.
-
-    Output shape:
-        ``(batch, height + 2 * padding, width + 2 * padding, channels)``.
-    """
-
-    def __init__(self, padding, **kwargs):
-        super().__init__(**kwargs)
-        if isinstance(padding, bool) or not isinstance(padding, int) or padding < 0:
-            raise ValueError(f"padding must be an int >= 0. Received: padding={padding!r}")
-        self.padding = padding
-
-    def call(self, inputs):
-        """Returns ``inputs`` with replicated borders."""
-        shape = keras.ops.shape(inputs)
-        padded = inputs
-        for axis in (1, 2):
-            indices = keras.ops.arange(-self.padding, shape[axis] + self.padding)
-            indices = keras.ops.clip(indices, 0, shape[axis] - 1)
-            padded = keras.ops.take(padded, indices, axis=axis)
-        return padded
-
-    def compute_output_shape(self, input_shape):
-        """Returns ``input_shape`` grown by the padding on each side."""
-        grow = 2 * self.padding
-        height, width = input_shape[1], input_shape[2]
-        return (
-            input_shape[0],
-            None if height is None else height + grow,
-            None if width is None else width + grow,
-            input_shape[3],
-        )
-
-    def get_config(self):
-        """Returns the constructor arguments."""
-        config = super().get_config()
-        config.update({"padding": self.padding})
-        return config
-
-
-@keras.saving.register_keras_serializable(package="tfsal")
-class PixelLogSoftmax(keras.layers.Layer):
-    """Log-softmax over all pixels of each map: logits to a log-density.
-
-    ``out = x - logsumexp(x)`` over height, width and channels of each image, so
-    ``exp(out)`` sums to 1 per image (UNISAL's ``utils.log_softmax``). Computed in
-    float32 so the normalisation stays exact under mixed precision.
-
-    Input shape:
-        ``(batch, height, width, channels)`` logits.
-
-    Output shape:
-        Same as the input, float32.
-    """
-
-    def call(self, inputs):
-        """Returns the log-density of each map."""
-        logits = keras.ops.cast(inputs, "float32")
-        return logits - keras.ops.logsumexp(logits, axis=(1, 2, 3), keepdims=True)
-
-    def compute_output_shape(self, input_shape):
-        """Returns ``input_shape`` unchanged."""
-        return tuple(input_shape)
-
-    def compute_output_spec(self, inputs):
-        """Returns a float32 tensor spec of the input's shape."""
-        return keras.KerasTensor(inputs.shape, dtype="float32")

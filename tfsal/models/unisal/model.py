@@ -19,6 +19,11 @@ The encoder reproduces UNISAL's stride trick: the first block of the 1/16 and th
 1/32 stages runs at stride 1, its output is tapped (``feat_4x``, ``feat_2x``) and
 then subsampled with ``[:, ::2, ::2]``. The other strided blocks use stride 2 with
 symmetric padding, which gives exactly the same result more cheaply.
+
+The two bilinear x2 steps are ``BilinearUpsampling2D`` on the half-pixel grid
+(PyTorch ``align_corners=False``): the same values as
+``keras.layers.UpSampling2D(interpolation="bilinear")``, bit for bit, but unlike it
+exportable as a SavedModel whose height and width are unknown.
 """
 
 import numbers
@@ -27,10 +32,13 @@ from collections.abc import Sequence
 
 import keras
 
+from tfsal.layers.bilinear_upsampling import BilinearUpsampling2D
+from tfsal.layers.edge_padding import EdgePadding2D
+from tfsal.layers.spatial_log_softmax import SpatialLogSoftmax
 from tfsal.models.features import FeatureInfo, TapSelection, build_tapped_model
 from tfsal.models.registry import check_input_size, register_model
 from tfsal.models.unisal import blocks
-from tfsal.models.unisal.layers import EdgePadding2D, GaussianPriorMaps, PixelLogSoftmax
+from tfsal.models.unisal.layers import GaussianPriorMaps
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -163,7 +171,7 @@ def unisal_decoder(tap_tensors, skip_dropout=0.6):
     )
     tap_tensors["post_cnn"] = x
 
-    x = keras.layers.UpSampling2D(2, interpolation="bilinear", name="upsampling_1")(x)
+    x = BilinearUpsampling2D(2, name="upsampling_1")(x)
     skip_2x = blocks.skip_connection(
         tap_tensors["feat_2x"], CHANNELS_2X, "skip_2x", skip_dropout, 2, DECODER_BN_MOMENTUM
     )
@@ -173,7 +181,7 @@ def unisal_decoder(tap_tensors, skip_dropout=0.6):
         x, CHANNELS_2X, 2, "upsampling_2", torch_momentum=DECODER_BN_MOMENTUM
     )
     tap_tensors["upsampling_2"] = x
-    x = keras.layers.UpSampling2D(2, interpolation="bilinear", name="upsampling_2_resize")(x)
+    x = BilinearUpsampling2D(2, name="upsampling_2_resize")(x)
 
     skip_4x = blocks.skip_connection(
         tap_tensors["feat_4x"], CHANNELS_4X, "skip_4x", skip_dropout, 2, DECODER_BN_MOMENTUM
@@ -262,7 +270,7 @@ def unisal(
         x = keras.layers.Resizing(*target_size, interpolation="bilinear", name="resize_to_target")(
             x
         )
-    saliency = PixelLogSoftmax(name="log_density")(x)
+    saliency = SpatialLogSoftmax(name="log_density")(x)
 
     model = build_tapped_model(images, saliency, tap_tensors, FEATURE_INFO, taps, name)
     # Imported here because tfsal.weights imports this module. Whole-model weights
