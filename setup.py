@@ -27,6 +27,7 @@ setup(
         "tf-explain>=0.3.1,<0.4",
         "matplotlib>=3.8,<4",
         "tqdm>=4.66,<5",
+        "tensorboard>=2.21,<2.22",
         "pyyaml>=6,<7",
     ],
     extras_require={

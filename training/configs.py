@@ -1,0 +1,304 @@
+"""Configuration of the main job (``python -m training.fit``) as dataclasses.
+
+A run is described by one ``FitConfig``. Values come, in increasing priority, from
+the dataclass defaults, the per-model defaults below, a YAML file (``--config``),
+and command-line flags; the resolved configuration is written to
+``<out>/config.yaml`` so a run can be repeated or resumed.
+
+Per-model optimiser defaults follow the original papers:
+
+- **UNISAL** (Droste et al., ECCV 2020, ``Trainer.json``): SGD with momentum 0.9,
+  learning rate 0.04 decayed by 0.8 every epoch (``ExponentialLR``), weight decay
+  1e-4, gradient clipping at norm 2.0, 16 epochs, backbone frozen for the first 2
+  epochs, batch 32 for SALICON.
+- **MSI-Net** (Kroner et al., Neural Networks 2020, ``config.py``): Adam with
+  learning rate 1e-5, constant, batch 1, 10 epochs.
+- **CMRNet** (architecture not published; our choice, measured on the pop-out and
+  NUS data): Adam with learning rate 1e-3 decayed by 0.9 per epoch, batch 8, 10
+  epochs: trained from scratch, it needs a larger step than MSI-Net's fine-tuning
+  rate and no backbone schedule.
+
+Models without an entry use the CMRNet defaults.
+"""
+
+import dataclasses
+import typing
+from pathlib import Path
+
+import yaml
+
+
+@dataclasses.dataclass
+class OptimizerConfig:
+    """Optimiser and learning-rate schedule.
+
+    Attributes:
+        name: ``"sgd"`` (with momentum) or ``"adam"``.
+        learning_rate: the initial learning rate.
+        momentum: SGD momentum (ignored by Adam).
+        weight_decay: decoupled weight decay; 0 disables it.
+        decay_per_epoch: the learning rate is multiplied by this after every epoch
+            (1 keeps it constant).
+        clip_norm: clip each gradient to this global norm; ``None`` disables it.
+        frozen_backbone_epochs: train with the encoder frozen for this many epochs
+            first (UNISAL's warm-up); 0 trains everything from the start.
+    """
+
+    name: str = "adam"
+    learning_rate: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    decay_per_epoch: float = 0.9
+    clip_norm: float | None = None
+    frozen_backbone_epochs: int = 0
+
+
+@dataclasses.dataclass
+class LossConfig:
+    """Loss weights (see ``tfsal.losses``).
+
+    Attributes:
+        kld_weight: weight of KLD (log-density models).
+        nss_weight: weight subtracted per unit of NSS (log-density models).
+        cc_weight: weight subtracted per unit of CC (log-density models).
+        epsilon: MSI-Net's KLD regulariser (map models).
+    """
+
+    kld_weight: float = 1.0
+    nss_weight: float = 0.1
+    cc_weight: float = 0.1
+    epsilon: float = 1e-7
+
+
+@dataclasses.dataclass
+class FitConfig:
+    """Everything that defines a run of the main job.
+
+    Attributes:
+        model: a registered model name (``tfsal.models.list_models()``).
+        data: a data set spec, ``FORMAT:PATH`` or ``popout``.
+        out: the output folder; ``None`` means ``runs/<timestamp>``.
+        epochs: number of training epochs (upper bound with early stopping).
+        batch_size: global batch size (split over replicas when distributed).
+        image_size: ``[height, width]`` of the model input; ``None`` uses the
+            model's default.
+        resize: how images reach ``image_size``: ``"pad"`` (keep aspect ratio) or
+            ``"stretch"``.
+        augment: random horizontal flips during training.
+        weights: a checkpoint of the whole model to start from.
+        encoder_weights: pretrained encoder weights: ``"auto"`` (the shared
+            ImageNet weights where the model has them), ``None``, or a path.
+        val_fraction: share of the images held out for validation (used unless
+            ``train_size``/``val_size`` are given).
+        train_size: number of training images (with ``val_size``).
+        val_size: number of validation images (with ``train_size``).
+        max_images: use only the first this many images of the data set.
+        seed: seeds the split, data order, augmentation and weight initialisation.
+        early_stopping_patience: stop after this many epochs without a better
+            validation CC; 0 disables early stopping.
+        report_samples: number of validation images drawn in the report and
+            TensorBoard.
+        strategy: ``"auto"`` (multi-worker when ``TF_CONFIG`` is set, mirrored with
+            several GPUs, else default), ``"mirrored"``, ``"multi_worker"`` or
+            ``"default"``.
+        optimizer: optimiser settings; per-model paper defaults when not given.
+        loss: loss weights.
+    """
+
+    model: str = "cmrnet"
+    data: str = "popout"
+    out: str | None = None
+    epochs: int | None = None
+    batch_size: int | None = None
+    image_size: list[int] | None = None
+    resize: str = "pad"
+    augment: bool = True
+    weights: str | None = None
+    encoder_weights: str | None = "auto"
+    val_fraction: float = 0.2
+    train_size: int | None = None
+    val_size: int | None = None
+    max_images: int | None = None
+    seed: int = 0
+    early_stopping_patience: int = 3
+    report_samples: int = 4
+    strategy: str = "auto"
+    optimizer: OptimizerConfig | None = None
+    loss: LossConfig = dataclasses.field(default_factory=LossConfig)
+
+
+# The papers' recipes (module docstring); keys are registry names.
+MODEL_DEFAULTS: dict[str, dict] = {
+    "unisal": {
+        "epochs": 16,
+        "batch_size": 32,
+        "optimizer": OptimizerConfig(
+            name="sgd",
+            learning_rate=0.04,
+            momentum=0.9,
+            weight_decay=1e-4,
+            decay_per_epoch=0.8,
+            clip_norm=2.0,
+            frozen_backbone_epochs=2,
+        ),
+    },
+    "msinet": {
+        "epochs": 10,
+        "batch_size": 1,
+        "optimizer": OptimizerConfig(name="adam", learning_rate=1e-5, decay_per_epoch=1.0),
+    },
+    "cmrnet": {
+        "epochs": 10,
+        "batch_size": 8,
+        "optimizer": OptimizerConfig(name="adam", learning_rate=1e-3, decay_per_epoch=0.9),
+    },
+}
+
+# Fields that must match for --resume to continue a run.
+RUN_IDENTITY_FIELDS = ("model", "data", "image_size", "resize", "batch_size", "seed")
+
+
+def resolve_model_defaults(config: FitConfig) -> FitConfig:
+    """Fills the fields left as ``None`` with the model's paper defaults."""
+    defaults = MODEL_DEFAULTS.get(config.model, MODEL_DEFAULTS["cmrnet"])
+    resolved = dataclasses.replace(config)
+    for field in ("epochs", "batch_size"):
+        if getattr(resolved, field) is None:
+            setattr(resolved, field, defaults[field])
+    if resolved.optimizer is None:
+        resolved.optimizer = dataclasses.replace(defaults["optimizer"])
+    return resolved
+
+
+def validate(config: FitConfig) -> None:
+    """Checks values that do not depend on the model or the data.
+
+    Raises:
+        ValueError: naming the first bad field and what to do.
+    """
+    checks = [
+        (config.epochs is None or config.epochs >= 1, "epochs must be >= 1"),
+        (config.batch_size is None or config.batch_size >= 1, "batch_size must be >= 1"),
+        (0 < config.val_fraction < 1, "val_fraction must be between 0 and 1 (exclusive)"),
+        (config.resize in ("pad", "stretch"), "resize must be 'pad' or 'stretch'"),
+        (config.early_stopping_patience >= 0, "early_stopping_patience must be >= 0"),
+        (config.max_images is None or config.max_images >= 2, "max_images must be >= 2"),
+        (
+            config.strategy in ("auto", "mirrored", "multi_worker", "default"),
+            "strategy must be 'auto', 'mirrored', 'multi_worker' or 'default'",
+        ),
+        (
+            (config.train_size is None) == (config.val_size is None),
+            "train_size and val_size must be given together",
+        ),
+        (
+            config.image_size is None
+            or (len(config.image_size) == 2 and all(int(s) > 0 for s in config.image_size)),
+            "image_size must be two positive integers [height, width]",
+        ),
+    ]
+    if config.optimizer is not None:
+        checks += [
+            (config.optimizer.name in ("sgd", "adam"), "optimizer.name must be 'sgd' or 'adam'"),
+            (config.optimizer.learning_rate > 0, "optimizer.learning_rate must be > 0"),
+            (0 < config.optimizer.decay_per_epoch <= 1, "optimizer.decay_per_epoch in (0, 1]"),
+        ]
+    for passed, message in checks:
+        if not passed:
+            field = message.split(" ")[0]
+            value = _get_dotted(config, field)
+            raise ValueError(f"{message}. Received: {field}={value!r}")
+
+
+def _get_dotted(config, dotted: str):
+    value = config
+    for part in dotted.split("."):
+        value = getattr(value, part, None)
+    return value
+
+
+def _from_dict(cls, values: dict, where: str):
+    if not isinstance(values, dict):
+        raise ValueError(f"{where} must be a mapping. Received: {values!r}")
+    fields = {field.name: field for field in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ValueError(
+            f"Unknown setting(s) {unknown} in {where}. Known settings: {', '.join(fields)}."
+        )
+    kwargs = {}
+    for name, value in values.items():
+        nested = _nested_dataclass(hints[name])
+        kwargs[name] = (
+            _from_dict(nested, value, f"{where}.{name}") if nested and value is not None else value
+        )
+    return cls(**kwargs)
+
+
+def _nested_dataclass(hint):
+    for candidate in (hint, *typing.get_args(hint)):
+        if dataclasses.is_dataclass(candidate):
+            return candidate
+    return None
+
+
+def _merge_optimizer_defaults(values: dict) -> dict:
+    """Completes a partial ``optimizer`` mapping with the model's paper defaults."""
+    optimizer = values.get("optimizer")
+    if not isinstance(optimizer, dict):
+        return values
+    model = values.get("model", FitConfig.model)
+    defaults = MODEL_DEFAULTS.get(model, MODEL_DEFAULTS["cmrnet"])["optimizer"]
+    return {**values, "optimizer": {**dataclasses.asdict(defaults), **optimizer}}
+
+
+def load_yaml(path: str | Path) -> FitConfig:
+    """Reads a ``FitConfig`` from a YAML file of (nested) settings.
+
+    Raises:
+        FileNotFoundError: if the file does not exist.
+        ValueError: if it is not valid YAML or names unknown settings.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Config file {path} not found.")
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as error:
+        raise ValueError(f"Config file {path} is not valid YAML: {error}") from None
+    return _from_dict(FitConfig, _merge_optimizer_defaults(values), str(path))
+
+
+def apply_overrides(config: FitConfig, overrides: dict) -> FitConfig:
+    """Returns ``config`` with dotted settings replaced, e.g. ``{"optimizer.name": "sgd"}``.
+
+    Raises:
+        ValueError: for an unknown setting.
+    """
+    values = to_dict(config)
+    for dotted, value in overrides.items():
+        target = values
+        *parents, leaf = dotted.split(".")
+        for parent in parents:
+            if target.get(parent) is None:
+                target[parent] = {}
+            target = target[parent]
+        target[leaf] = value
+    return _from_dict(FitConfig, _merge_optimizer_defaults(values), "the overrides")
+
+
+def to_dict(config: FitConfig) -> dict:
+    """Returns the configuration as plain nested dicts and lists."""
+    return dataclasses.asdict(config)
+
+
+def to_yaml(config: FitConfig) -> str:
+    """Returns the configuration as YAML text (what ``<out>/config.yaml`` holds)."""
+    return yaml.safe_dump(to_dict(config), sort_keys=False)
+
+
+def run_identity(config: FitConfig) -> dict:
+    """Returns the settings that identify a run for ``--resume``."""
+    values = to_dict(config)
+    return {field: values[field] for field in RUN_IDENTITY_FIELDS}

@@ -1,0 +1,322 @@
+"""The training stage of the main job: model, optimiser, data order, resumable fit.
+
+``train`` builds the registered model under the distribution strategy, compiles
+it with the paper loss for its output kind, and fits it epoch by epoch with
+atomic checkpoints. The order of the training images in epoch ``e`` depends only
+on ``(seed, e)``, and every epoch's input is built from that order, so a run
+resumed after epoch ``k`` sees exactly the batches the uninterrupted run would
+have seen, with the same weights and optimizer state.
+"""
+
+import dataclasses
+import functools
+import importlib.util
+import inspect
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfsal import losses, models
+from tfsal.data.pipeline import make_pipeline
+from tfsal.paths import shared_weights_dir
+from training import callbacks, distributed
+from training.configs import FitConfig, run_identity
+
+# Pretrained encoders available offline, per model (``encoder_weights: auto``).
+AUTO_ENCODER_WEIGHTS = {"unisal": "mobilenet_v2-b0353104.pth"}
+# Layer-name prefixes of each model's pretrained encoder (frozen during the warm-up).
+BACKBONE_PREFIXES = {"unisal": ("stem", "block")}
+DEFAULT_BACKBONE_PREFIXES = ("encoder", "backbone")
+
+
+@dataclasses.dataclass
+class TrainingResult:
+    """What the training stage hands to the later stages.
+
+    Attributes:
+        model: the trained model, holding the best epoch's weights.
+        epochs_run: epochs completed in total (including resumed ones).
+        best_epoch: the epoch whose weights the model holds (``None`` if no epoch
+            produced a finite validation CC).
+        history: per-epoch logs of this process's ``fit`` calls.
+    """
+
+    model: keras.Model
+    epochs_run: int
+    best_epoch: int | None
+    history: list[dict]
+
+
+def resolve_encoder_weights(config: FitConfig) -> str | None:
+    """Returns the encoder weights to pass to the model builder, or ``None``."""
+    if config.encoder_weights != "auto":
+        return config.encoder_weights
+    file_name = AUTO_ENCODER_WEIGHTS.get(config.model)
+    if file_name is None:
+        return None
+    path = shared_weights_dir() / file_name
+    if not path.is_file():
+        print(f"note: {path} not found; training {config.model} without a pretrained encoder.")
+        return None
+    return str(path)
+
+
+def build_model(config: FitConfig) -> keras.Model:
+    """Builds the registered model, its encoder weights and ``--weights`` applied."""
+    kwargs = {"taps": ()}
+    if "input_size" in inspect.signature(models.get_builder(config.model)).parameters:
+        kwargs["input_size"] = tuple(config.image_size)
+    encoder_weights = resolve_encoder_weights(config)
+    if encoder_weights:
+        kwargs["encoder_weights"] = encoder_weights
+    if config.weights and not config.weights.endswith(".npz"):
+        kwargs["weights"] = config.weights
+    model = models.get(config.model, **kwargs)
+    if config.weights and config.weights.endswith(".npz"):
+        callbacks.restore_state(config.weights, model, with_optimizer=False)
+    return model
+
+
+def build_optimizer(config: FitConfig) -> keras.optimizers.Optimizer:
+    """Returns the configured optimiser (learning rate set per epoch by a callback)."""
+    settings = config.optimizer
+    common = {"learning_rate": settings.learning_rate, "global_clipnorm": settings.clip_norm}
+    if settings.weight_decay:
+        common["weight_decay"] = settings.weight_decay
+    if settings.name == "sgd":
+        return keras.optimizers.SGD(momentum=settings.momentum, **common)
+    return keras.optimizers.Adam(**common)
+
+
+def backbone_layers(model: keras.Model, model_name: str) -> list[keras.layers.Layer]:
+    """Returns the layers of the model's pretrained encoder (by name prefix)."""
+    prefixes = BACKBONE_PREFIXES.get(model_name, DEFAULT_BACKBONE_PREFIXES)
+    return [layer for layer in model.layers if layer.name.startswith(prefixes)]
+
+
+def epoch_order(image_ids, seed: int, epoch: int) -> list[str]:
+    """Returns the training images in the order of ``epoch``, fixed by ``(seed, epoch)``."""
+    permutation = np.random.default_rng([seed, epoch]).permutation(len(image_ids))
+    return [image_ids[i] for i in permutation]
+
+
+def _saliency_metric(function, output: str, name: str):
+    return keras.metrics.MeanMetricWrapper(
+        functools.partial(function, output=output), name=name, dtype="float32"
+    )
+
+
+def compile_model(
+    model: keras.Model,
+    config: FitConfig,
+    output: str,
+    optimizer: keras.optimizers.Optimizer | None = None,
+) -> None:
+    """Compiles with the paper loss and CC/NSS/KLD metrics on the density.
+
+    Args:
+        model: the model.
+        config: the run configuration (loss weights).
+        output: the model's output kind.
+        optimizer: the optimiser; ``None`` keeps the model's current one (and its
+            state) when recompiling.
+    """
+    loss_settings = config.loss
+    if output == "log_density":
+        loss = losses.LogDensityLoss(
+            loss_settings.kld_weight, loss_settings.nss_weight, loss_settings.cc_weight
+        )
+    else:
+        loss = losses.MapKLDivergence(loss_settings.epsilon)
+    model.compile(
+        optimizer=optimizer or model.optimizer,
+        loss={"saliency": loss},
+        metrics={
+            "saliency": [
+                _saliency_metric(losses.correlation_coefficient, output, "cc"),
+                _saliency_metric(losses.normalized_scanpath_saliency, output, "nss"),
+                _saliency_metric(losses.kl_divergence, output, "kld"),
+            ]
+        },
+    )
+
+
+def _learning_rate_schedule(config: FitConfig):
+    settings = config.optimizer
+    return keras.callbacks.LearningRateScheduler(
+        lambda epoch, _: settings.learning_rate * settings.decay_per_epoch**epoch
+    )
+
+
+def train(
+    config: FitConfig,
+    dataset,
+    train_ids: list[str],
+    val_ids: list[str],
+    checkpoint_dir: Path,
+    log_dir: Path,
+    strategy: tf.distribute.Strategy,
+    resume_from: Path | None = None,
+) -> TrainingResult:
+    """Trains ``config.model`` and returns it holding its best epoch's weights.
+
+    Args:
+        config: the resolved run configuration.
+        dataset: the ``SaliencyDataset`` to read.
+        train_ids: training images.
+        val_ids: validation images (early stopping, best epoch).
+        checkpoint_dir: where epoch checkpoints go.
+        log_dir: the TensorBoard folder.
+        strategy: the distribution strategy.
+        resume_from: a checkpoint to continue from.
+
+    Returns:
+        The training result.
+    """
+    info = models.model_info(config.model)
+    image_size = tuple(config.image_size)
+    keras.utils.set_random_seed(config.seed)
+    with strategy.scope():
+        model = build_model(config)
+        optimizer = build_optimizer(config)
+        # Built with every trainable variable, so the state survives the backbone warm-up.
+        optimizer.build(model.trainable_variables)
+        compile_model(model, config, info.output, optimizer)
+
+    early_stopping = callbacks.ResumableEarlyStopping(
+        monitor="val_cc", mode="max", patience=max(config.early_stopping_patience, 1)
+    )
+    checkpoint = callbacks.EpochCheckpoint(
+        checkpoint_dir,
+        identity=run_identity(config),
+        extra_state=lambda: {"early_stopping": early_stopping.state()},
+        is_chief=distributed.is_chief(strategy),
+    )
+    initial_epoch = completed_before = 0
+    if resume_from is not None:
+        record = callbacks.restore_state(resume_from, model)
+        initial_epoch = completed_before = record["epoch"]
+        checkpoint.restore_best(record)
+        early_stopping.load_state(record["extra"].get("early_stopping", {}))
+        print(f"Resumed from {resume_from} (epoch {initial_epoch} of {config.epochs}).")
+        if record.get("stop_training"):
+            initial_epoch = config.epochs
+
+    def make_epoch(image_ids, epoch, batch_size):
+        return make_pipeline(
+            dataset,
+            epoch_order(list(image_ids), config.seed, epoch),
+            image_size=image_size,
+            resize=config.resize,
+            batch_size=batch_size,
+            shuffle=False,
+            seed=config.seed * 100_003 + epoch,
+            augment=config.augment,
+        )
+
+    validation = make_pipeline(
+        dataset, val_ids, image_size=image_size, resize=config.resize, batch_size=config.batch_size
+    )
+    if distributed.is_distributed(strategy):
+        # Every worker scores all validation images: the metric means are unchanged and
+        # no worker gets an empty shard of a small validation set.
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+        validation = validation.with_options(options)
+    sample_images, sample_targets = _samples(validation, config.report_samples)
+    fit_callbacks = [
+        _learning_rate_schedule(config),
+        keras.callbacks.TerminateOnNaN(),
+        *([early_stopping] if config.early_stopping_patience else []),
+        checkpoint,
+    ]
+    if importlib.util.find_spec("tensorboard") is None:
+        print("note: TensorBoard logs need `pip install tensorboard`; none written.")
+    else:
+        chief = distributed.is_chief(strategy)
+        if chief:
+            fit_callbacks.append(keras.callbacks.TensorBoard(str(log_dir), write_graph=False))
+        # Every worker predicts (a collective step under multi-worker training); only
+        # the chief writes.
+        fit_callbacks.append(
+            callbacks.SaliencyImageLogger(
+                log_dir, sample_images, sample_targets[..., 0], info.output, write=chief
+            )
+        )
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        _build_before_multi_worker_fit(model, strategy, validation)
+    history = []
+    # The warm-up protects pretrained encoder weights; without them there is none.
+    has_backbone = bool(resolve_encoder_weights(config)) and bool(
+        backbone_layers(model, config.model)
+    )
+    frozen_until = 0
+    if config.optimizer.frozen_backbone_epochs and not has_backbone:
+        print(f"note: {config.model} has no pretrained encoder here; no frozen warm-up.")
+    elif has_backbone:
+        frozen_until = min(config.optimizer.frozen_backbone_epochs, config.epochs)
+    phases = [
+        (initial_epoch, frozen_until, True),
+        (max(initial_epoch, frozen_until), config.epochs, False),
+    ]
+    for start, stop, freeze in phases:
+        if start >= stop or model.stop_training:
+            continue
+        if has_backbone:
+            _set_backbone_frozen(model, freeze, strategy, config, info.output)
+        inputs, steps = distributed.distributed_epochs(
+            strategy, make_epoch, train_ids, config.batch_size, range(start, stop)
+        )
+        fit = model.fit(
+            inputs,
+            initial_epoch=start,
+            epochs=stop,
+            steps_per_epoch=steps,
+            validation_data=validation,
+            callbacks=fit_callbacks,
+            shuffle=False,  # the order is fixed per epoch by epoch_order
+            verbose=2 if distributed.is_distributed(strategy) else 1,
+        )
+        history += [
+            {key: float(values[i]) for key, values in fit.history.items()}
+            for i in range(len(fit.epoch))
+        ]
+    epochs_run = completed_before + len(history)
+    best_path = checkpoint_dir / callbacks.BEST_WEIGHTS
+    if best_path.is_file():
+        callbacks.restore_state(best_path, model, with_optimizer=False)
+    return TrainingResult(model, epochs_run, checkpoint.best_epoch, history)
+
+
+def _set_backbone_frozen(model, frozen, strategy, config, output) -> None:
+    """Freezes or unfreezes the encoder and recompiles, keeping the optimiser state."""
+    for layer in backbone_layers(model, config.model):
+        layer.trainable = not frozen
+    with strategy.scope():
+        compile_model(model, config, output)
+
+
+def _build_before_multi_worker_fit(model, strategy, batches) -> None:
+    """Builds model, loss and metrics from a local batch before a multi-worker ``fit``.
+
+    Keras 3 builds them lazily from the first distributed batch, which it averages
+    with ``strategy.reduce`` over the whole ``(image, {"saliency": target})`` tuple;
+    ``MultiWorkerMirroredStrategy`` cannot reduce a nested structure and raises. Every
+    state is built here instead, from a batch of this worker's own pipeline, and the
+    lazy step is skipped.
+    """
+    with strategy.scope():
+        model._symbolic_build(data_batch=next(iter(batches)))
+    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
+
+
+def _samples(validation: tf.data.Dataset, count: int):
+    images, targets = [], []
+    for image_batch, target_batch in validation:
+        images.append(image_batch.numpy())
+        targets.append(target_batch["saliency"].numpy())
+        if sum(len(batch) for batch in images) >= count:
+            break
+    return np.concatenate(images)[:count], np.concatenate(targets)[:count]
