@@ -4,8 +4,11 @@ Run: ``python benchmarks/log_gabor_speed.py [--repeats N]``. Prints markdown tab
 
 The peer filters the same three YUV channels, one image at a time, in float64, and
 rebuilds its filters on every call (that is how it is used). Our layer runs as a
-``tf.function`` on float32 with filters cached per shape. Times are medians over
-interleaved repeats, so load from other processes affects both sides alike.
+``tf.function`` on float32 with filters cached per shape, and also compiled with XLA
+(``tf.function(jit_compile=True)``, an option for the caller: exported models stay
+without it). Times are medians over interleaved repeats, so load from other
+processes affects both sides alike; CPU time (all threads, ``time.process_time``) is
+reported beside wall time because it is less sensitive to that load.
 """
 
 import argparse
@@ -67,23 +70,29 @@ def peer(images: np.ndarray) -> None:
             )
 
 
-def measure(candidates: dict, repeats: int) -> dict:
+def measure(candidates: dict, repeats: int) -> tuple[dict, dict]:
+    """Median wall and CPU milliseconds of every candidate, run interleaved."""
     for run in candidates.values():
         run()
-    times = {name: [] for name in candidates}
+    wall = {name: [] for name in candidates}
+    cpu = {name: [] for name in candidates}
     for _ in range(repeats):
         for name, run in candidates.items():
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             run()
-            times[name].append(time.perf_counter() - start)
-    return {name: 1e3 * float(np.median(values)) for name, values in times.items()}
+            wall[name].append(time.perf_counter() - start)
+            cpu[name].append(time.process_time() - start_cpu)
+    median = lambda times: {name: 1e3 * float(np.median(v)) for name, v in times.items()}  # noqa: E731
+    return median(wall), median(cpu)
 
 
-def speed_row(batch: int, height: int, width: int, repeats: int) -> str:
+def speed_row(batch: int, height: int, width: int, repeats: int) -> tuple[str, str]:
     images = tf.constant(load_images(batch, height, width))
     full = LogGaborBank(num_scales=SCALES, num_orientations=ORIENTATIONS)
     reduced = LogGaborBank(num_scales=SCALES, num_orientations=ORIENTATIONS, output_stride=STRIDE)
     full_fn, reduced_fn = tf.function(full), tf.function(reduced)
+    full_xla = tf.function(full, jit_compile=True)
+    reduced_xla = tf.function(reduced, jit_compile=True)
     # The core of the full-resolution mode alone: spectrum times filters and inverse
     # FFTs, in the layer's chunks (distinct filters, so no chunk is deduplicated).
     spectrum = tf.complex(tf.random.normal([batch, 1, height, width]), 0.0)
@@ -91,55 +100,83 @@ def speed_row(batch: int, height: int, width: int, repeats: int) -> str:
     fft_only = tf.function(
         lambda: [tf.signal.ifft2d(spectrum * filters[i]) for i in range(3 * SCALES)]
     )
-    ms = measure(
+    ms, cpu = measure(
         {
             "peer": lambda: peer(images.numpy()),
             "full": lambda: full_fn(images).numpy(),
+            "full_xla": lambda: full_xla(images).numpy(),
             "reduced": lambda: reduced_fn(images).numpy(),
+            "reduced_xla": lambda: reduced_xla(images).numpy(),
             "fft": lambda: [x.numpy() for x in fft_only()],
         },
         repeats,
     )
     full_gflop = bank_flops(full, batch, height, width) / 1e9
     reduced_gflop = bank_flops(reduced, batch, height, width) / 1e9
-    return (
+    wall_row = (
         f"| {batch} | {height}×{width} | {ms['peer']:.0f} | {ms['full']:.0f} | "
-        f"{ms['peer'] / ms['full']:.1f}× | {ms['fft']:.0f} | {full_gflop:.2f} | "
-        f"{full_gflop / ms['full'] * 1e3:.1f} | {ms['reduced']:.1f} | "
-        f"{ms['peer'] / ms['reduced']:.1f}× | {reduced_gflop:.3f} |"
+        f"{ms['peer'] / ms['full']:.1f}× | {ms['full_xla']:.0f} | {ms['fft']:.0f} | "
+        f"{full_gflop:.2f} | {full_gflop / ms['full'] * 1e3:.1f} | {ms['reduced']:.1f} | "
+        f"{ms['peer'] / ms['reduced']:.1f}× | {ms['reduced_xla']:.1f} | "
+        f"{ms['peer'] / ms['reduced_xla']:.1f}× | {reduced_gflop:.3f} |"
     )
+    cpu_row = (
+        f"| {batch} | {height}×{width} | {cpu['peer']:.0f} | {cpu['full']:.0f} | "
+        f"{cpu['peer'] / cpu['full']:.1f}× | {cpu['full_xla']:.0f} | "
+        f"{cpu['peer'] / cpu['full_xla']:.1f}× | {cpu['reduced']:.1f} | "
+        f"{cpu['peer'] / cpu['reduced']:.1f}× | {cpu['reduced_xla']:.1f} | "
+        f"{cpu['peer'] / cpu['reduced_xla']:.1f}× |"
+    )
+    return wall_row, cpu_row
 
 
-def speed_table(repeats: int) -> list[str]:
-    rows = [
-        "| batch | H×W | peer gaborconvolve (ms) | full res (ms) | speed-up "
+def speed_tables(repeats: int) -> tuple[list[str], list[str]]:
+    wall = [
+        "| batch | H×W | peer gaborconvolve (ms) | full res (ms) | speed-up | full res, XLA (ms) "
         "| filter × spectrum + inverse FFTs alone (ms) | full GFLOP | full GFLOP/s "
-        "| 1/8 mode (ms) | speed-up | 1/8 GFLOP |",
+        "| 1/8 mode (ms) | speed-up | 1/8 mode, XLA (ms) | speed-up | 1/8 GFLOP |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    cpu = [
+        "| batch | H×W | peer (CPU ms) | full res | ratio | full res, XLA | ratio "
+        "| 1/8 mode | ratio | 1/8 mode, XLA | ratio |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for batch, height, width in [(1, 288, 384), (8, 288, 384), (1, 480, 640)]:
-        rows.append(speed_row(batch, height, width, repeats))
-        print(rows[-1], flush=True)
-    return rows
+        wall_row, cpu_row = speed_row(batch, height, width, repeats)
+        wall.append(wall_row)
+        cpu.append(cpu_row)
+        print(wall_row, cpu_row, sep="\n", flush=True)
+    return wall, cpu
 
 
-def error_table() -> list[str]:
+def error_table(repeats: int) -> list[str]:
     images = tf.constant(load_images(8, 288, 384))
     expected = tf.nn.avg_pool2d(LogGaborBank()(images), STRIDE, STRIDE, "VALID").numpy()
+    one = images[:1]
     rows = [
-        "| passband_threshold | relative L2 error | worst channel | correlation | mean ratio |",
-        "|---|---|---|---|---|",
+        "| passband_threshold | relative L2 error | worst channel | correlation | mean ratio "
+        "| crop samples per output cell | batch 1 (ms) | batch 1 (CPU ms) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for threshold in (0.05, 0.1, 0.2):
-        reduced = LogGaborBank(output_stride=STRIDE, passband_threshold=threshold)(images).numpy()
+    for threshold in (0.05, 0.1, 0.2, 0.3):
+        bank = LogGaborBank(output_stride=STRIDE, passband_threshold=threshold)
+        reduced = bank(images).numpy()
         difference = (reduced - expected).reshape(-1, expected.shape[-1])
         per_channel = np.linalg.norm(difference, axis=0) / np.linalg.norm(
             expected.reshape(-1, expected.shape[-1]), axis=0
         )
+        samples = len(bank.colour_channels) * sum(
+            crop.multipliers[0] * crop.multipliers[1] for crop in bank._cache.crops
+        )
+        run = tf.function(bank)
+        ms, cpu = measure({"bank": lambda run=run: run(one).numpy()}, repeats)
+        name = f"{threshold} (default)" if threshold == 0.1 else f"{threshold}"
         rows.append(
-            f"| {threshold} | {np.linalg.norm(difference) / np.linalg.norm(expected):.4f} | "
+            f"| {name} | {np.linalg.norm(difference) / np.linalg.norm(expected):.4f} | "
             f"{per_channel.max():.4f} | {np.corrcoef(reduced.ravel(), expected.ravel())[0, 1]:.5f} "
-            f"| {reduced.mean() / expected.mean():.4f} |"
+            f"| {reduced.mean() / expected.mean():.4f} | {samples} | {ms['bank']:.1f} "
+            f"| {cpu['bank']:.1f} |"
         )
     return rows
 
@@ -150,12 +187,14 @@ def main() -> None:
     args = parser.parse_args()
     print(
         f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs, "
-        f"TF {tf.__version__}\n"
+        f"TF {tf.__version__}, load average {os.getloadavg()}\n"
     )
-    table = speed_table(args.repeats)
-    print("\n" + "\n".join(table) + "\n")
+    wall, cpu = speed_tables(args.repeats)
+    print("\nWall time (medians):\n\n" + "\n".join(wall) + "\n")
+    print("CPU time, all threads (medians):\n\n" + "\n".join(cpu) + "\n")
     print("Reduced mode (stride 8) against full resolution + 8×8 area pooling, 8 images:\n")
-    print("\n".join(error_table()))
+    print("\n".join(error_table(args.repeats)))
+    print(f"\nload average at the end {os.getloadavg()}")
 
 
 if __name__ == "__main__":

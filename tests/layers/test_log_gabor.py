@@ -202,6 +202,46 @@ def test_reduced_resolution_error_against_full_resolution_pooling():
     assert np.corrcoef(reduced.ravel(), expected.ravel())[0, 1] > 0.995
 
 
+@pytest.mark.parametrize("shape", [(1, 40, 56, 3), (2, 48, 40, 3)])
+def test_reduced_resolution_on_odd_grids_and_dynamic_shapes(shape):
+    # Output grids of odd size (5 x 7) make odd crop sizes; the residual's real part
+    # needs the crop's rotation undone. Every frequency is kept, so the result is exact.
+    image = np.random.default_rng(7).random(shape).astype("float32") * 255
+    config = dict(TINY, lowpass_residual=True, angular_window="gaussian")
+    expected = tf.nn.avg_pool2d(LogGaborBank(**config)(image), 8, 8, "VALID")
+    reduced = LogGaborBank(output_stride=8, passband_threshold=1e-30, **config)
+    np.testing.assert_allclose(reduced(image), expected, rtol=1e-4, atol=1e-4)
+    dynamic = tf.function(reduced, input_signature=[tf.TensorSpec([None, None, None, 3])])
+    np.testing.assert_allclose(dynamic(image), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_reduced_resolution_with_cropping_follows_the_runtime_shape():
+    image = np.random.default_rng(8).random((2, 64, 96, 3)).astype("float32") * 255
+    bank = LogGaborBank(output_stride=8, lowpass_residual=True)
+    dynamic = tf.function(bank, input_signature=[tf.TensorSpec([None, None, None, 3])])
+    np.testing.assert_allclose(dynamic(image), bank(image), rtol=1e-4, atol=1e-4)
+
+
+def test_crops_are_placed_inside_the_passband():
+    bank = LogGaborBank(output_stride=8)
+    bank(np.zeros((1, 64, 64, 3), "float32"))
+    for crop in bank._cache.crops:
+        frequency = 1.0 / (3.0 * 2.1**crop.scale)
+        angle = crop.orientation * np.pi / 6
+        peak = np.array([-np.sin(angle), np.cos(angle)]) * frequency  # (fy, fx)
+        # The box is centred within half its size of the filter's peak.
+        half_size = np.array(crop.multipliers) / 8 / 2
+        assert np.all(np.abs(np.array(crop.centre) - peak) <= half_size), crop
+
+
+@pytest.mark.parametrize("stride", [1, 8])
+def test_xla_compiled_call_matches(stride):
+    image = np.random.default_rng(9).random((2, 64, 80, 3)).astype("float32") * 255
+    bank = LogGaborBank(output_stride=stride, lowpass_residual=True)
+    compiled = tf.function(bank, jit_compile=True)
+    np.testing.assert_allclose(compiled(image), bank(image), rtol=1e-4, atol=1e-4)
+
+
 def test_mixed_precision_keeps_fft_in_float32():
     image = np.random.default_rng(4).random((1, 24, 24, 3)).astype("float32") * 255
     expected = LogGaborBank(**TINY)(image)

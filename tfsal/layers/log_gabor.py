@@ -36,13 +36,21 @@ class LogGaborBank(keras.layers.Layer):
     SavedModel. The FFT maths runs in float32 whatever the dtype policy.
 
     With ``output_stride`` > 1 the layer returns magnitudes area-pooled to 1/stride of
-    the input, computed cheaply: each filter's passband (where its gain is at least
-    ``passband_threshold`` of its peak) is demodulated to baseband and cropped before a
-    small inverse FFT, and the envelope's samples are averaged per output cell. This
-    approximates full resolution followed by area pooling: on NUS images at stride 8
-    the default threshold 0.1 gives a relative L2 error of 2.2% (worst channel 6.3%,
-    correlation 0.9997, mean bias +0.2%); 0.05 gives 1.0% (worst 4.4%) for more work
-    (benchmarks/log_gabor_speed.py). Height and width must be multiples of the stride.
+    the input, computed cheaply: each filter's passband is demodulated to baseband and
+    cropped (a box as large as the region where its gain is at least
+    ``passband_threshold`` of its peak, placed where natural images put the most
+    response energy) before a small inverse FFT, and the envelope's samples are
+    averaged per output cell. This approximates full resolution followed by area
+    pooling: on 8 NUS images at 288x384 and stride 8 the default threshold 0.1 gives
+    a relative L2 error of 1.65% (worst channel 4.4%, correlation 0.9998, mean ratio
+    1.000); 0.05 gives 1.0% (worst 4.4%) for about 25% more work, 0.2 gives 2.1%
+    (worst 12.5%) for about 25% less (benchmarks/log_gabor_speed.py, BENCHMARKS.md).
+    Height and width must be multiples of the stride.
+
+    On CPU, ``tf.function(layer, jit_compile=True)`` (XLA) fuses the element-wise
+    work around the FFTs and measured faster, most in the reduced-resolution mode
+    (BENCHMARKS.md); the layer itself never requires XLA, so exported models run
+    without it.
 
     Args:
         num_scales: number of scales, >= 1.
@@ -246,8 +254,12 @@ class LogGaborBank(keras.layers.Layer):
         if self.return_complex:
             band_spec = tf.TensorSpec([*static_size, num_bands], tf.float32)
             signature.update(even=band_spec, odd=band_spec)
-        # Image by image: the working set of one image stays in cache.
-        outputs = tf.map_fn(filter_one_image, spectrum, fn_output_signature=signature)
+        if spectrum.shape[0] == 1:
+            # A single image needs no loop (whose stacking would copy the output again).
+            outputs = {key: value[None] for key, value in filter_one_image(spectrum[0]).items()}
+        else:
+            # Image by image: the working set of one image stays in cache.
+            outputs = tf.map_fn(filter_one_image, spectrum, fn_output_signature=signature)
         outputs = {key: self._crop_padding(value) for key, value in outputs.items()}
         return outputs if self.return_complex else outputs["magnitude"]
 
@@ -255,33 +267,83 @@ class LogGaborBank(keras.layers.Layer):
         stride = self.output_stride
         if self._cache.crops is None:
             with tf.init_scope():
-                self._cache.crops = filters_lib.passband_crops(
+                crops = filters_lib.passband_crops(
                     self.spec, stride, self.passband_threshold, self.lowpass_residual
                 )
-        crops = self._cache.crops
+                self._cache.groups = filters_lib.group_crops(crops)
+                self._cache.crops = crops
+        crops, groups = self._cache.crops, self._cache.groups
         plan = self._plan(
             height,
             width,
             lambda h, w: [
-                filters_lib.cropped_filter(h, w, self.spec, stride, crop) for crop in crops
+                # Unstacked once here, so that no call slices the stacked constants.
+                tuple(
+                    tf.unstack(part)
+                    for part in filters_lib.cropped_filters(
+                        h, w, self.spec, stride, [crops[i] for i in group]
+                    )
+                )
+                for group in groups
             ],
         )
         batch = tf.shape(spectrum)[0]
-        flat_spectrum = tf.reshape(spectrum, [batch, len(self.colour_channels), -1])
+        colours = len(self.colour_channels)
         out_height, out_width = height // stride, width // stride
+        # Crops are contiguous blocks of the periodically extended spectrum: slices.
+        # With a static size only what the crops reach past the end is appended.
+        if isinstance(height, int) and isinstance(width, int):
+            reach = [
+                (
+                    row + crops[index].multipliers[0] * out_height - height,
+                    col + crops[index].multipliers[1] * out_width - width,
+                )
+                for group, (begins, _) in zip(groups, plan, strict=True)
+                for index, (_, _, row, col) in zip(
+                    group, (begin.numpy().tolist() for begin in begins), strict=True
+                )
+            ]
+            extra_rows = max(0, *(r for r, _ in reach))
+            extra_cols = max(0, *(c for _, c in reach))
+        else:
+            extra_rows = max(crop.multipliers[0] for crop in crops) * out_height
+            extra_cols = max(crop.multipliers[1] for crop in crops) * out_width
+        extended = filters_lib.extend_periodically(spectrum, extra_rows, extra_cols)
         pooled = []
-        for crop, (flat_index, crop_filter) in zip(crops, plan, strict=True):
-            m_y, m_x = crop.multipliers
-            response = tf.signal.ifft2d(tf.gather(flat_spectrum, flat_index, axis=2) * crop_filter)
-            values = tf.math.real(response) if crop.scale is None else tf.abs(response)
-            cells = tf.reshape(values, [batch, -1, out_height, m_y, out_width, m_x])
-            pooled.append(tf.reduce_mean(cells, axis=[3, 5]))
-        # pooled is (scale, orientation)-major with colours inside; reorder to colour-major.
-        bands = tf.stack(pooled[: self.num_scales * self.num_orientations], axis=2)
-        bands = tf.reshape(bands, [batch, -1, out_height, out_width])
+        for group, (begins, crop_filters) in zip(groups, plan, strict=True):
+            m_y, m_x = crops[group[0]].multipliers
+            crop_height, crop_width = m_y * out_height, m_x * out_width
+            size = tf.stack([batch, colours, crop_height, crop_width])
+            correction = (
+                filters_lib.rotation_correction(crop_height, crop_width)
+                if crops[group[0]].scale is None
+                else None
+            )
+            # One inverse FFT per crop: stacking the crops of a group for a batched
+            # transform costs a copy of the crops that measured slower.
+            for i in range(len(group)):
+                cropped = tf.slice(extended, begins[i], size)
+                response = tf.signal.ifft2d(cropped * crop_filters[i])
+                if correction is None:
+                    values = tf.abs(response)
+                else:
+                    values = tf.math.real(response * correction)
+                # Area pooling of the m_y x m_x samples per cell (the filter's gain holds
+                # the 1 / (m_y m_x) of the mean): x (contiguous) first.
+                values = tf.reduce_sum(tf.reshape(values, [-1, m_x]), axis=1)
+                values = tf.reduce_sum(tf.reshape(values, [-1, m_y, out_width]), axis=1)
+                pooled.append(tf.reshape(values, [1, batch, colours, out_height, out_width]))
+        bands = tf.concat(pooled, axis=0)  # (crop in group order, batch, colour, y, x)
+        order = [index for group in groups for index in group]
+        if order != sorted(order):
+            bands = tf.gather(bands, [order.index(i) for i in range(len(order))])
+        num_bands = self.num_scales * self.num_orientations
+        # Channels colour-major, then scale and orientation (the crops' order).
+        outputs = tf.transpose(bands[:num_bands], [1, 3, 4, 2, 0])
+        outputs = tf.reshape(outputs, [batch, out_height, out_width, colours * num_bands])
         if self.lowpass_residual:
-            bands = tf.concat([bands, pooled[-1]], axis=1)
-        return self._crop_padding(tf.transpose(bands, [0, 2, 3, 1]), stride)
+            outputs = tf.concat([outputs, tf.transpose(bands[num_bands], [0, 2, 3, 1])], axis=-1)
+        return self._crop_padding(outputs, stride)
 
     def _crop_padding(self, images, stride=1):
         if not self.pad_size:
@@ -363,6 +425,7 @@ class _FilterCache:
 
     def __init__(self):
         self.crops = None
+        self.groups = None
         self.plans = {}
 
 

