@@ -4,12 +4,13 @@ Runs the main job (``training.job.run``) on the NUS scene data set from the shar
 folder and prints the validation metrics of UNISAL next to the centre-bias and
 spectral-residual baselines as a markdown table, with the wall time::
 
-    python benchmarks/nus_unisal.py --epochs 6 --image-size 224 224
+    python benchmarks/nus_unisal.py --image-size 224 224
 
-Everything else is UNISAL's paper recipe (``training/configs.py``): SGD momentum
-0.9, learning rate 0.04 decayed by 0.8 per epoch, weight decay 1e-4, gradient
-clipping 2.0, encoder frozen for the first 2 epochs, batch 32, early stopping on
-validation CC.
+Everything else is tfsal's UNISAL default for small data sets
+(``training/configs.py``): the ImageNet encoder frozen for every epoch (BatchNorm
+in inference mode), Adam with learning rate 1e-3 decayed by 0.9 per epoch, batch
+8, horizontal flips, at most 14 epochs with early stopping on validation CC (the
+best epoch's weights are evaluated). ``--epochs``/``--batch-size`` override them.
 """
 
 import argparse
@@ -28,9 +29,9 @@ COLUMNS = ("CC", "NSS", "AUC-Judd", "sAUC", "SIM", "KLD")
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--image-size", type=int, nargs=2, default=[224, 224])
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None)
     args = parser.parse_args()

@@ -20,15 +20,20 @@ import tensorflow as tf
 
 from tfsal import losses, models
 from tfsal.data.pipeline import make_pipeline
+from tfsal.models.unisal.model import ENCODER_LAYER_PREFIXES
 from tfsal.paths import shared_weights_dir
 from training import callbacks, distributed
-from training.configs import FitConfig, run_identity
+from training.configs import FROZEN_THROUGHOUT, FitConfig, run_identity
 
 # Pretrained encoders available offline, per model (``encoder_weights: auto``).
 AUTO_ENCODER_WEIGHTS = {"unisal": "mobilenet_v2-b0353104.pth"}
 # Layer-name prefixes of each model's pretrained encoder (frozen during the warm-up).
-BACKBONE_PREFIXES = {"unisal": ("stem", "block")}
+BACKBONE_PREFIXES = {"unisal": ENCODER_LAYER_PREFIXES}
 DEFAULT_BACKBONE_PREFIXES = ("encoder", "backbone")
+# Layers kept fixed as well when the encoder is frozen for every epoch: UNISAL's
+# 41x41 Gaussian output smoothing (its kernel gradient costs more than the rest of a
+# training step on a CPU, and a few hundred images cannot improve on the Gaussian).
+FIXED_WITH_FROZEN_BACKBONE = {"unisal": ("smoothing",)}
 
 
 @dataclasses.dataclass
@@ -256,7 +261,12 @@ def train(
     if config.optimizer.frozen_backbone_epochs and not has_backbone:
         print(f"note: {config.model} has no pretrained encoder here; no frozen warm-up.")
     elif has_backbone:
-        frozen_until = min(config.optimizer.frozen_backbone_epochs, config.epochs)
+        frozen_epochs = config.optimizer.frozen_backbone_epochs
+        frozen_until = (
+            config.epochs
+            if frozen_epochs == FROZEN_THROUGHOUT
+            else min(frozen_epochs, config.epochs)
+        )
     phases = [
         (initial_epoch, frozen_until, True),
         (max(initial_epoch, frozen_until), config.epochs, False),
@@ -265,7 +275,14 @@ def train(
         if start >= stop or model.stop_training:
             continue
         if has_backbone:
-            _set_backbone_frozen(model, freeze, strategy, config, info.output)
+            _set_backbone_frozen(
+                model,
+                freeze,
+                strategy,
+                config,
+                info.output,
+                throughout=config.optimizer.frozen_backbone_epochs == FROZEN_THROUGHOUT,
+            )
         inputs, steps = distributed.distributed_epochs(
             strategy, make_epoch, train_ids, config.batch_size, range(start, stop)
         )
@@ -290,9 +307,17 @@ def train(
     return TrainingResult(model, epochs_run, checkpoint.best_epoch, history)
 
 
-def _set_backbone_frozen(model, frozen, strategy, config, output) -> None:
-    """Freezes or unfreezes the encoder and recompiles, keeping the optimiser state."""
-    for layer in backbone_layers(model, config.model):
+def _set_backbone_frozen(model, frozen, strategy, config, output, throughout=False) -> None:
+    """Freezes or unfreezes the encoder and recompiles, keeping the optimiser state.
+
+    Frozen for every epoch (``throughout``), the model's ``FIXED_WITH_FROZEN_BACKBONE``
+    layers are frozen too.
+    """
+    layers = backbone_layers(model, config.model)
+    if frozen and throughout:
+        fixed = FIXED_WITH_FROZEN_BACKBONE.get(config.model, ())
+        layers += [layer for layer in model.layers if layer.name in fixed]
+    for layer in layers:
         layer.trainable = not frozen
     with strategy.scope():
         compile_model(model, config, output)

@@ -1,3 +1,4 @@
+import dataclasses
 import errno
 import json
 
@@ -236,3 +237,48 @@ def test_a_non_finite_epoch_is_not_checkpointed(tmp_path):
     checkpoint.on_epoch_end(1, {"loss": float("nan"), "val_cc": float("nan")})
     assert [p.name for p in callbacks.list_checkpoints(tmp_path)] == ["epoch-0001.npz"]
     assert checkpoint.best_epoch == 1 and (tmp_path / callbacks.BEST_WEIGHTS).is_file()
+
+
+def test_unisal_defaults_to_the_small_data_recipe_on_small_data_sets():
+    args = fit.build_parser().parse_args(["--model", "unisal", "--data", "nus:/nowhere"])
+    small = configs.resolve_model_defaults(fit.config_from_args(args))
+    assert small.optimizer.name == "adam" and small.optimizer.learning_rate == 1e-3
+    assert small.optimizer.frozen_backbone_epochs == configs.FROZEN_THROUGHOUT
+    assert (small.batch_size, small.image_size, small.epochs) == (8, [224, 224], 14)
+    assert small.early_stopping_patience > 0 and small.augment
+    # Flags and files still win, and SALICON keeps the paper's recipe.
+    args = fit.build_parser().parse_args(
+        ["--model", "unisal", "--data", "nus:/nowhere", "--image-size", "288", "384"]
+    )
+    assert configs.resolve_model_defaults(fit.config_from_args(args)).image_size == [288, 384]
+    args = fit.build_parser().parse_args(["--model", "unisal", "--data", "salicon:/nowhere"])
+    paper = configs.resolve_model_defaults(fit.config_from_args(args))
+    assert paper.optimizer == configs.UNISAL_SALICON_RECIPE["optimizer"]
+    assert (paper.batch_size, paper.image_size) == (32, None)
+
+
+def test_frozen_backbone_epochs_below_minus_one_is_refused():
+    config = configs.FitConfig(optimizer=configs.OptimizerConfig(frozen_backbone_epochs=-2))
+    with pytest.raises(ValueError, match="frozen_backbone_epochs"):
+        configs.validate(config)
+
+
+def test_an_encoder_frozen_throughout_keeps_imagenet_batch_norm_statistics():
+    import tensorflow as tf
+
+    from training import trainer
+
+    config = configs.FitConfig(model="unisal", data="nus:/nowhere", image_size=[64, 64])
+    config = configs.resolve_model_defaults(config)
+    model = trainer.build_model(dataclasses.replace(config, encoder_weights=None))
+    trainer.compile_model(model, config, "log_density", keras.optimizers.Adam())
+    trainer._set_backbone_frozen(
+        model, True, tf.distribute.get_strategy(), config, "log_density", throughout=True
+    )
+    frozen = {layer.name for layer in model.layers if not layer.trainable}
+    assert {"stem_conv", "block_17_project", "head", "head_bn", "smoothing"} <= frozen
+    assert "adaptation" not in frozen and "gaussian_prior" not in frozen
+    statistics = model.get_layer("head_bn").moving_mean.numpy().copy()
+    images = np.random.default_rng(0).uniform(0, 255, (2, 64, 64, 3)).astype("float32")
+    model(images, training=True)
+    np.testing.assert_array_equal(model.get_layer("head_bn").moving_mean.numpy(), statistics)
