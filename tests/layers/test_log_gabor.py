@@ -316,3 +316,23 @@ def test_invalid_parameters_are_named(kwargs, message):
 def test_bad_inputs_are_named(kwargs, image, message):
     with pytest.raises(ValueError, match=message):
         LogGaborBank(**kwargs)(image)
+
+
+@pytest.mark.parametrize(
+    ("angle", "multipliers", "expected"),
+    [
+        (0.0, (5, 4), (4, 5)),  # vertical edges: frequency along x, longer side along x
+        (np.pi / 2, (4, 5), (5, 4)),
+        (np.pi / 6, (5, 4), (4, 5)),
+        (np.pi / 3, (4, 5), (5, 4)),
+        (0.0, (3, 3), (2, 4)),  # axis-aligned square box: one sample across for one along
+        (np.pi / 2, (3, 3), (4, 2)),
+        (0.0, (2, 2), (2, 2)),  # never below two samples per cell
+        (0.0, (8, 8), (8, 8)),  # never beyond the stride
+        (np.pi / 4, (5, 4), (5, 4)),  # no frequency axis to favour
+    ],
+)
+def test_crop_boxes_are_longer_along_the_frequency_axis(angle, multipliers, expected):
+    from tfsal.layers.log_gabor_filters import _orient_box
+
+    assert _orient_box(multipliers, angle, stride=8) == expected

@@ -38,19 +38,20 @@ class LogGaborBank(keras.layers.Layer):
     With ``output_stride`` > 1 the layer returns magnitudes area-pooled to 1/stride of
     the input, computed cheaply: each filter's passband is demodulated to baseband and
     cropped (a box as large as the region where its gain is at least
-    ``passband_threshold`` of its peak, placed where natural images put the most
-    response energy) before a small inverse FFT, and the envelope's samples are
-    averaged per output cell. This approximates full resolution followed by area
-    pooling: on 8 NUS images at 288x384 and stride 8 the default threshold 0.1 gives
-    a relative L2 error of 1.65% (worst channel 4.4%, correlation 0.9998, mean ratio
-    1.000); 0.05 gives 1.0% (worst 4.4%) for about 25% more work, 0.2 gives 2.1%
-    (worst 12.5%) for about 25% less (benchmarks/log_gabor_speed.py, BENCHMARKS.md).
-    Height and width must be multiples of the stride.
+    ``passband_threshold`` of its peak, with more samples along the filter's
+    frequency axis, placed where natural images put the most response energy) before
+    a small inverse FFT, and the envelope's samples are averaged per output cell.
+    This approximates full resolution followed by area pooling: on 8 NUS images at
+    288x384 and stride 8 the default threshold 0.2 gives a relative L2 error of 1.8%
+    (worst channel 3.9%, correlation 0.9998); 0.1 gives 1.6% (worst 2.8%) for about
+    35% more work (benchmarks/log_gabor_speed.py, BENCHMARKS.md). Height and width
+    must be multiples of the stride.
 
     On CPU, ``tf.function(layer, jit_compile=True)`` (XLA) fuses the element-wise
-    work around the FFTs and measured faster, most in the reduced-resolution mode
-    (BENCHMARKS.md); the layer itself never requires XLA, so exported models run
-    without it.
+    work around the FFTs and measured faster in the reduced-resolution mode, and so
+    did single-threaded kernels (``TF_NUM_INTRAOP_THREADS=1``: its operations are
+    small); see BENCHMARKS.md. The layer itself never requires XLA, so exported
+    models run without it.
 
     Args:
         num_scales: number of scales, >= 1.
@@ -89,7 +90,7 @@ class LogGaborBank(keras.layers.Layer):
         padding: str = "none",
         lowpass_residual: bool = False,
         output_stride: int = 1,
-        passband_threshold: float = 0.1,
+        passband_threshold: float = 0.2,
         return_complex: bool = False,
         **kwargs,
     ):
@@ -210,11 +211,12 @@ class LogGaborBank(keras.layers.Layer):
             pad = self.pad_size
             images = tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]], mode="REFLECT")
         height, width = _spatial_size(images)
-        spectrum = tf.signal.fft2d(tf.complex(tf.transpose(images, [0, 3, 1, 2]), 0.0))
+        images = tf.transpose(images, [0, 3, 1, 2])
         if self.output_stride == 1:
+            spectrum = tf.signal.fft2d(tf.complex(images, 0.0))
             outputs = self._full_resolution(spectrum, height, width)
         else:
-            outputs = self._reduced_resolution(spectrum, height, width)
+            outputs = self._reduced_resolution(_centred_spectrum(images), height, width)
         return tf.nest.map_structure(lambda x: tf.cast(x, self.compute_dtype), outputs)
 
     def _full_resolution(self, spectrum, height, width):
@@ -228,25 +230,25 @@ class LogGaborBank(keras.layers.Layer):
 
         def filter_one_image(image_spectrum):
             # One colour channel and one scale at a time keeps the complex intermediate
-            # small, which measured faster than large batches of transforms.
-            magnitudes, evens, odds = [], [], []
+            # small, which measured faster than large batches of transforms; the maps
+            # of a colour channel are then moved to channels-last in one transpose,
+            # which measured faster than one per scale or one for all channels.
+            outputs = {"magnitude": [], "even": [], "odd": []}
             for channel in range(len(self.colour_channels)):
+                maps = {"magnitude": [], "even": [], "odd": []}
                 for scale in range(self.num_scales):
                     response = tf.signal.ifft2d(image_spectrum[channel, None] * plan[scale])
-                    magnitudes.append(tf.abs(response))
+                    maps["magnitude"].append(_magnitude(response))
                     if self.return_complex:
-                        evens.append(tf.math.real(response))
-                        odds.append(tf.math.imag(response))
+                        maps["even"].append(tf.math.real(response))
+                        maps["odd"].append(tf.math.imag(response))
+                for key, values in maps.items():
+                    if values:
+                        outputs[key].append(tf.transpose(tf.concat(values, 0), [1, 2, 0]))
             if self.lowpass_residual:
-                magnitudes.append(tf.math.real(tf.signal.ifft2d(image_spectrum * plan[-1])))
-            outputs = {"magnitude": magnitudes, "even": evens, "odd": odds}
-            # Transposing chunk by chunk and concatenating measured about twice as
-            # fast as one transpose of the concatenated channels.
-            return {
-                key: tf.concat([tf.transpose(m, [1, 2, 0]) for m in maps], axis=-1)
-                for key, maps in outputs.items()
-                if maps
-            }
+                residual = tf.math.real(tf.signal.ifft2d(image_spectrum * plan[-1]))
+                outputs["magnitude"].append(tf.transpose(residual, [1, 2, 0]))
+            return {key: tf.concat(maps, axis=-1) for key, maps in outputs.items() if maps}
 
         num_bands = len(self.colour_channels) * self.num_scales * self.num_orientations
         static_size = [size if isinstance(size, int) else None for size in (height, width)]
@@ -264,6 +266,7 @@ class LogGaborBank(keras.layers.Layer):
         return outputs if self.return_complex else outputs["magnitude"]
 
     def _reduced_resolution(self, spectrum, height, width):
+        # The spectrum is centred, so every crop is a plain slice (none crosses an edge).
         stride = self.output_stride
         if self._cache.crops is None:
             with tf.init_scope():
@@ -290,43 +293,21 @@ class LogGaborBank(keras.layers.Layer):
         batch = tf.shape(spectrum)[0]
         colours = len(self.colour_channels)
         out_height, out_width = height // stride, width // stride
-        # Crops are contiguous blocks of the periodically extended spectrum: slices.
-        # With a static size only what the crops reach past the end is appended.
-        if isinstance(height, int) and isinstance(width, int):
-            reach = [
-                (
-                    row + crops[index].multipliers[0] * out_height - height,
-                    col + crops[index].multipliers[1] * out_width - width,
-                )
-                for group, (begins, _) in zip(groups, plan, strict=True)
-                for index, (_, _, row, col) in zip(
-                    group, (begin.numpy().tolist() for begin in begins), strict=True
-                )
-            ]
-            extra_rows = max(0, *(r for r, _ in reach))
-            extra_cols = max(0, *(c for _, c in reach))
-        else:
-            extra_rows = max(crop.multipliers[0] for crop in crops) * out_height
-            extra_cols = max(crop.multipliers[1] for crop in crops) * out_width
-        extended = filters_lib.extend_periodically(spectrum, extra_rows, extra_cols)
         pooled = []
         for group, (begins, crop_filters) in zip(groups, plan, strict=True):
             m_y, m_x = crops[group[0]].multipliers
             crop_height, crop_width = m_y * out_height, m_x * out_width
             size = tf.stack([batch, colours, crop_height, crop_width])
-            correction = (
-                filters_lib.rotation_correction(crop_height, crop_width)
-                if crops[group[0]].scale is None
-                else None
-            )
             # One inverse FFT per crop: stacking the crops of a group for a batched
             # transform costs a copy of the crops that measured slower.
             for i in range(len(group)):
-                cropped = tf.slice(extended, begins[i], size)
+                cropped = tf.slice(spectrum, begins[i], size)
                 response = tf.signal.ifft2d(cropped * crop_filters[i])
-                if correction is None:
-                    values = tf.abs(response)
+                if crops[group[i]].scale is not None:
+                    values = _magnitude(response)
                 else:
+                    first = (begins[i][2] - height // 2, begins[i][3] - width // 2)
+                    correction = filters_lib.demodulation_correction(first, crop_height, crop_width)
                     values = tf.math.real(response * correction)
                 # Area pooling of the m_y x m_x samples per cell (the filter's gain holds
                 # the 1 / (m_y m_x) of the mean): x (contiguous) first.
@@ -432,6 +413,26 @@ class _FilterCache:
 def _require(value, name: str, condition: bool, expectation: str) -> None:
     if not condition:
         raise ValueError(f"{name} must be {expectation}. Received: {name}={value!r}")
+
+
+def _centred_spectrum(images):
+    """FFT of (..., H, W) real images with frequency 0 at index (H // 2, W // 2).
+
+    For even sizes the images are multiplied by (-1)^(y + x) first, which shifts the
+    spectrum by half its size without the copy that ``tf.signal.fftshift`` makes.
+    """
+    height, width = images.shape[-2], images.shape[-1]
+    if height is None or width is None or height % 2 or width % 2:
+        return tf.signal.fftshift(tf.signal.fft2d(tf.complex(images, 0.0)), axes=(-2, -1))
+    rows = tf.range(height)[:, None]
+    cols = tf.range(width)[None, :]
+    signs = tf.cast(1 - 2 * ((rows + cols) % 2), images.dtype)
+    return tf.signal.fft2d(tf.complex(images * signs, 0.0))
+
+
+def _magnitude(response):
+    """|response| of a complex tensor (measured twice as fast as ``tf.abs`` on CPU)."""
+    return tf.sqrt(tf.square(tf.math.real(response)) + tf.square(tf.math.imag(response)))
 
 
 def _spatial_size(images):

@@ -205,7 +205,7 @@ def _wrap(frequency: np.ndarray) -> np.ndarray:
     return (frequency + 0.5) % 1.0 - 0.5
 
 
-def _crop_covering(gain, fy, fx, scale, orientation, stride, threshold) -> PassbandCrop:
+def _crop_covering(gain, fy, fx, scale, orientation, stride, threshold, angle=None):
     peak = np.unravel_index(np.argmax(gain), gain.shape)
     inside = gain >= threshold * gain[peak]
     # Offsets from the peak, wrapped, so passbands crossing Nyquist stay compact.
@@ -215,6 +215,8 @@ def _crop_covering(gain, fy, fx, scale, orientation, stride, threshold) -> Passb
     multipliers = tuple(
         int(min(stride, max(2, math.ceil((np.ptp(d) + step) * stride)))) for d in (dy, dx)
     )
+    if angle is not None:
+        multipliers = _orient_box(multipliers, angle, stride)
     if scale is None:
         # The residual's low-pass is symmetric about DC: the middle of its passband.
         centre = (
@@ -224,6 +226,25 @@ def _crop_covering(gain, fy, fx, scale, orientation, stride, threshold) -> Passb
     else:
         centre = _energy_centre(gain, fy, fx, multipliers, stride)
     return PassbandCrop(scale, orientation, multipliers, centre)
+
+
+def _orient_box(multipliers: tuple[int, int], angle: float, stride: int) -> tuple[int, int]:
+    """Gives a band-pass filter's box more samples along its frequency axis.
+
+    A filter's envelope on natural images varies fastest along its frequency axis
+    (across the edges that drive it) and slowest along the edges, so the larger side
+    of the box goes along the axis nearer the filter's orientation, and a square box
+    of a filter aligned with an image axis trades one sample across for one along.
+    On 8 NUS images at stride 8 (threshold 0.2) this cut the worst channel's error
+    from 12.5% to 3.9% at 1% fewer samples.
+    """
+    sin, cos = abs(math.sin(angle)), abs(math.cos(angle))
+    if math.isclose(sin, cos):
+        return multipliers
+    larger, smaller = max(multipliers), min(multipliers)
+    if larger == smaller > 2 and larger < stride and min(sin, cos) < 1e-9:
+        larger, smaller = larger + 1, smaller - 1
+    return (larger, smaller) if sin > cos else (smaller, larger)
 
 
 def _energy_centre(gain, fy, fx, multipliers, stride) -> tuple[float, float]:
@@ -252,10 +273,11 @@ def passband_crops(
     """Crop boxes for the reduced-resolution mode, independent of the image size.
 
     Each filter keeps an axis-aligned box (in cycles per pixel) as large as its
-    passband where its gain is at least ``threshold`` times its peak, placed where it
-    holds the most response energy of natural images (``_energy_centre``): on NUS
-    images at stride 8 this cut the error at the default threshold 0.1 from 2.2% to
-    1.6% relative L2 at the same cost, against centring the box on that passband.
+    passband where its gain is at least ``threshold`` times its peak, with its longer
+    side along the filter's frequency axis (``_orient_box``), placed where it holds
+    the most response energy of natural images (``_energy_centre``): on NUS images at
+    stride 8 the placement cut the error at threshold 0.1 from 2.2% to 1.6% relative
+    L2 at the same cost, against centring the box on that passband.
 
     Args:
         spec: the bank's parameters.
@@ -271,7 +293,7 @@ def passband_crops(
     gains = log_gabor_transfer(fy, fx, spec).numpy()
     fy, fx = fy.numpy(), fx.numpy()
     crops = [
-        _crop_covering(gains[s, o], fy, fx, s, o, stride, threshold)
+        _crop_covering(gains[s, o], fy, fx, s, o, stride, threshold, spec.orientation_angles[o])
         for s in range(spec.num_scales)
         for o in range(spec.num_orientations)
     ]
@@ -282,20 +304,21 @@ def passband_crops(
 
 
 def cropped_filter(height, width, spec: LogGaborSpec, stride: int, crop: PassbandCrop):
-    """Where one crop starts in the spectrum, and its filter, on an image of a given size.
+    """Where one crop starts in the centred spectrum, and its filter, for an image size.
 
-    The crop is the block of ``multiplier * size / stride`` consecutive frequency
-    indices (cyclically) around its centre along each axis, so it is a plain slice of
-    the spectrum extended periodically (see ``extend_periodically``). Inverse
-    transforming the crop demodulates the passband to baseband: the response is the
-    full-resolution response times a unimodular factor (a frequency shift and the
-    cyclic rotation of the crop's index order), so its magnitude is unchanged
-    (``rotation_correction`` removes the factor where the real part is wanted). The
-    filter also carries a phase ramp that moves the small grid's samples to the
-    midpoints of the sub-cells of each output cell, so that averaging them
-    approximates area pooling, and its gain absorbs the ratio of the inverse-FFT
-    normalisations of the small and full grids and the 1 / (m_y m_x) of that average
-    (so the samples of a cell are summed).
+    The spectrum is taken centred (``tf.signal.fftshift``: index k of an axis of size N
+    holds frequency ``(k - N // 2) / N``), and the crop is the block of ``multiplier *
+    size / stride`` consecutive indices around its centre along each axis, moved
+    inside the axis where it would cross the Nyquist frequency (where the low-pass
+    leaves almost no gain), so it is a plain slice. Inverse transforming the crop
+    demodulates the passband to baseband: the response is the full-resolution
+    response times the unimodular factor of the crop's first frequency (see
+    ``demodulation_correction``, which removes it where the real part is wanted), so
+    its magnitude is unchanged. The filter also carries a phase ramp that moves the
+    small grid's samples to the midpoints of the sub-cells of each output cell, so
+    that averaging them approximates area pooling, and its gain absorbs the ratio of
+    the inverse-FFT normalisations of the small and full grids and the 1 / (m_y m_x)
+    of that average (so the samples of a cell are summed).
 
     Args:
         height: image height, a multiple of ``stride`` (int or scalar tensor).
@@ -306,21 +329,21 @@ def cropped_filter(height, width, spec: LogGaborSpec, stride: int, crop: Passban
 
     Returns:
         ``(start, filter)``: the int32 (row, column) of the crop's first element in
-        the spectrum, in [0, height) x [0, width), and the complex64 filter of shape
-        (crop_height, crop_width).
+        the centred spectrum and the complex64 filter of shape (crop_height,
+        crop_width).
     """
     axes = []
     for size, multiplier, centre in zip(
         (height, width), crop.multipliers, crop.centre, strict=True
     ):
         crop_size = multiplier * (size // stride)
-        offsets = tf.range(crop_size) - crop_size // 2
         size_f = tf.cast(size, tf.float64)
-        start = (tf.cast(tf.round(centre * size_f), tf.int32) - crop_size // 2) % size
-        frequencies = tf.gather(fft_frequencies(size), (start + tf.range(crop_size)) % size)
+        nearest = tf.cast(tf.round(centre * size_f), tf.int32)
+        start = tf.clip_by_value(nearest - crop_size // 2 + size // 2, 0, size - crop_size)
+        # Signed frequency indices of the crop's elements.
+        signed = tf.cast(start - size // 2 + tf.range(crop_size), tf.float64)
         shift = stride / (2.0 * multiplier) - 0.5
-        phase = 2.0 * math.pi * shift * tf.cast(offsets, tf.float64) / size_f
-        axes.append((start, frequencies, phase))
+        axes.append((start, signed / size_f, 2.0 * math.pi * shift * signed / size_f))
     (row, fy, phase_y), (col, fx, phase_x) = axes
     fy, fx = tf.meshgrid(fy, fx, indexing="ij")
     if crop.scale is None:
@@ -335,26 +358,25 @@ def cropped_filter(height, width, spec: LogGaborSpec, stride: int, crop: Passban
     return tf.stack([row, col]), tf.cast(response, tf.complex64)
 
 
-def rotation_correction(crop_height, crop_width) -> tf.Tensor:
-    """Undoes the factor that starting a crop half its size before its centre brings.
+def demodulation_correction(first_frequencies, crop_height, crop_width) -> tf.Tensor:
+    """The factor that turns a crop's inverse FFT back into the full-resolution response.
 
-    Index j of a crop of size n holds offset ``j - n // 2`` from the centre, so its
-    inverse FFT is the centre-first one times ``exp(2 pi i (n // 2) y / n)``; this
-    (crop_height, crop_width) complex64 array is the conjugate of that factor.
+    A crop whose first element holds signed frequency index k0 (along an axis of the
+    crop of size n) inverse transforms to the full-resolution response times
+    ``exp(-2 pi i k0 u / n)`` at sample u; this (crop_height, crop_width) complex64
+    array is the inverse of that factor.
+
+    Args:
+        first_frequencies: signed frequency indices (row, column) of the crop's first
+            element (ints or scalar tensors).
+        crop_height: the crop's height.
+        crop_width: the crop's width.
     """
     factors = []
-    for n in (crop_height, crop_width):
-        angle = (
-            -2.0 * math.pi * tf.cast((n // 2) * tf.range(n), tf.float64) / tf.cast(n, tf.float64)
-        )
+    for k0, n in zip(first_frequencies, (crop_height, crop_width), strict=True):
+        angle = 2.0 * math.pi * tf.cast(k0 * tf.range(n), tf.float64) / tf.cast(n, tf.float64)
         factors.append(tf.complex(tf.cos(angle), tf.sin(angle)))
     return tf.cast(factors[0][:, None] * factors[1][None, :], tf.complex64)
-
-
-def extend_periodically(spectrum: tf.Tensor, rows, cols) -> tf.Tensor:
-    """Appends the first ``rows`` rows and ``cols`` columns of the last two axes."""
-    spectrum = tf.concat([spectrum, spectrum[..., :rows, :]], axis=-2)
-    return tf.concat([spectrum, spectrum[..., :cols]], axis=-1)
 
 
 def group_crops(crops: list[PassbandCrop]) -> list[list[int]]:
