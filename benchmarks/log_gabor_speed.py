@@ -230,7 +230,8 @@ def error_table(repeats: int) -> list[str]:
         candidates[threshold] = lambda run=run: run(one).numpy()
     ms, cpu, ratio = measure(candidates, repeats)
     for threshold in thresholds:
-        name = f"{threshold} (default)" if threshold == 0.1 else f"{threshold}"
+        default = LogGaborBank(output_stride=STRIDE).passband_threshold
+        name = f"{threshold} (default)" if threshold == default else f"{threshold}"
         rows.append(
             f"| {name} | {errors[threshold]} | {ms[threshold]:.1f} | {ratio[threshold]:.1f}× "
             f"| {cpu[threshold]:.1f} |"
