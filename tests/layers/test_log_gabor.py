@@ -336,3 +336,16 @@ def test_crop_boxes_are_longer_along_the_frequency_axis(angle, multipliers, expe
     from tfsal.layers.log_gabor_filters import _orient_box
 
     assert _orient_box(multipliers, angle, stride=8) == expected
+
+
+def test_reduced_resolution_with_an_odd_stride_and_odd_sizes():
+    # Odd sizes take the fftshift path to the centred spectrum; nothing is cropped, so
+    # the result is exact, and the cropping default agrees between static and dynamic.
+    image = np.random.default_rng(9).random((1, 45, 57, 3)).astype("float32") * 255
+    config = dict(TINY, lowpass_residual=True, angular_window="gaussian")
+    expected = tf.nn.avg_pool2d(LogGaborBank(**config)(image), 3, 3, "VALID")
+    exact = LogGaborBank(output_stride=3, passband_threshold=1e-30, **config)
+    np.testing.assert_allclose(exact(image), expected, rtol=1e-4, atol=1e-4)
+    bank = LogGaborBank(output_stride=3, lowpass_residual=True, **TINY)
+    dynamic = tf.function(bank, input_signature=[tf.TensorSpec([None, None, None, 3])])
+    np.testing.assert_allclose(dynamic(image), bank(image), rtol=1e-4, atol=1e-4)
