@@ -205,7 +205,7 @@ def _wrap(frequency: np.ndarray) -> np.ndarray:
     return (frequency + 0.5) % 1.0 - 0.5
 
 
-def _crop_covering(gain, fy, fx, scale, orientation, stride, threshold, angle=None):
+def _crop_covering(gain, fy, fx, scale, orientation, stride, threshold, angle=None) -> PassbandCrop:
     peak = np.unravel_index(np.argmax(gain), gain.shape)
     inside = gain >= threshold * gain[peak]
     # Offsets from the peak, wrapped, so passbands crossing Nyquist stay compact.
@@ -233,8 +233,9 @@ def _orient_box(multipliers: tuple[int, int], angle: float, stride: int) -> tupl
 
     A filter's envelope on natural images varies fastest along its frequency axis
     (across the edges that drive it) and slowest along the edges, so the larger side
-    of the box goes along the axis nearer the filter's orientation, and a square box
-    of a filter aligned with an image axis trades one sample across for one along.
+    of the box goes along the axis nearer the direction of the filter's centre
+    frequency, and a square box of a filter aligned with an image axis trades one
+    sample across for one along.
     On 8 NUS images at stride 8 (threshold 0.2) this cut the worst channel's error
     from 12.5% to 3.9% at 1% fewer samples.
     """
