@@ -276,39 +276,23 @@ class LogGaborBank(keras.layers.Layer):
                 self._cache.groups = filters_lib.group_crops(crops)
                 self._cache.crops = crops
         crops, groups = self._cache.crops, self._cache.groups
-        plan = self._plan(
-            height,
-            width,
-            lambda h, w: [
-                # Unstacked once here, so that no call slices the stacked constants.
-                tuple(
-                    tf.unstack(part)
-                    for part in filters_lib.cropped_filters(
-                        h, w, self.spec, stride, [crops[i] for i in group]
-                    )
-                )
-                for group in groups
-            ],
-        )
+        plan = self._plan(height, width, lambda h, w: self._crop_plan(h, w, crops, groups))
         batch = tf.shape(spectrum)[0]
         colours = len(self.colour_channels)
         out_height, out_width = height // stride, width // stride
         pooled = []
-        for group, (begins, crop_filters) in zip(groups, plan, strict=True):
+        for group, (begins, crop_filters, corrections) in zip(groups, plan, strict=True):
             m_y, m_x = crops[group[0]].multipliers
-            crop_height, crop_width = m_y * out_height, m_x * out_width
-            size = tf.stack([batch, colours, crop_height, crop_width])
+            size = tf.stack([batch, colours, m_y * out_height, m_x * out_width])
             # One inverse FFT per crop: stacking the crops of a group for a batched
             # transform costs a copy of the crops that measured slower.
             for i in range(len(group)):
                 cropped = tf.slice(spectrum, begins[i], size)
                 response = tf.signal.ifft2d(cropped * crop_filters[i])
-                if crops[group[i]].scale is not None:
+                if corrections is None:
                     values = _magnitude(response)
                 else:
-                    first = (begins[i][2] - height // 2, begins[i][3] - width // 2)
-                    correction = filters_lib.demodulation_correction(first, crop_height, crop_width)
-                    values = tf.math.real(response * correction)
+                    values = tf.math.real(response * corrections[i])
                 # Area pooling of the m_y x m_x samples per cell (the filter's gain holds
                 # the 1 / (m_y m_x) of the mean): x (contiguous) first.
                 values = tf.reduce_sum(tf.reshape(values, [-1, m_x]), axis=1)
@@ -325,6 +309,36 @@ class LogGaborBank(keras.layers.Layer):
         if self.lowpass_residual:
             outputs = tf.concat([outputs, tf.transpose(bands[num_bands], [0, 2, 3, 1])], axis=-1)
         return self._crop_padding(outputs, stride)
+
+    def _crop_plan(self, height, width, crops, groups):
+        """Slice starts, filters and residual corrections per group of equal crops.
+
+        The corrections (None for band-pass groups, whose magnitudes need none) turn
+        the residual's demodulated response back into the full-resolution one, whose
+        real part is wanted. Everything is unstacked once here, so that no call slices
+        stacked constants.
+        """
+        stride = self.output_stride
+        plan = []
+        for group in groups:
+            members = [crops[i] for i in group]
+            begins, crop_filters = filters_lib.cropped_filters(
+                height, width, self.spec, stride, members
+            )
+            begins, crop_filters = tf.unstack(begins), tf.unstack(crop_filters)
+            corrections = None
+            if members[0].scale is None:
+                m_y, m_x = members[0].multipliers
+                corrections = [
+                    filters_lib.demodulation_correction(
+                        (begin[2] - height // 2, begin[3] - width // 2),
+                        m_y * (height // stride),
+                        m_x * (width // stride),
+                    )
+                    for begin in begins
+                ]
+            plan.append((begins, crop_filters, corrections))
+        return plan
 
     def _crop_padding(self, images, stride=1):
         if not self.pad_size:
