@@ -248,7 +248,7 @@ class LogGaborBank(keras.layers.Layer):
             if self.lowpass_residual:
                 residual = tf.math.real(tf.signal.ifft2d(image_spectrum * plan[-1]))
                 outputs["magnitude"].append(tf.transpose(residual, [1, 2, 0]))
-            return {key: tf.concat(maps, axis=-1) for key, maps in outputs.items() if maps}
+            return {key: tf.concat(parts, axis=-1) for key, parts in outputs.items() if parts}
 
         num_bands = len(self.colour_channels) * self.num_scales * self.num_orientations
         static_size = [size if isinstance(size, int) else None for size in (height, width)]
