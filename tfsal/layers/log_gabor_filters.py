@@ -396,8 +396,8 @@ def cropped_filters(height, width, spec: LogGaborSpec, stride: int, crops: list[
     """``cropped_filter`` for crops of equal multipliers, stacked on a leading axis.
 
     Returns:
-        ``(begins, filters)``: int32 (num_crops, 4) slice beginnings in a (batch,
-        colour, row, column) spectrum and complex64 (num_crops, crop_height,
+        ``(begins, filters)``: int32 (num_crops, 4) slice beginnings in a centred
+        (batch, colour, row, column) spectrum and complex64 (num_crops, crop_height,
         crop_width) filters.
     """
     pairs = [cropped_filter(height, width, spec, stride, crop) for crop in crops]
