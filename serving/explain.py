@@ -51,7 +51,9 @@ class Explanation:
     Attributes:
         canvas: the (h, w, 3) model input.
         geometry: where the image lies on the canvas.
-        region: the explained region.
+        region: the explained region on the canvas.
+        image_box: the region as ``(x, y, w, h)`` image pixels (the user's box as given,
+            or the canvas region mapped back, rounded outwards).
         mass: the predicted saliency mass in it.
         saliency: the (h, w) predicted density (or map) on the canvas.
         maps: method -> (h, w) attribution map on the canvas.
@@ -61,6 +63,7 @@ class Explanation:
     canvas: np.ndarray
     geometry: ResizeGeometry
     region: Region
+    image_box: tuple[int, int, int, int]
     mass: float
     saliency: np.ndarray
     maps: dict[str, np.ndarray]
@@ -108,6 +111,7 @@ def explain_image(
     options = options or attribution.AttributionOptions()
     canvas, geometry = model_input(image, loaded.input_size, loaded.resize)
     outputs = predicted_canvas(loaded, canvas)
+    region_given = region
     if region is None:
         region = (
             Region.from_image_box(box, geometry)
@@ -124,8 +128,12 @@ def explain_image(
             maps[method], breakdown = _loggabor(loaded, outputs, mask, geometry)
         else:
             maps[method] = attribution.attribute(score, canvas, method, options)
+    if box is not None and region_given is None:
+        image_box = tuple(int(value) for value in box)
+    else:
+        image_box = region.to_image_box(geometry)
     return Explanation(
-        canvas, geometry, region, mass, outputs[conventions.SALIENCY], maps, breakdown
+        canvas, geometry, region, image_box, mass, outputs[conventions.SALIENCY], maps, breakdown
     )
 
 
@@ -149,7 +157,7 @@ def write_explanation(explanation: Explanation, image: np.ndarray, stem: str, ou
     from tfsal import visualize
 
     written = []
-    x, y, w, h = explanation.region.to_image_box(explanation.geometry)
+    x, y, w, h = explanation.image_box
     for method, canvas_map in explanation.maps.items():
         raw = to_image(canvas_map, explanation.geometry, image.shape[:2])
         npy_path = out / f"{stem}_{method}.npy"
@@ -223,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
             loaded = load_model(path, name)
             explanation = explain_image(loaded, image, methods, box, options)
             written = write_explanation(explanation, image, args.image.stem, args.out, name)
-            x, y, w, h = explanation.region.to_image_box(explanation.geometry)
+            x, y, w, h = explanation.image_box
             report[name] = {"region": {"x": x, "y": y, "w": w, "h": h}, "mass": explanation.mass}
             for path_written in written:
                 print(f"wrote {path_written}")
