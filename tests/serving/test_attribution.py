@@ -9,7 +9,7 @@ from serving import attribution
 from serving.loaded_model import load_model
 from serving.region import Region, most_salient_region, parse_box
 from serving.region_score import SCORE_INDEX, RegionScore, score_model
-from tests.serving import tiny_models
+from tests.serving import explained_models as tiny_models
 from tfsal.data.targets import resize_geometry
 
 HEIGHT, WIDTH = tiny_models.SIZE

@@ -8,7 +8,7 @@ import pytest
 
 from serving import contributions, explain
 from serving.loaded_model import LoadedModel
-from tests.serving import tiny_models
+from tests.serving import explained_models as tiny_models
 
 HEIGHT, WIDTH = 36, 60  # not the model's size: maps must come back at this size
 

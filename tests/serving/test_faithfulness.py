@@ -6,7 +6,7 @@ import pytest
 from serving import faithfulness
 from serving.region import Region
 from serving.region_score import SCORE_INDEX, score_model
-from tests.serving import tiny_models
+from tests.serving import explained_models as tiny_models
 
 HEIGHT, WIDTH = tiny_models.SIZE
 

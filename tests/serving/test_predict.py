@@ -6,7 +6,7 @@ import pytest
 
 from serving import predict
 from serving.loaded_model import load_model
-from tests.serving import tiny_models
+from tests.serving import explained_models as tiny_models
 from tfsal.data.images import read_map
 
 
