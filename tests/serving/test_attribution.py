@@ -9,21 +9,21 @@ from serving import attribution
 from serving.loaded_model import load_model
 from serving.region import Region, most_salient_region, parse_box
 from serving.region_score import SCORE_INDEX, RegionScore, score_model
-from tests.serving import explained_models as tiny_models
+from tests.serving import explained_models
 from tfsal.data.targets import resize_geometry
 
-HEIGHT, WIDTH = tiny_models.SIZE
+HEIGHT, WIDTH = explained_models.SIZE
 FAST = attribution.AttributionOptions(ig_steps=4, smoothgrad_samples=3, occlusion_patch=8)
 
 
 @pytest.fixture(scope="module")
 def deep():
-    return tiny_models.deep_model()
+    return explained_models.deep_model()
 
 
 @pytest.fixture(scope="module")
 def canvas():
-    return tiny_models.random_image(HEIGHT, WIDTH).astype(np.float32)
+    return explained_models.random_image(HEIGHT, WIDTH).astype(np.float32)
 
 
 REGION = Region(4, 6, 8, 10)
@@ -72,7 +72,7 @@ def test_gradcam_picks_the_last_feature_layer(deep):
 
 
 def test_a_saved_model_is_explained_through_its_serve_endpoint(deep, canvas, tmp_path):
-    loaded = load_model(tiny_models.export(deep, tmp_path / "tiny" / "1"))
+    loaded = load_model(explained_models.export(deep, tmp_path / "tiny" / "1"))
     score = _score(loaded.model)
     np.testing.assert_allclose(
         np.asarray(score(canvas[None])), np.asarray(_score(deep)(canvas[None])), rtol=1e-5

@@ -8,7 +8,7 @@ import pytest
 
 from serving import contributions, explain
 from serving.loaded_model import LoadedModel
-from tests.serving import explained_models as tiny_models
+from tests.serving import explained_models
 
 HEIGHT, WIDTH = 36, 60  # not the model's size: maps must come back at this size
 
@@ -16,11 +16,11 @@ HEIGHT, WIDTH = 36, 60  # not the model's size: maps must come back at this size
 @pytest.fixture(scope="module")
 def run_folder(tmp_path_factory):
     run = tmp_path_factory.mktemp("run")
-    tiny_models.export(tiny_models.deep_model(), run / "export" / "tiny" / "1")
-    tiny_models.export(
-        tiny_models.explainable_model(),
+    explained_models.export(explained_models.deep_model(), run / "export" / "tiny" / "1")
+    explained_models.export(
+        explained_models.explainable_model(),
         run / "export" / "tiny_explainable" / "1",
-        {contributions.GROUPS_METADATA_KEY: list(tiny_models.GROUPS)},
+        {contributions.GROUPS_METADATA_KEY: list(explained_models.GROUPS)},
     )
     return run
 
@@ -28,7 +28,7 @@ def run_folder(tmp_path_factory):
 @pytest.fixture(scope="module")
 def image_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("images") / "street.png"
-    image = tiny_models.random_image(HEIGHT, WIDTH, seed=4)
+    image = explained_models.random_image(HEIGHT, WIDTH, seed=4)
     cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     return path
 
@@ -60,13 +60,13 @@ def test_several_methods_write_maps_of_the_image_size(run_folder, image_file, tm
     assert report["tiny"]["region"] == {"x": 10, "y": 6, "w": 20, "h": 12}
     assert 0.0 < report["tiny"]["mass"] < 1.0
     groups = json.loads((out / "street_loggabor_groups.json").read_text())
-    assert [g["name"] for g in groups["groups"]] == list(tiny_models.GROUPS)
+    assert [g["name"] for g in groups["groups"]] == list(explained_models.GROUPS)
     assert (out / "street_loggabor_groups.png").is_file()
 
 
 def test_loggabor_breakdown_adds_up_to_the_region_logits(image_file):
-    model = tiny_models.explainable_model()
-    loaded = LoadedModel("tiny", model, tiny_models.SIZE, "log_density")
+    model = explained_models.explainable_model()
+    loaded = LoadedModel("tiny", model, explained_models.SIZE, "log_density")
     from tfsal.data.images import read_image
 
     explanation = explain.explain_image(loaded, read_image(image_file), ["loggabor"])
@@ -81,12 +81,14 @@ def test_loggabor_breakdown_adds_up_to_the_region_logits(image_file):
 
 
 def test_gradcam_runs_on_a_keras_model(image_file):
-    loaded = LoadedModel("tiny", tiny_models.deep_model(), tiny_models.SIZE, "log_density")
+    loaded = LoadedModel(
+        "tiny", explained_models.deep_model(), explained_models.SIZE, "log_density"
+    )
     from tfsal.data.images import read_image
 
     explanation = explain.explain_image(loaded, read_image(image_file), ["gradcam", "smoothgrad"])
     for result in explanation.maps.values():
-        assert result.shape == tiny_models.SIZE and np.isfinite(result).all()
+        assert result.shape == explained_models.SIZE and np.isfinite(result).all()
 
 
 def test_bad_requests_give_one_clear_error(run_folder, image_file, tmp_path, capsys):

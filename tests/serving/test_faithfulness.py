@@ -6,17 +6,17 @@ import pytest
 from serving import faithfulness
 from serving.region import Region
 from serving.region_score import SCORE_INDEX, score_model
-from tests.serving import explained_models as tiny_models
+from tests.serving import explained_models
 
-HEIGHT, WIDTH = tiny_models.SIZE
+HEIGHT, WIDTH = explained_models.SIZE
 
 
 @pytest.fixture(scope="module")
 def setup():
-    model = tiny_models.deep_model()
+    model = explained_models.deep_model()
     score, layer = score_model(model, "log_density")
     layer.set_region(Region(4, 6, 8, 10).mask((HEIGHT, WIDTH)))
-    image = tiny_models.random_image(HEIGHT, WIDTH).astype(np.float32)
+    image = explained_models.random_image(HEIGHT, WIDTH).astype(np.float32)
     return lambda batch: np.asarray(score(batch))[:, SCORE_INDEX], image
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from serving import predict
 from serving.loaded_model import load_model
-from tests.serving import explained_models as tiny_models
+from tests.serving import explained_models
 from tfsal.data.images import read_map
 
 
@@ -14,7 +14,7 @@ from tfsal.data.images import read_map
 def run_folder(tmp_path_factory):
     """A training.fit-like run folder holding the tiny deep model's export."""
     run = tmp_path_factory.mktemp("run")
-    tiny_models.export(tiny_models.deep_model(), run / "export" / "tiny" / "1")
+    explained_models.export(explained_models.deep_model(), run / "export" / "tiny" / "1")
     return run
 
 
@@ -23,11 +23,13 @@ def images(tmp_path):
     """Images of several sizes and layouts, and one broken file."""
     folder = tmp_path / "images"
     folder.mkdir()
-    rgb = tiny_models.random_image(30, 50, seed=1)
+    rgb = explained_models.random_image(30, 50, seed=1)
     cv2.imwrite(str(folder / "wide.jpg"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    grey = tiny_models.random_image(41, 17, seed=2)[..., 0]
+    grey = explained_models.random_image(41, 17, seed=2)[..., 0]
     cv2.imwrite(str(folder / "grey.png"), grey)
-    rgba = np.dstack([tiny_models.random_image(20, 20, seed=3), np.full((20, 20), 128, np.uint8)])
+    rgba = np.dstack(
+        [explained_models.random_image(20, 20, seed=3), np.full((20, 20), 128, np.uint8)]
+    )
     cv2.imwrite(str(folder / "rgba.png"), rgba)
     encoded = cv2.imencode(".jpg", rgb)[1].tobytes()
     (folder / "broken.jpg").write_bytes(encoded[: len(encoded) // 2])
