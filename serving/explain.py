@@ -89,6 +89,7 @@ def explain_image(
     box: tuple[int, int, int, int] | None = None,
     options: attribution.AttributionOptions | None = None,
     region: Region | None = None,
+    scorer: tuple | None = None,
 ) -> Explanation:
     """Explains the saliency mass of one region of ``image`` with each method.
 
@@ -99,6 +100,8 @@ def explain_image(
         box: the region as ``(x, y, w, h)`` image pixels (default: the most salient).
         options: attribution settings.
         region: the region on the canvas directly (overrides ``box``).
+        scorer: ``score_model(loaded.model, loaded.output_kind)``, built once by callers
+            explaining many images, so tf-explain's traced functions are reused.
     """
     unknown = sorted(set(methods) - set(METHODS))
     if unknown:
@@ -119,7 +122,7 @@ def explain_image(
             else most_salient_region(outputs[conventions.SALIENCY], geometry)
         )
     mask = region.mask(canvas.shape[:2])
-    score, region_score = score_model(loaded.model, loaded.output_kind)
+    score, region_score = scorer or score_model(loaded.model, loaded.output_kind)
     region_score.set_region(mask)
     mass = float(np.asarray(score(canvas[None]))[0, SCORE_INDEX])
     maps, breakdown = {}, None
