@@ -117,3 +117,21 @@ def test_bad_inputs_give_one_clear_error(run_folder, tmp_path, capsys):
         == 2
     )
     assert "expected a SavedModel folder" in capsys.readouterr().err
+
+
+def test_a_saved_model_without_metadata_needs_its_input_size_and_kind(images, tmp_path, capsys):
+    folder = tmp_path / "elsewhere"
+    explained_models.deep_model().export(str(folder), format="tf_saved_model", verbose=False)
+    base = [
+        "--model",
+        str(folder),
+        "--images",
+        str(images / "wide.jpg"),
+        "--out",
+        str(tmp_path / "o"),
+    ]
+    assert predict.main(base) == 2
+    assert "pass --input-size H W and --output-kind" in capsys.readouterr().err
+    size = [str(v) for v in explained_models.SIZE]
+    assert predict.main([*base, "--input-size", *size, "--output-kind", "log_density"]) == 0
+    assert read_map(tmp_path / "o" / "wide.png").shape == (30, 50)
