@@ -79,7 +79,12 @@ def score_images(loaded, methods, images, args):
 
     scorer = score_model(loaded.model, loaded.output_kind)
     batch_score = tf.function(lambda batch: scorer[0](batch, training=False)[:, SCORE_INDEX])
-    options = attribution.AttributionOptions(occlusion_patch=args.occlusion_patch, seed=args.seed)
+    options = attribution.AttributionOptions(
+        ig_steps=args.ig_steps,
+        smoothgrad_samples=args.smoothgrad_samples,
+        occlusion_patch=args.occlusion_patch,
+        seed=args.seed,
+    )
     rows = []
     for index, (image_id, image) in enumerate(tqdm(images, desc=loaded.name, unit="image")):
         base = explain.explain_image(loaded, image, [], options=options, scorer=scorer)
@@ -194,15 +199,29 @@ def main() -> None:
     parser.add_argument("--pixels-per-step", type=int, default=224, help="RISE: 224")
     parser.add_argument("--steps", type=int, help="fixed steps instead (px/step follows)")
     parser.add_argument("--occlusion-patch", type=int, default=16, help="canvas pixels")
+    parser.add_argument("--ig-steps", type=int, default=24)
+    parser.add_argument("--smoothgrad-samples", type=int, default=16)
     parser.add_argument("--batch-size", type=int, default=32, help="step images per call")
     parser.add_argument("--methods", nargs="+", default=list(attribution.METHODS))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--skip-parent", action="store_true", help="score only --explainable")
+    parser.add_argument(
+        "--include",
+        type=Path,
+        action="append",
+        default=[],
+        help="results.json of an earlier run to show in the same table and plot",
+    )
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     started = time.perf_counter()
     parent, config = parent_model(args.run)
     images = validation_images(config, args.images)
-    results = {parent.name: score_images(parent, args.methods, images, args)}
+    results = {}
+    for earlier in args.include:
+        results.update(json.loads(earlier.read_text(encoding="utf-8")))
+    if not args.skip_parent:
+        results[parent.name] = score_images(parent, args.methods, images, args)
     if args.explainable is not None:
         model = explainable_model(args.explainable, parent)
         methods = [m for m in args.methods if m != "gradcam" or _has_gradcam_layer(model)]
