@@ -135,3 +135,20 @@ def test_a_saved_model_without_metadata_needs_its_input_size_and_kind(images, tm
     size = [str(v) for v in explained_models.SIZE]
     assert predict.main([*base, "--input-size", *size, "--output-kind", "log_density"]) == 0
     assert read_map(tmp_path / "o" / "wide.png").shape == (30, 50)
+
+
+def test_the_explainable_model_of_a_run_predicts_by_name(images, tmp_path):
+    run = tmp_path / "run"
+    explained_models.export(explained_models.deep_model(), run / "export" / "tiny" / "1")
+    explained_models.export(
+        explained_models.explainable_model(), run / "export" / "tiny_explainable" / "1"
+    )
+    out = tmp_path / "maps"
+    args = ["--model", str(run), "--images", str(images / "rgba.png"), "--out", str(out)]
+    assert predict.main([*args, "--name", "tiny_explainable", "--format", "npy"]) == 0
+    explainable = np.load(out / "rgba.npy")
+    assert predict.main([*args, "--overwrite", "--format", "npy"]) == 0  # the deep model
+    deep = np.load(out / "rgba.npy")
+    assert explainable.shape == deep.shape == (20, 20)
+    assert not np.allclose(explainable, deep)
+    assert predict.main([*args, "--name", "nope"]) == 2
