@@ -92,9 +92,28 @@ def region_breakdown(
     ]
     return {
         "groups": groups,
+        "marginals": marginals(groups),
         "region_logit_mean": float(region_means.sum()),
         "image_logit_mean": float(image_means.sum()),
     }
+
+
+def marginals(groups: Sequence[Mapping]) -> dict[str, dict[str, float]]:
+    """Each group's ``difference`` summed by colour, by scale and by orientation.
+
+    Contributions add up, so these sums are exact shares of the region's contrast.
+    Group names of the derivation, ``"<colour>/scale<s>/orientation<o>"`` (and
+    ``"<colour>/lowpass"``), are split at ``/``; other names and the prior are left out.
+    """
+    parts = {"colour": {}, "scale": {}, "orientation": {}}
+    for group in groups:
+        fields = group["name"].split("/")
+        if group["name"] == PRIOR or len(fields) not in (2, 3):
+            continue
+        keys = dict(zip(("colour", "scale", "orientation"), fields, strict=False))
+        for part, key in keys.items():
+            parts[part][key] = parts[part].get(key, 0.0) + group["difference"]
+    return {part: values for part, values in parts.items() if values}
 
 
 def write_breakdown(breakdown: dict, json_path: Path, png_path: Path, title: str) -> None:
@@ -105,16 +124,25 @@ def write_breakdown(breakdown: dict, json_path: Path, png_path: Path, title: str
     import matplotlib.pyplot as plt
 
     atomic_write_text(json_path, json.dumps(breakdown, indent=2))
-    groups = breakdown["groups"]
-    values = [group["difference"] for group in groups]
-    figure, axes = plt.subplots(figsize=(6.5, 1.2 + 0.22 * len(groups)))
-    colours = ["#c0392b" if value > 0 else "#2c7fb8" for value in values]
-    axes.barh(range(len(groups)), values, color=colours)
-    axes.set_yticks(range(len(groups)), [group["name"] for group in groups], fontsize=7)
-    axes.invert_yaxis()
-    axes.axvline(0.0, color="black", linewidth=0.8)
-    axes.set_xlabel("contribution to the logits: region mean − image mean")
-    axes.set_title(title, fontsize=9)
+    panels = [(f"by {part}", values) for part, values in breakdown.get("marginals", {}).items()]
+    panels.append(("every group", {g["name"]: g["difference"] for g in breakdown["groups"]}))
+    rows = [len(values) for _, values in panels]
+    figure, axes = plt.subplots(
+        len(panels),
+        1,
+        figsize=(6.5, 1.0 + 0.22 * sum(rows) + 0.6 * len(panels)),
+        gridspec_kw={"height_ratios": [max(2, count) for count in rows]},
+        squeeze=False,
+    )
+    for ax, (name, values) in zip(axes[:, 0], panels, strict=True):
+        colours = ["#c0392b" if value > 0 else "#2c7fb8" for value in values.values()]
+        ax.barh(range(len(values)), list(values.values()), color=colours)
+        ax.set_yticks(range(len(values)), list(values), fontsize=7)
+        ax.invert_yaxis()
+        ax.axvline(0.0, color="black", linewidth=0.8)
+        ax.set_title(name, fontsize=8)
+    axes[-1, 0].set_xlabel("contribution to the logits: region mean − image mean")
+    figure.suptitle(title, fontsize=9)
     figure.tight_layout()
     with atomic_path(png_path) as temporary:
         figure.savefig(temporary, format="png", dpi=120)

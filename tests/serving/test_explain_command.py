@@ -62,6 +62,10 @@ def test_several_methods_write_maps_of_the_image_size(run_folder, image_file, tm
     groups = json.loads((out / "street_loggabor_groups.json").read_text())
     assert [g["name"] for g in groups["groups"]] == list(explained_models.GROUPS)
     assert (out / "street_loggabor_groups.png").is_file()
+    # Y/scale0 + Y/scale1: the colour marginal sums both groups' differences.
+    colour = groups["marginals"]["colour"]["Y"]
+    assert colour == pytest.approx(sum(g["difference"] for g in groups["groups"][:2]))
+    assert set(groups["marginals"]["scale"]) == {"scale0", "scale1"}
 
 
 def test_loggabor_breakdown_adds_up_to_the_region_logits(image_file):
