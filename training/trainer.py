@@ -9,7 +9,6 @@ have seen, with the same weights and optimizer state.
 """
 
 import dataclasses
-import functools
 import importlib.util
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfsal import losses, models
+from tfsal import losses, metrics, models
 from tfsal.conventions import LOG_DENSITY, SALIENCY
 from tfsal.data.pipeline import make_pipeline
 from tfsal.paths import shared_weights_dir
@@ -94,12 +93,6 @@ def epoch_order(image_ids, seed: int, epoch: int) -> list[str]:
     return [image_ids[i] for i in permutation]
 
 
-def _saliency_metric(function, output: str, name: str):
-    return keras.metrics.MeanMetricWrapper(
-        functools.partial(function, output=output), name=name, dtype="float32"
-    )
-
-
 def compile_model(
     model: keras.Model,
     config: FitConfig,
@@ -127,9 +120,9 @@ def compile_model(
         loss={SALIENCY: loss},
         metrics={
             SALIENCY: [
-                _saliency_metric(losses.correlation_coefficient, output, "cc"),
-                _saliency_metric(losses.normalized_scanpath_saliency, output, "nss"),
-                _saliency_metric(losses.kl_divergence, output, "kld"),
+                metrics.CorrelationCoefficient(output, name="cc"),
+                metrics.NormalizedScanpathSaliency(output, name="nss"),
+                metrics.KLDivergence(output, name="kld"),
             ]
         },
     )
