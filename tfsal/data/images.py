@@ -198,8 +198,8 @@ def _read_bytes(path: str | os.PathLike) -> bytes:
 
 
 def _decode(data: bytes, source: str) -> np.ndarray:
-    check_image_size(data, source)
     _check_complete(data, source)
+    check_image_size(data, source)
     try:
         pixels = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     except cv2.error as error:  # e.g. beyond OpenCV's own OPENCV_IO_MAX_IMAGE_PIXELS
