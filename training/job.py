@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from serving import constants
 from tfsal import models
-from tfsal.data import open_dataset, split_ids
+from tfsal.data import check_records, open_dataset, split_ids
 from tfsal.data.pipeline import make_pipeline
 from tfsal.io_utils import atomic_directory, atomic_write_text
 from training import callbacks, configs, distributed, report_page, trainer
@@ -200,6 +200,9 @@ def run(config: configs.FitConfig, resume: bool = False) -> RunOutputs:
     chief = distributed.is_chief(strategy)
     outputs, resume_from = prepare_output(config, resume)
     dataset, train_ids, val_ids = load_split(config)
+    # Every record once, before the first epoch: a bad file is named here, not in a
+    # TensorFlow traceback mid-epoch.
+    check_records(dataset, [*train_ids, *val_ids], config.image_size, config.resize)
     if chief:
         atomic_write_text(outputs.config, configs.to_yaml(config))
     print(
