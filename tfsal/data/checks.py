@@ -13,7 +13,9 @@ out bad fixations or incomplete images with a logged count, as documented there;
 what is still unreadable is an error.
 """
 
+import concurrent.futures
 import logging
+import os
 from collections.abc import Sequence
 
 from tqdm.auto import tqdm
@@ -53,8 +55,8 @@ def check_records(
     image_ids = list(dataset.ids() if image_ids is None else image_ids)
     if image_size is not None:
         image_size = targets.check_resize_arguments(image_size, resize)
-    failures = []
-    for image_id in tqdm(image_ids, desc=f"Checking {dataset.name} images", unit="image"):
+
+    def problem(image_id: str) -> str | None:
         try:
             record = dataset.load(image_id)
             if image_size is not None:
@@ -64,7 +66,19 @@ def check_records(
             elif not (record.has_fixations or record.density is not None):
                 raise ValueError("it has neither fixations nor a density map")
         except (ValueError, OSError, KeyError) as error:
-            failures.append(f"{image_id!r}: {error}")
+            return f"{image_id!r}: {error}"
+        return None
+
+    # Decoding releases the GIL, and the pipeline already calls ``load`` from
+    # several threads, so threads check as fast as the pipeline will read.
+    with concurrent.futures.ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
+        problems = tqdm(
+            pool.map(problem, image_ids),
+            total=len(image_ids),
+            desc=f"Checking {dataset.name} images",
+            unit="image",
+        )
+        failures = [message for message in problems if message is not None]
     if failures:
         listed = "\n  ".join(failures[:_LISTED_FAILURES])
         more = len(failures) - _LISTED_FAILURES
