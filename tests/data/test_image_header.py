@@ -127,3 +127,13 @@ def test_sixteen_bit_conversion_rounds_and_needs_no_float_copy():
     # The uint8 result alone is deep.size bytes; a float32 copy would be 4x that.
     assert peak < 2 * deep.size
     np.testing.assert_array_equal(images.decode_image(encoded.tobytes()), expected[..., ::-1])
+
+
+def test_jpeg_header_scan_is_bounded():
+    _, encoded = cv2.imencode(".jpg", np.zeros((9, 11), np.uint8))
+    body = encoded.tobytes()
+    assert image_size_from_header(body[:2] + b"\xff\xe0\x00\x02" * 100 + body[2:]) == (9, 11)
+    crafted = body[:2] + b"\xff\xe0\x00\x02" * 1_000_000 + body[2:]
+    started = time.perf_counter()
+    assert image_size_from_header(crafted) is None
+    assert time.perf_counter() - started < 0.5

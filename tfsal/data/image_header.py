@@ -19,6 +19,7 @@ _JPEG_START_OF_FRAME = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 _JPEG_START_OF_SCAN = 0xDA
 # Markers without a length field: TEM, RSTn, SOI, EOI.
 _JPEG_STANDALONE = frozenset([0x01, *range(0xD0, 0xDA)])
+_JPEG_MAX_MARKERS = 10_000
 _TIFF_WIDTH_TAG, _TIFF_HEIGHT_TAG = 256, 257
 _TIFF_SHORT, _TIFF_LONG = 3, 4
 
@@ -70,7 +71,11 @@ def _png_size(data: memoryview) -> tuple[int, int] | None:
 
 def _jpeg_size(data: memoryview) -> tuple[int, int] | None:
     position = 2
-    while position + 4 <= len(data):
+    # Real files hold a few dozen segments before the frame header; the bound keeps
+    # a crafted file of millions of empty segments from costing seconds here.
+    for _ in range(_JPEG_MAX_MARKERS):
+        if position + 4 > len(data):
+            return None
         if data[position] != 0xFF:
             return None  # not at a marker: malformed
         marker = data[position + 1]

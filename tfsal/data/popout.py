@@ -56,6 +56,7 @@ XYZ_FROM_LINEAR_RGB = np.array(
         [0.019334, 0.119193, 0.950227],
     ]
 )
+LINEAR_RGB_FROM_XYZ = np.linalg.inv(XYZ_FROM_LINEAR_RGB)
 
 
 @dataclasses.dataclass
@@ -123,7 +124,7 @@ def lab_to_rgb(lab: np.ndarray) -> np.ndarray:
     # A negative z has no colour; clamping it is what the out-of-gamut check expects.
     xyz = np.stack([lab[..., 1] / 500.0 + y, y, np.maximum(y - lab[..., 2] / 200.0, 0.0)], -1)
     xyz = np.where(xyz > 0.2068966, xyz**3, (xyz - 16.0 / 116.0) / 7.787) * D65_WHITE
-    linear = xyz @ np.linalg.inv(XYZ_FROM_LINEAR_RGB).T
+    linear = xyz @ LINEAR_RGB_FROM_XYZ.T
     with np.errstate(invalid="ignore"):  # negative values take the linear branch
         rgb = np.where(linear > 0.0031308, 1.055 * linear ** (1 / 2.4) - 0.055, 12.92 * linear)
     return np.clip(rgb, 0.0, 1.0)
