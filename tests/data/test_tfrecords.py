@@ -140,6 +140,16 @@ def test_plan_records_finished_shards_and_unlisted_shards_are_refused(tmp_path):
         data.make_pipeline(tfrecords.shard_pattern(out), image_size=(12, 16))
 
 
+def test_damaged_plan_is_named(tmp_path):
+    out = tmp_path / "s"
+    tfrecords.write_shards(MemoryDataset(count=2), out, num_shards=1)
+    (out / tfrecords.PLAN_FILE).write_bytes(b"\x00{not json")
+    with pytest.raises(ValueError, match="tfsal_shards.json is not a readable shard plan"):
+        data.make_pipeline(tfrecords.shard_pattern(out), image_size=(12, 16))
+    with pytest.raises(ValueError, match="tfsal_shards.json is not a readable shard plan"):
+        tfrecords.write_shards(MemoryDataset(count=2), out, num_shards=1)
+
+
 def test_rerun_removes_temporary_files_of_a_killed_run(tmp_path):
     out = tmp_path / "s"
     tfrecords.write_shards(MemoryDataset(count=4), out, num_shards=2)

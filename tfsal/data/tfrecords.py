@@ -133,7 +133,7 @@ def read_planned_ids(files: list[str]) -> set[str] | None:
         return None
     written = set()
     for plan in plans:
-        blocks = json.loads(plan.read_text(encoding="utf-8"))["ids_per_shard"]
+        blocks = _read_plan(plan)["ids_per_shard"]
         written.update(image_id for block in blocks for image_id in block)
     return written
 
@@ -260,7 +260,21 @@ def check_shards(files: list[str]) -> None:
 def _finished_shards(plan_path: Path) -> dict | None:
     if not plan_path.is_file():
         return None
-    return json.loads(plan_path.read_text(encoding="utf-8")).get(FINISHED_KEY)
+    return _read_plan(plan_path).get(FINISHED_KEY)
+
+
+def _read_plan(path: Path) -> dict:
+    problem = (
+        f"{path} is not a readable shard plan (damaged, or not written by tfsal); delete "
+        "the folder and run training.prepare again."
+    )
+    try:
+        plan = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(problem) from error
+    if not isinstance(plan, dict) or not isinstance(plan.get("ids_per_shard"), list):
+        raise ValueError(problem)
+    return plan
 
 
 def _fingerprint(path: Path) -> dict:
@@ -289,7 +303,7 @@ def _remove_leftovers(out_dir: Path) -> None:
 def _check_or_write_plan(path: Path, plan: dict) -> dict:
     """Writes ``plan`` or checks it against the one in ``path``; returns its finished shards."""
     if path.exists():
-        existing = json.loads(path.read_text(encoding="utf-8"))
+        existing = _read_plan(path)
         finished = existing.pop(FINISHED_KEY, {})
         if existing != plan:
             raise ValueError(
