@@ -95,7 +95,19 @@ def test_opencv_refusal_beyond_its_own_limit_is_an_image_decode_error(monkeypatc
         images.decode_image(_png_declaring(40000, 40000), source="huge.png")
 
 
-def test_environment_variable_sets_the_limit(monkeypatch):
+def test_environment_variable_is_parsed(monkeypatch):
+    monkeypatch.setenv("TFSAL_MAX_IMAGE_PIXELS", "1234")
+    assert images._max_pixels_from_environment() == 1234
+    for bad in ("lots", "0", "-5", "1e9"):
+        monkeypatch.setenv("TFSAL_MAX_IMAGE_PIXELS", bad)
+        with pytest.raises(ValueError, match="TFSAL_MAX_IMAGE_PIXELS must be a positive"):
+            images._max_pixels_from_environment()
+    monkeypatch.delenv("TFSAL_MAX_IMAGE_PIXELS")
+    assert images._max_pixels_from_environment() == images.DEFAULT_MAX_IMAGE_PIXELS
+
+
+@pytest.mark.slow  # a fresh process imports TensorFlow
+def test_environment_variable_sets_the_limit_at_import():
     code = "from tfsal.data import images; print(images.MAX_IMAGE_PIXELS)"
     run = subprocess.run(
         [sys.executable, "-c", code],
@@ -105,11 +117,6 @@ def test_environment_variable_sets_the_limit(monkeypatch):
         check=True,
     )
     assert run.stdout.strip() == "1234"
-    monkeypatch.setenv("TFSAL_MAX_IMAGE_PIXELS", "lots")
-    with pytest.raises(ValueError, match="TFSAL_MAX_IMAGE_PIXELS must be a positive"):
-        images._max_pixels_from_environment()
-    monkeypatch.delenv("TFSAL_MAX_IMAGE_PIXELS")
-    assert images._max_pixels_from_environment() == images.DEFAULT_MAX_IMAGE_PIXELS
 
 
 def test_sixteen_bit_conversion_rounds_and_needs_no_float_copy():
