@@ -128,6 +128,23 @@ def test_damaged_shard_is_named_by_the_pipeline_and_rewritten_by_a_rerun(damage,
     assert [int(image[6, 8, 0]) for image in images] == [0, 1, 2, 3]
 
 
+@pytest.mark.parametrize("damage", ["truncate", "flip"])
+def test_damaged_shard_without_a_plan_is_named(damage, tmp_path):
+    out = tmp_path / "s"
+    paths = tfrecords.write_shards(MemoryDataset(count=4), out, num_shards=2)
+    (out / tfrecords.PLAN_FILE).unlink()
+    pattern = tfrecords.shard_pattern(out)
+    data.make_pipeline(pattern, image_size=(12, 16))  # intact shards pass
+    content = bytearray(paths[1].read_bytes())
+    if damage == "truncate":
+        del content[-30:]
+    else:
+        content[len(content) // 2] ^= 0x01
+    paths[1].write_bytes(bytes(content))
+    with pytest.raises(ValueError, match=r"shard-00001-of-00002.tfrecord: the shard is trunc"):
+        data.make_pipeline(pattern, image_size=(12, 16))
+
+
 def test_plan_records_finished_shards_and_unlisted_shards_are_refused(tmp_path):
     out = tmp_path / "s"
     paths = tfrecords.write_shards(MemoryDataset(count=4), out, num_shards=2)

@@ -224,7 +224,7 @@ def check_shards(files: list[str]) -> None:
     """Checks shards against the byte counts and checksums their plans recorded.
 
     Shards in a folder without a plan, or with a plan of an older tfsal that did not
-    record them, are not checked.
+    record them, are read through once instead, which checks every record's CRC.
 
     Args:
         files: shard files.
@@ -239,12 +239,13 @@ def check_shards(files: list[str]) -> None:
         if path.parent not in plans:
             plans[path.parent] = _finished_shards(path.parent / PLAN_FILE)
         finished = plans[path.parent]
-        if finished is None:
-            continue
         remedy = (
             "re-run the `python -m training.prepare` command that wrote these shards: it "
             "rewrites damaged shards and keeps the others."
         )
+        if finished is None:
+            _check_records_readable(path, remedy)
+            continue
         if path.name not in finished:
             raise ValueError(
                 f"{path}: the plan {PLAN_FILE} does not list this shard as finished "
@@ -255,6 +256,17 @@ def check_shards(files: list[str]) -> None:
                 f"{path}: the shard is truncated or corrupted (its size or SHA-256 differs "
                 f"from what {PLAN_FILE} recorded when it was written); {remedy}"
             )
+
+
+def _check_records_readable(path: Path, remedy: str) -> None:
+    try:
+        # Counting in the dataset runtime reads every record and checks its CRC.
+        tf.data.TFRecordDataset(str(path)).reduce(np.int64(0), lambda count, _: count + 1)
+    except tf.errors.DataLossError as error:
+        reason = error.message.strip().splitlines()[0]
+        raise ValueError(
+            f"{path}: the shard is truncated or corrupted ({reason}); {remedy}"
+        ) from error
 
 
 def _finished_shards(plan_path: Path) -> dict | None:
