@@ -38,7 +38,24 @@ def _imports(path: Path) -> set[str]:
             names.update(alias.name.partition(".")[0] for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             names.add(node.module.partition(".")[0])
+        elif _is_import_module_call(node):
+            names.add(node.args[0].value.partition(".")[0])
     return names
+
+
+def _is_import_module_call(node: ast.AST) -> bool:
+    """``importlib.import_module("name")`` or ``import_module("name")`` with a constant."""
+    if not (isinstance(node, ast.Call) and node.args):
+        return False
+    function = node.func
+    name = function.attr if isinstance(function, ast.Attribute) else getattr(function, "id", "")
+    first = node.args[0]
+    return (
+        name == "import_module"
+        and isinstance(first, ast.Constant)
+        and isinstance(first.value, str)
+        and not first.value.startswith(".")
+    )
 
 
 def third_party_imports() -> dict[str, set[str]]:
@@ -71,5 +88,6 @@ def test_the_walker_sees_function_level_imports(tmp_path):
     module = tmp_path / "example.py"
     module.write_text(
         "import os\n\ndef f():\n    import skimage.color\n    from yaml import safe_load\n"
+        "    importlib.import_module('pysaliency.metrics')\n"
     )
-    assert _imports(module) == {"os", "skimage", "yaml"}
+    assert _imports(module) == {"os", "skimage", "yaml", "pysaliency"}
