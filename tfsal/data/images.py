@@ -158,8 +158,10 @@ def read_map(path: str | os.PathLike) -> np.ndarray:
     if scale is None:
         raise ImageDecodeError(f"{path}: unsupported map pixel type {pixels.dtype}.")
     if pixels.ndim == 3:
-        pixels = pixels[..., :3].astype(np.float32).mean(axis=-1)
-    return pixels.astype(np.float32) / scale
+        pixels = pixels[..., :3].mean(axis=-1, dtype=np.float32)
+    values = pixels.astype(np.float32, copy=False)  # the one full-size float copy
+    values /= scale
+    return values
 
 
 def encode_png(image: np.ndarray) -> bytes:
