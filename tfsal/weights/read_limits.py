@@ -99,8 +99,9 @@ def copy_tree(value, budget: Budget, convert: Callable[[object], object]):
 
     A pickle may reference one container from many places (memo); the copy gives
     each place its own container, so a consumer that walks the result sees a plain
-    tree, and the budget bounds the elements the copy creates. Containers that
-    contain themselves are refused.
+    tree. Before copying, the size of that tree is counted once per distinct
+    container (linear in the pickle, however much it shares) and spent from the
+    budget, so a file whose tree would be too large is refused before it is built.
 
     Args:
         value: the result of ``unpickle``.
@@ -115,29 +116,55 @@ def copy_tree(value, budget: Budget, convert: Callable[[object], object]):
         CheckpointError: past ``max_depth`` levels, for self-references and when
             the budget runs out.
     """
-    open_containers = set()
+    budget.spend(_tree_size(value, budget))
 
-    def copy(node, depth):
-        if not isinstance(node, list | tuple | dict):
-            return convert(node)
-        if id(node) in open_containers:
-            raise CheckpointError(f"{budget.source}: the checkpoint contains itself.")
-        if depth >= budget.limits.max_depth:
-            raise CheckpointError(
-                f"{budget.source}: the checkpoint nests containers deeper than "
-                f"{budget.limits.max_depth} levels."
-            )
-        budget.spend(len(node) + 1)
-        open_containers.add(id(node))
+    def copy(node):
         if isinstance(node, dict):
             result = type(node)()
             for key, item in node.items():
-                result[key] = copy(item, depth + 1)
-        else:
-            result = [copy(item, depth + 1) for item in node]
-            if isinstance(node, tuple):
-                result = tuple(result)
-        open_containers.discard(id(node))
-        return result
+                result[key] = copy(item)
+            return result
+        if isinstance(node, list):
+            return [copy(item) for item in node]
+        if isinstance(node, tuple):
+            return tuple(copy(item) for item in node)
+        return convert(node)
 
-    return copy(value, 0)
+    return copy(value)
+
+
+def _tree_size(value, budget):
+    """The number of nodes of ``value`` expanded as a tree, checked on the way."""
+    counted = {}  # id -> (tree size, height) of each container counted so far
+    open_containers = set()
+    limit, max_depth = budget.limits.max_steps - budget.steps, budget.limits.max_depth
+
+    def too_deep():
+        return CheckpointError(
+            f"{budget.source}: the checkpoint nests containers deeper than {max_depth} levels."
+        )
+
+    def count(node, depth):
+        if not isinstance(node, list | tuple | dict):
+            return 1, 0
+        if id(node) in counted:
+            size, height = counted[id(node)]
+            if depth + height > max_depth:
+                raise too_deep()
+            return size, height
+        if id(node) in open_containers:
+            raise CheckpointError(f"{budget.source}: the checkpoint contains itself.")
+        if depth >= max_depth:
+            raise too_deep()
+        open_containers.add(id(node))
+        size, height = 1, 1
+        for item in node.values() if isinstance(node, dict) else node:
+            item_size, item_height = count(item, depth + 1)
+            size, height = size + item_size, max(height, item_height + 1)
+            if size > limit:
+                budget.spend(size)  # raises
+        open_containers.discard(id(node))
+        counted[id(node)] = size, height
+        return size, height
+
+    return count(value, 0)[0]
