@@ -39,7 +39,6 @@ Every stage is a named tap. Input height and width must be multiples of 16.
 """
 
 import os
-from pathlib import Path
 
 import keras
 
@@ -155,10 +154,7 @@ def cmrnet(
 
     model = build_tapped_model(image, saliency, tap_tensors, feature_info, taps, name="cmrnet")
     if weights is not None:
-        if not Path(weights).is_file():
-            raise FileNotFoundError(
-                f"No CMRNet weights at {weights}: pass a .weights.h5 file saved from a CMRNet "
-                "of the same configuration."
-            )
-        model.load_weights(weights)
+        from tfsal.weights.keras_weights import load_keras_weights
+
+        load_keras_weights(model, weights)
     return model
