@@ -21,7 +21,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from tfsal.models.msinet.model import ASPP_RATES, DECODER_CHANNELS, ENCODER_STAGES
+from tfsal.models.msinet.architecture import ASPP_RATES, DECODER_CHANNELS, ENCODER_STAGES
 from tfsal.weights import tf_checkpoint
 from tfsal.weights.keras_weights import load_keras_weights
 

@@ -42,11 +42,13 @@ import os
 
 import keras
 
+from tfsal.conventions import LOG_DENSITY
 from tfsal.layers.bilinear_upsampling import BilinearUpsampling2D
 from tfsal.layers.spatial_log_softmax import SpatialLogSoftmax
 from tfsal.models.cmrnet.blocks import CrossConcatResidualBlock
 from tfsal.models.features import FeatureInfo, TapSelection, build_tapped_model
 from tfsal.models.registry import check_input_size, register_model
+from tfsal.weights import keras_weights
 
 DEFAULT_WIDTHS = (24, 48, 96, 192)
 DEFAULT_BLOCKS_PER_STAGE = (1, 1, 2, 1)
@@ -72,7 +74,7 @@ def _validate(widths, blocks_per_stage):
         )
 
 
-@register_model("cmrnet", output="log_density", size_multiple=16, default_input_size=(240, 320))
+@register_model("cmrnet", output=LOG_DENSITY, size_multiple=16, default_input_size=(240, 320))
 def cmrnet(
     *,
     taps: TapSelection = (),
@@ -154,7 +156,5 @@ def cmrnet(
 
     model = build_tapped_model(image, saliency, tap_tensors, feature_info, taps, name="cmrnet")
     if weights is not None:
-        from tfsal.weights.keras_weights import load_keras_weights
-
-        load_keras_weights(model, weights)
+        keras_weights.load_keras_weights(model, weights)
     return model
