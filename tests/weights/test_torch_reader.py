@@ -387,5 +387,35 @@ def test_a_storage_that_decompresses_beyond_its_declaration_costs_no_memory(tmp_
     _deflated_zip(path, b"\x00" * 2**20, numel=2**28)
     _patch_declared_size(path, "archive/data/0", 2**30)
     message, peak = _refusal_and_peak_memory(path)
-    assert "expand more than 1100:1" in message
+    assert "storages declare 1073741824 bytes, more than 1100 times the file's" in message
     assert peak < 2**20
+
+
+def test_stored_entries_declaring_more_than_the_file_holds_are_refused_before_reading(tmp_path):
+    # A stored entry whose directory record claims 1 GiB (compressed and not): as
+    # with entries sharing one compressed stream, the storages together declare
+    # more than any file of this size can hold.
+    tensor = torch_files._tensor("0", "float32", 2**28, 0, (1,), (1,), False)
+    path = _write_crafted(
+        tmp_path / "stored.pth",
+        torch_files.OrderedDictOf([("w", tensor)]),
+        storages={"0": np.zeros(4, "float32")},
+    )
+    data = bytearray(path.read_bytes())
+    header = data.find(b"PK\x01\x02")
+    while data[header + 46 : header + 46 + len("archive/data/0")] != b"archive/data/0":
+        header = data.find(b"PK\x01\x02", header + 4)
+    data[header + 20 : header + 28] = struct.pack("<II", 2**30, 2**30)
+    path.write_bytes(bytes(data))
+    message, peak = _refusal_and_peak_memory(path)
+    assert "storages declare 1073741824 bytes, more than 1100 times the file's" in message
+    assert peak < 2**20
+
+
+def test_a_legacy_file_holding_a_zip_end_record_is_read_as_legacy(tmp_path):
+    # The storage bytes end with what zipfile.is_zipfile takes for an archive.
+    end_record = np.frombuffer(b"PK\x05\x06" + b"\x00" * 18 + b"\x00\x00", dtype="uint8")
+    path = tmp_path / "legacy.pth"
+    torch_files.write_legacy(path, {"bytes": end_record.copy()})
+    assert zipfile.is_zipfile(path)
+    np.testing.assert_array_equal(read_state_dict(path)["bytes"], end_record)

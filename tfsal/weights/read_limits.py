@@ -24,8 +24,10 @@ a file beyond a limit is refused with one ``CheckpointError`` naming it.
 - ``max_view_overlap = 2``: all tensors together may hold at most twice the elements
   of all storages (a weight and a slice of it are copied twice; more is a file
   built to exhaust memory).
-- ``max_compression_ratio = 1100``: a compressed zip entry cannot expand more than
-  deflate's own maximum of about 1032:1; beyond that it is a zip bomb.
+- ``max_compression_ratio = 1100``: the storages of a zip checkpoint together may
+  declare at most 1100 times the file's size. Deflate expands at most about
+  1032:1 (torch stores its entries uncompressed, 1:1); beyond that the directory
+  lies or entries share one compressed stream: a zip bomb.
 
 Decompressed storages are read in chunks of ``read_chunk_bytes`` (16 MiB), never
 beyond the size that both the zip directory and the pickle declare.
