@@ -17,7 +17,7 @@ from serving import constants
 from serving.predictor import predictor_from_function, resolve_model
 from tfsal import models
 from tfsal.conventions import LOG_DENSITY, SALIENCY
-from tfsal.data import open_dataset, split_ids
+from tfsal.data import check_records, open_dataset, split_ids
 from tfsal.data.pipeline import make_pipeline
 from tfsal.evaluation import evaluate_models
 from tfsal.io_utils import atomic_directory, atomic_write_text, check_writable_folder
@@ -180,6 +180,9 @@ def run(config: configs.FitConfig, resume: bool = False) -> RunOutputs:
     chief = distributed.is_chief(strategy)
     outputs, resume_from = prepare_output(config, resume)
     dataset, train_ids, val_ids = load_split(config)
+    # Every record once, before the first epoch: a bad file is named here, not in a
+    # TensorFlow traceback mid-epoch.
+    check_records(dataset, [*train_ids, *val_ids], config.image_size, config.resize)
     if chief:
         atomic_write_text(outputs.config, configs.to_yaml(config))
     print(
