@@ -42,9 +42,9 @@ OUT = Path(__file__).resolve().parent / "output" / "faithfulness"
 
 def parent_model(run: Path):
     """The run's deep model as a Keras model (its layers visible to Grad-CAM)."""
-    from training import callbacks, configs, job, trainer
+    from training import callbacks, configs, trainer
 
-    config = job.resolve(configs.load_yaml(run / "config.yaml"))
+    config = configs.resolve(configs.load_yaml(run / "config.yaml"))
     model = trainer.build_model(config)
     callbacks.restore_state(run / "checkpoints" / callbacks.BEST_WEIGHTS, model, False)
     from tfsal import models
