@@ -197,27 +197,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def models_for(spec: str, methods: list[str]) -> dict[str, tuple[str, Path]]:
-    """Which export explains which methods: ``"deep"`` and/or ``"explainable"``.
+def methods_by_model(spec: str, methods: list[str]) -> dict[str, tuple[Path, list[str]]]:
+    """Which export explains which methods, by display name.
+
+    A run folder holds a deep model and its explainable model: ``loggabor`` goes to the
+    explainable one, every other method to the deep one. A single SavedModel explains
+    every method asked.
 
     Raises:
         ValueError: if a run folder lacks the explainable model ``loggabor`` needs.
     """
     exports = find_exports(spec)
-    needed = {"explainable"} if LOGGABOR in methods else set()
-    if set(methods) - {LOGGABOR}:
-        needed.add("deep")
+    if len(exports) == 1:
+        ((name, path),) = exports.items()
+        return {name: (path, list(methods))}
     explainable = [key for key in exports if key.endswith("_explainable")]
-    deep = [key for key in exports if key not in explainable]
+    deep = [key for key in exports if key not in explainable] or list(exports)
     chosen = {}
-    for role in sorted(needed):
-        names = (explainable if role == "explainable" else deep) or list(exports)
-        if len(exports) > 1 and role == "explainable" and not explainable:
+    for method in methods:
+        if method == LOGGABOR and not explainable:
             raise ValueError(
                 f"{spec} holds no explainable model (export/<model>_explainable); derive it "
                 "first (python -m training.derive RUN_DIR) or drop --method loggabor."
             )
-        chosen[role] = (names[0], exports[names[0]])
+        name = explainable[0] if method == LOGGABOR else deep[0]
+        chosen.setdefault(name, (exports[name], []))[1].append(method)
     return chosen
 
 
@@ -229,8 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         box = parse_box(args.region) if args.region else None
         options = attribution.AttributionOptions(gradcam_layer=args.layer)
         report = {}
-        for role, (name, path) in models_for(args.model, args.method).items():
-            methods = [m for m in args.method if (m == LOGGABOR) == (role == "explainable")]
+        for name, (path, methods) in methods_by_model(args.model, args.method).items():
             loaded = load_model(path, name)
             explanation = explain_image(loaded, image, methods, box, options)
             written = write_explanation(explanation, image, args.image.stem, args.out, name)
