@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from tfsal.layers import RidgeAccumulator
+from tfsal.explain import RidgeAccumulator
 
 
 def _data(rows=500, features=6, targets=3, seed=0, offset=0.0):

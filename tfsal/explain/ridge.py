@@ -7,6 +7,7 @@ column sums) batch by batch, so memory is O(K^2 + K C) whatever the data set siz
 accumulators built on different shards or workers can be merged.
 """
 
+import keras
 import numpy as np
 import scipy.linalg
 
@@ -151,3 +152,35 @@ class RidgeAccumulator:
             return weights, np.zeros(self.num_targets)
         bias = (mean_y + self._shift_y) - (mean_x + self._shift_x) @ weights
         return weights, bias
+
+
+def fit_ridge(reconstruction, batches, l2: float = 1.0) -> RidgeAccumulator:
+    """Sets a ``LinearReconstruction``'s kernel and bias to the ridge solution.
+
+    The normal equations are accumulated batch by batch on the scaled features, so
+    memory does not grow with the data set. Call ``reconstruction.adapt`` first when
+    ``feature_scaling`` is on. The caller that streams the batches shows progress.
+
+    Args:
+        reconstruction: a ``tfsal.layers.LinearReconstruction``.
+        batches: iterable of ``(features, targets)``, (..., K) and (..., units).
+        l2: ridge penalty on the kernel, >= 0.
+
+    Returns:
+        The filled accumulator (merge several and call ``set_ridge_solution`` to fit
+        across workers).
+    """
+    accumulator = None
+    for features, targets in batches:
+        if not reconstruction.built:
+            reconstruction.build(tuple(features.shape))
+        if accumulator is None:
+            accumulator = RidgeAccumulator(reconstruction.kernel.shape[0], reconstruction.units)
+        accumulator.update(
+            keras.ops.convert_to_numpy(reconstruction.scale_features(features)),
+            keras.ops.convert_to_numpy(targets),
+        )
+    if accumulator is None:
+        raise ValueError("fit_ridge received no batches.")
+    reconstruction.set_ridge_solution(accumulator, l2)
+    return accumulator
