@@ -4,12 +4,40 @@ The reconstruction of a deep layer's activations from log-Gabor features is firs
 fitted in closed form. Rather than holding every pixel of every training image in
 memory, ``RidgeAccumulator`` adds up the sufficient statistics (X^T X, X^T Y and the
 column sums) batch by batch, so memory is O(K^2 + K C) whatever the data set size, and
-accumulators built on different shards or workers can be merged.
+accumulators built on different shards or workers can be merged (``merge``) or summed
+element-wise once expressed relative to a common origin (``recentred``, ``state``).
+The same statistics score any linear map on held-out rows (``score``), so choosing the
+ridge penalty on validation images needs no second pass over them.
 """
+
+import dataclasses
+from collections.abc import Iterable
 
 import keras
 import numpy as np
 import scipy.linalg
+
+STATE_KEYS = ("count", "shift_x", "shift_y", "sum_x", "sum_y", "sum_yy", "xtx", "xty")
+
+
+@dataclasses.dataclass(frozen=True)
+class RidgeScore:
+    """How well a linear map reproduces the targets of the accumulated rows.
+
+    Attributes:
+        r2: 1 - residual sum of squares / total sum of squares, pooled over targets.
+        channel_cc: Pearson correlation of prediction and target, per target (NaN for
+            a target that is constant over the rows, e.g. a dead ReLU channel).
+    """
+
+    r2: float
+    channel_cc: np.ndarray
+
+    @property
+    def mean_cc(self) -> float:
+        """Mean of ``channel_cc`` over the targets that vary."""
+        finite = self.channel_cc[np.isfinite(self.channel_cc)]
+        return float(finite.mean()) if finite.size else float("nan")
 
 
 class RidgeAccumulator:
@@ -46,6 +74,7 @@ class RidgeAccumulator:
         self._sum_y = np.zeros(self.num_targets)
         self._xtx = np.zeros((self.num_features, self.num_features))
         self._xty = np.zeros((self.num_features, self.num_targets))
+        self._sum_yy = np.zeros(self.num_targets)
 
     def update(self, features, targets) -> None:
         """Adds a batch of rows.
@@ -83,6 +112,7 @@ class RidgeAccumulator:
         self._sum_y += y.sum(axis=0)
         self._xtx += x.T @ x
         self._xty += x.T @ y
+        self._sum_yy += (y * y).sum(axis=0)
 
     def merge(self, other: "RidgeAccumulator") -> None:
         """Adds the rows accumulated by ``other`` (for example on another shard)."""
@@ -100,25 +130,67 @@ class RidgeAccumulator:
             return
         if self.count == 0:
             self._shift_x, self._shift_y = other._shift_x.copy(), other._shift_y.copy()
-        # Re-express the other's statistics relative to this accumulator's shift.
-        dx = other._shift_x - self._shift_x
-        dy = other._shift_y - self._shift_y
-        n = other.count
-        self._xtx += (
-            other._xtx
-            + np.outer(other._sum_x, dx)
-            + np.outer(dx, other._sum_x)
-            + n * np.outer(dx, dx)
-        )
-        self._xty += (
-            other._xty
-            + np.outer(other._sum_x, dy)
-            + np.outer(dx, other._sum_y)
-            + n * np.outer(dx, dy)
-        )
-        self._sum_x += other._sum_x + n * dx
-        self._sum_y += other._sum_y + n * dy
-        self.count += n
+        for key, value in other._moments_about(self._shift_x, self._shift_y).items():
+            setattr(self, key, getattr(self, key) + value)
+        self.count += other.count
+
+    def _moments_about(self, shift_x, shift_y) -> dict[str, np.ndarray]:
+        """This accumulator's sums re-expressed relative to another origin."""
+        dx = self._shift_x - shift_x
+        dy = self._shift_y - shift_y
+        n = self.count
+        return {
+            "_xtx": self._xtx
+            + np.outer(self._sum_x, dx)
+            + np.outer(dx, self._sum_x)
+            + n * np.outer(dx, dx),
+            "_xty": self._xty
+            + np.outer(self._sum_x, dy)
+            + np.outer(dx, self._sum_y)
+            + n * np.outer(dx, dy),
+            "_sum_yy": self._sum_yy + 2 * dy * self._sum_y + n * dy * dy,
+            "_sum_x": self._sum_x + n * dx,
+            "_sum_y": self._sum_y + n * dy,
+        }
+
+    def recentred(self, shift_x, shift_y) -> "RidgeAccumulator":
+        """The same rows, accumulated relative to another origin.
+
+        Accumulators that share an origin can be summed element-wise (``state``,
+        ``from_state``), e.g. by an all-reduce across workers.
+        """
+        result = RidgeAccumulator(self.num_features, self.num_targets, self.fit_intercept)
+        result._shift_x = np.array(shift_x, dtype=np.float64).reshape(self.num_features)
+        result._shift_y = np.array(shift_y, dtype=np.float64).reshape(self.num_targets)
+        for key, value in self._moments_about(result._shift_x, result._shift_y).items():
+            setattr(result, key, value)
+        result.count = self.count
+        return result
+
+    def state(self) -> dict[str, np.ndarray]:
+        """The accumulated statistics as float64 arrays (keys ``STATE_KEYS``)."""
+        return {
+            "count": np.array(float(self.count)),
+            "shift_x": self._shift_x.copy(),
+            "shift_y": self._shift_y.copy(),
+            "sum_x": self._sum_x.copy(),
+            "sum_y": self._sum_y.copy(),
+            "sum_yy": self._sum_yy.copy(),
+            "xtx": self._xtx.copy(),
+            "xty": self._xty.copy(),
+        }
+
+    @classmethod
+    def from_state(
+        cls, state: dict[str, np.ndarray], fit_intercept: bool = True
+    ) -> "RidgeAccumulator":
+        """Rebuilds an accumulator from ``state()`` (or a sum of same-origin states)."""
+        num_features, num_targets = np.shape(state["xty"])
+        result = cls(int(num_features), int(num_targets), fit_intercept)
+        result.count = int(round(float(state["count"])))
+        for key in STATE_KEYS[1:]:
+            setattr(result, f"_{key}", np.array(state[key], dtype=np.float64))
+        return result
 
     def solve(self, l2: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
         """Solves ``min ||X W + b - Y||^2 + l2 ||W||^2`` for the rows seen so far.
@@ -153,8 +225,42 @@ class RidgeAccumulator:
         bias = (mean_y + self._shift_y) - (mean_x + self._shift_x) @ weights
         return weights, bias
 
+    def score(self, weights, bias) -> RidgeScore:
+        """Scores ``rows @ weights + bias`` against the targets of the rows seen so far.
 
-def fit_ridge(reconstruction, batches, l2: float = 1.0) -> RidgeAccumulator:
+        Computed from the accumulated statistics alone, so a held-out set scores any
+        number of candidate solutions after one pass.
+
+        Args:
+            weights: (K, C) array.
+            bias: (C,) array.
+        """
+        if self.count == 0:
+            raise ValueError("No rows accumulated yet; call update() before score().")
+        weights = np.asarray(weights, dtype=np.float64)
+        n = self.count
+        mean_x = self._sum_x / n
+        mean_y = self._sum_y / n
+        # Centred second moments; the shift cancels out of every one of them.
+        sxx = self._xtx - n * np.outer(mean_x, mean_x)
+        sxy = self._xty - n * np.outer(mean_x, mean_y)
+        syy = self._sum_yy - n * mean_y * mean_y
+        # Mean error per target, in original units.
+        offset = (mean_x + self._shift_x) @ weights + np.asarray(bias) - (mean_y + self._shift_y)
+        covariance = np.einsum("kc,kc->c", weights, sxy)
+        prediction_var = np.einsum("kc,kl,lc->c", weights, sxx, weights)
+        residual = syy - 2 * covariance + prediction_var + n * offset * offset
+        total = syy.sum()
+        r2 = float(1.0 - residual.sum() / total) if total > 0 else float("nan")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            channel_cc = covariance / np.sqrt(prediction_var * syy)
+        channel_cc = np.where(
+            (syy > 1e-12 * max(total, 1e-300)) & (prediction_var > 0), channel_cc, np.nan
+        )
+        return RidgeScore(r2, channel_cc)
+
+
+def fit_ridge(reconstruction, batches: Iterable, l2: float = 1.0) -> RidgeAccumulator:
     """Sets a ``LinearReconstruction``'s kernel and bias to the ridge solution.
 
     The normal equations are accumulated batch by batch on the scaled features, so
