@@ -1,5 +1,39 @@
-"""Explainable saliency models derived from deep ones (DESIGN.md §1-3)."""
+"""Explainable saliency models derived from deep ones (DESIGN.md §1-3).
 
-from tfsal.explain.ridge import RidgeAccumulator, fit_ridge
+``derive(parent, train_batches, val_batches)`` builds the explainable counterpart of
+a deep saliency model: a fixed log-Gabor bank, one learned linear reconstruction per
+tap, and a readout; it returns the model and its fidelity to the parent.
+"""
 
-__all__ = ["RidgeAccumulator", "fit_ridge"]
+from tfsal.explain.centre_prior import CentrePrior
+from tfsal.explain.contributions import PRIOR_GROUP, FeatureContributions
+from tfsal.explain.derive import Derivation, derive
+from tfsal.explain.explainable_model import (
+    READOUTS,
+    build_explainable_model,
+    group_names,
+    reconstruction_layers,
+    tap_readouts,
+)
+from tfsal.explain.ridge import RidgeAccumulator, RidgeScore, fit_ridge
+from tfsal.explain.tap_readout import TapReadout
+from tfsal.explain.taps import Tap, default_taps
+
+__all__ = [
+    "PRIOR_GROUP",
+    "READOUTS",
+    "CentrePrior",
+    "Derivation",
+    "FeatureContributions",
+    "RidgeAccumulator",
+    "RidgeScore",
+    "Tap",
+    "TapReadout",
+    "build_explainable_model",
+    "default_taps",
+    "derive",
+    "fit_ridge",
+    "group_names",
+    "reconstruction_layers",
+    "tap_readouts",
+]

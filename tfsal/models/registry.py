@@ -41,6 +41,9 @@ class ModelInfo:
         output: ``"log_density"`` or ``"map"``: what ``"saliency"`` holds.
         size_multiple: input height and width must be multiples of this.
         default_input_size: (height, width) used when none is given.
+        default_taps: the taps an explainable model rebuilds by default
+            (``tfsal.explain.derive``): taps that cut every path from the image to
+            the saliency, so that the ``decoder`` readout can reuse the rest.
     """
 
     name: str
@@ -48,6 +51,7 @@ class ModelInfo:
     output: str
     size_multiple: int
     default_input_size: tuple[int, int]
+    default_taps: tuple[str, ...] = ()
 
 
 _MODELS: dict[str, ModelInfo] = {}
@@ -59,6 +63,7 @@ def register_model(
     output: str = "log_density",
     size_multiple: int = 32,
     default_input_size: tuple[int, int] = (288, 384),
+    default_taps: tuple[str, ...] = (),
 ) -> Callable[[ModelBuilder], ModelBuilder]:
     """Registers a model builder under ``name``.
 
@@ -67,6 +72,8 @@ def register_model(
         output: ``"log_density"`` or ``"map"``: what the model's ``"saliency"`` holds.
         size_multiple: input height and width must be multiples of this.
         default_input_size: (height, width) used when none is given.
+        default_taps: taps the explainable model rebuilds by default (see
+            ``ModelInfo``).
 
     Returns:
         A decorator that registers the builder and returns it unchanged.
@@ -87,7 +94,9 @@ def register_model(
                 f"A model named '{name}' is already registered "
                 f"(by {existing.__module__}.{existing.__qualname__})."
             )
-        _MODELS[name] = ModelInfo(name, builder, output, size_multiple, tuple(default_input_size))
+        _MODELS[name] = ModelInfo(
+            name, builder, output, size_multiple, tuple(default_input_size), tuple(default_taps)
+        )
         return builder
 
     return decorator

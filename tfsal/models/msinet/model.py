@@ -129,7 +129,14 @@ def _decoder(x, legacy_resize, tap_tensors, feature_info):
     return logits
 
 
-@register_model("msinet", output="map", size_multiple=8, default_input_size=(240, 320))
+# The ASPP module and the decoder read the encoder only through its concatenation.
+@register_model(
+    "msinet",
+    output="map",
+    size_multiple=8,
+    default_input_size=(240, 320),
+    default_taps=("encoder",),
+)
 def msinet(
     *,
     taps: TapSelection = (),

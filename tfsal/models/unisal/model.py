@@ -198,7 +198,14 @@ def unisal_decoder(tap_tensors, skip_dropout=0.6):
     return x
 
 
-@register_model("unisal", output="log_density", size_multiple=32, default_input_size=(288, 384))
+# The decoder reads the encoder only through its two skips and the bottleneck.
+@register_model(
+    "unisal",
+    output="log_density",
+    size_multiple=32,
+    default_input_size=(288, 384),
+    default_taps=("feat_4x", "feat_2x", "bottleneck"),
+)
 def unisal(
     *,
     input_size: Sequence[int] = (288, 384),
