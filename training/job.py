@@ -167,6 +167,26 @@ def _worker_share(strategy, image_ids: list[str]) -> list[str]:
     return list(image_ids)[index::count][:share]
 
 
+def check_derivation(config: configs.FitConfig) -> None:
+    """Checks the derive settings against the model before the first epoch.
+
+    Raises:
+        ValueError: for taps the model lacks or cannot be derived from, or a readout
+            the taps do not allow.
+    """
+    if not config.derive.enabled:
+        return
+    model = trainer.build_model(dataclasses.replace(config, weights=None, encoder_weights=None))
+    parent, taps = tapped_parent(config, model)
+    explain.check_parent(
+        parent,
+        config.image_size,
+        taps=taps,
+        readout=config.derive.readout,
+        output_kind=models.model_info(config.model).output,
+    )
+
+
 def derive_explainable(config, model, dataset, train_ids, val_ids, outputs, strategy):
     """Stage 2: derives the explainable model from the trained one (every worker).
 
@@ -304,6 +324,7 @@ def run(config: configs.FitConfig, resume: bool = False) -> RunOutputs:
     chief = distributed.is_chief(strategy)
     outputs, resume_from = prepare_output(config, resume)
     dataset, train_ids, val_ids = load_split(config)
+    check_derivation(config)
     if chief:
         atomic_write_text(outputs.config, configs.to_yaml(config))
     print(

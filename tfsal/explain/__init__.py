@@ -7,7 +7,7 @@ tap, and a readout; it returns the model and its fidelity to the parent.
 
 from tfsal.explain.centre_prior import CentrePrior
 from tfsal.explain.contributions import PRIOR_GROUP, FeatureContributions
-from tfsal.explain.derive import Derivation, derive
+from tfsal.explain.derive import Derivation, check_parent, derive
 from tfsal.explain.explainable_model import (
     READOUTS,
     build_explainable_model,
@@ -30,6 +30,7 @@ __all__ = [
     "Tap",
     "TapReadout",
     "build_explainable_model",
+    "check_parent",
     "default_taps",
     "derive",
     "fit_ridge",

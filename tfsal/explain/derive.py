@@ -33,6 +33,7 @@ from tfsal.conventions import LOG_DENSITY, SALIENCY
 from tfsal.explain import taps as taps_lib
 from tfsal.explain import workers
 from tfsal.explain.explainable_model import (
+    READOUTS,
     bank_name,
     build_explainable_model,
     reconstruction_layers,
@@ -129,6 +130,8 @@ def derive(
         ValueError: for unknown taps, taps that are no whole fraction of the image, an
             unknown output kind, one-shot iterators, empty data, bad settings.
     """
+    if readout not in READOUTS:
+        raise ValueError(f"readout must be one of {READOUTS}. Received: readout={readout!r}")
     kind = taps_lib.output_kind(parent, output_kind)
     tap_names = list(taps) if taps is not None else taps_lib.default_taps(parent)
     if not tap_names:
@@ -182,6 +185,38 @@ def derive(
         },
     }
     return Derivation(model, measured, readout, kind, fidelity)
+
+
+def check_parent(
+    parent: keras.Model,
+    image_size: Sequence[int],
+    *,
+    taps: Sequence[str] | None = None,
+    readout: str = "linear",
+    output_kind: str | None = None,
+) -> list[Tap]:
+    """Checks that an explainable model can be derived from ``parent``, before any data.
+
+    Runs the parent once on a blank image of ``image_size`` to measure its taps.
+
+    Returns:
+        The measured taps.
+
+    Raises:
+        ValueError: for unknown taps, taps that are no whole fraction of the image, a
+            readout the taps do not allow, or an unknown output kind.
+    """
+    if readout not in READOUTS:
+        raise ValueError(f"readout must be one of {READOUTS}. Received: readout={readout!r}")
+    taps_lib.output_kind(parent, output_kind)
+    tap_names = list(taps) if taps is not None else taps_lib.default_taps(parent)
+    if not tap_names:
+        raise ValueError("taps must name at least one layer to rebuild. Received: taps=[]")
+    tapped = taps_lib.tapped_model(parent, tap_names)
+    if readout == "decoder":
+        taps_lib.parent_decoder(parent, tap_names)
+    blank = tf.zeros((1, *image_size, 3))
+    return taps_lib.measure_taps(tapped(blank, training=False), blank.shape, tap_names)
 
 
 def _check_settings(l2_grid, readout_epochs, fine_tune_epochs, learning_rate):
