@@ -51,6 +51,15 @@ class FeatureContributions(keras.layers.Layer):
             raise ValueError(f"group_names must be unique. Received: group_names={group_names!r}")
         self.group_names = group_names
 
+    def build(self, input_shape):
+        """Checks that every tap brings one channel per group."""
+        for shape in input_shape[:-1]:
+            if shape[-1] != len(self.group_names):
+                raise ValueError(
+                    f"{len(self.group_names)} group names for {shape[-1]} contribution "
+                    f"channels. Received: input_shape={input_shape}"
+                )
+
     def call(self, inputs):
         """Sums the taps' maps and adds the prior to the last group."""
         *taps, prior = inputs
