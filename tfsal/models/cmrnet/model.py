@@ -43,6 +43,7 @@ from pathlib import Path
 
 import keras
 
+from tfsal.conventions import LOG_DENSITY
 from tfsal.layers.bilinear_upsampling import BilinearUpsampling2D
 from tfsal.layers.spatial_log_softmax import SpatialLogSoftmax
 from tfsal.models.cmrnet.blocks import CrossConcatResidualBlock
@@ -76,7 +77,7 @@ def _validate(widths, blocks_per_stage):
 # The four encoder stages feed the whole decoder (three skips and its input).
 @register_model(
     "cmrnet",
-    output="log_density",
+    output=LOG_DENSITY,
     size_multiple=16,
     default_input_size=(240, 320),
     default_taps=("stage1", "stage2", "stage3", "stage4"),
