@@ -146,6 +146,12 @@ def tapped_parent(config: configs.FitConfig, model) -> tuple:
     ``tfsal.explain`` as a layer name. The weights are copied from ``model``.
     """
     taps = list(config.derive.taps or models.model_info(config.model).default_taps)
+    if not taps:
+        raise ValueError(
+            f"Model {config.model!r} registers no default taps for its explainable model; set "
+            "derive.taps=[layer names] (e.g. --set 'derive.taps=[conv3]') or "
+            "derive.enabled=false."
+        )
     registered = {info.name for info in getattr(model, "feature_info", [])}
     builder_taps = [tap for tap in taps if tap in registered]
     parent = trainer.build_model(

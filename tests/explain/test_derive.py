@@ -75,6 +75,7 @@ def test_reconstructions_are_ridge_solutions_chosen_on_validation_r2(linear):
     json.dumps(fidelity)  # JSON-ready
 
 
+@pytest.mark.slow
 def test_fitting_the_readout_brings_the_saliency_towards_the_parents():
     unfitted = _derive(readout_epochs=0)
     fitted = _derive(readout_epochs=4)
@@ -91,6 +92,7 @@ def test_the_explainable_model_saves_reloads_and_exports(linear, tmp_path):
     run_export_test(linear.model, batch, tmp_path, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_the_decoder_readout_feeds_the_frozen_decoder_with_reconstructions(tmp_path):
     parent = toy_parent()
     before = [w.numpy().copy() for w in parent.get_layer("dec_logits").weights]
@@ -110,6 +112,7 @@ def test_the_decoder_readout_feeds_the_frozen_decoder_with_reconstructions(tmp_p
     run_model_saving_test(derivation.model, batch, tmp_path, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_fine_tuning_keeps_the_model_linear_and_updates_the_fidelity():
     derivation = _derive(readout_epochs=1, fine_tune_epochs=2, learning_rate=0.01)
     readout = explain.tap_readouts(derivation.model)["enc3"]
@@ -171,6 +174,7 @@ def test_a_decoder_readout_needs_taps_that_cut_the_graph():
     _error("readout must be one of", readout="attention")
 
 
+@pytest.mark.slow
 def test_tf_data_batches_with_targets_are_accepted():
     data = images(8)
     dataset = tf.data.Dataset.from_tensor_slices((data, np.zeros((8, 32, 32, 1), "float32")))

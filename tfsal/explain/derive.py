@@ -32,13 +32,14 @@ from tfsal import metrics
 from tfsal.conventions import LOG_DENSITY, SALIENCY
 from tfsal.explain import taps as taps_lib
 from tfsal.explain import workers
+from tfsal.explain.batches import batch_images, first_images, with_progress
 from tfsal.explain.explainable_model import (
     READOUTS,
     bank_name,
     build_explainable_model,
     reconstruction_layers,
-    tap_readouts,
 )
+from tfsal.explain.readout_training import ReadoutTrainer
 from tfsal.explain.ridge import RidgeAccumulator
 from tfsal.explain.taps import Tap
 
@@ -130,12 +131,7 @@ def derive(
         ValueError: for unknown taps, taps that are no whole fraction of the image, an
             unknown output kind, one-shot iterators, empty data, bad settings.
     """
-    if readout not in READOUTS:
-        raise ValueError(f"readout must be one of {READOUTS}. Received: readout={readout!r}")
-    kind = taps_lib.output_kind(parent, output_kind)
-    tap_names = list(taps) if taps is not None else taps_lib.default_taps(parent)
-    if not tap_names:
-        raise ValueError("taps must name at least one layer to rebuild. Received: taps=[]")
+    kind, tap_names = _resolve(parent, taps, readout, output_kind)
     _check_settings(l2_grid, readout_epochs, fine_tune_epochs, learning_rate)
     for name, batches in (("train_batches", train_batches), ("val_batches", val_batches)):
         if iter(batches) is batches:
@@ -147,8 +143,8 @@ def derive(
     decoder = taps_lib.parent_decoder(parent, tap_names) if readout == "decoder" else None
     run_parent = tf.function(lambda images: tapped(images, training=False), reduce_retracing=True)
 
-    first_images = _first_images(train_batches, "train_batches")
-    measured = taps_lib.measure_taps(run_parent(first_images), first_images.shape, tap_names)
+    sample = first_images(train_batches, "train_batches")
+    measured = taps_lib.measure_taps(run_parent(sample), sample.shape, tap_names)
     model = build_explainable_model(
         measured,
         readout=readout,
@@ -160,12 +156,12 @@ def derive(
         name=f"{parent.name}_explainable",
     )
     stream = _Streamer(model, measured, run_parent, strategy, progress)
-    stream.adapt(first_images)
+    stream.adapt(sample)
     train = stream.accumulate(train_batches, "reconstruction (training images)")
     val = stream.accumulate(val_batches, "reconstruction (validation images)")
     tap_fidelity = _solve(stream.reconstructions, measured, train, val, l2_grid)
 
-    trainer = _ReadoutTrainer(model, run_parent, kind, learning_rate, strategy, progress)
+    trainer = ReadoutTrainer(model, run_parent, kind, learning_rate, strategy, progress)
     if readout == "linear" and readout_epochs:
         trainer.fit(train_batches, readout_epochs, fine_tune=False)
     if fine_tune_epochs:
@@ -206,17 +202,23 @@ def check_parent(
         ValueError: for unknown taps, taps that are no whole fraction of the image, a
             readout the taps do not allow, or an unknown output kind.
     """
-    if readout not in READOUTS:
-        raise ValueError(f"readout must be one of {READOUTS}. Received: readout={readout!r}")
-    taps_lib.output_kind(parent, output_kind)
-    tap_names = list(taps) if taps is not None else taps_lib.default_taps(parent)
-    if not tap_names:
-        raise ValueError("taps must name at least one layer to rebuild. Received: taps=[]")
+    _, tap_names = _resolve(parent, taps, readout, output_kind)
     tapped = taps_lib.tapped_model(parent, tap_names)
     if readout == "decoder":
         taps_lib.parent_decoder(parent, tap_names)
     blank = tf.zeros((1, *image_size, 3))
     return taps_lib.measure_taps(tapped(blank, training=False), blank.shape, tap_names)
+
+
+def _resolve(parent, taps, readout, output_kind) -> tuple[str, list[str]]:
+    """The output kind and the tap names; raises for a bad readout, kind or taps."""
+    if readout not in READOUTS:
+        raise ValueError(f"readout must be one of {READOUTS}. Received: readout={readout!r}")
+    kind = taps_lib.output_kind(parent, output_kind)
+    tap_names = list(taps) if taps is not None else taps_lib.default_taps(parent)
+    if not tap_names:
+        raise ValueError("taps must name at least one layer to rebuild. Received: taps=[]")
+    return kind, tap_names
 
 
 def _check_settings(l2_grid, readout_epochs, fine_tune_epochs, learning_rate):
@@ -227,51 +229,6 @@ def _check_settings(l2_grid, readout_epochs, fine_tune_epochs, learning_rate):
             raise ValueError(f"{name} must be an int >= 0. Received: {name}={value!r}")
     if not learning_rate > 0:
         raise ValueError(f"learning_rate must be > 0. Received: learning_rate={learning_rate!r}")
-
-
-def batch_images(batch) -> tf.Tensor:
-    """The images of a batch: the batch itself, or the first item of a pair."""
-    if isinstance(batch, (tuple, list)):
-        batch = batch[0]
-    if isinstance(batch, dict):
-        batch = batch.get("image", batch.get("images"))
-    images = tf.convert_to_tensor(batch, tf.float32)
-    if images.shape.rank != 4:
-        raise ValueError(
-            "Batches must hold images (batch, height, width, 3), alone or as the first item "
-            f"of a pair. Received: shape {images.shape}"
-        )
-    return images
-
-
-def _first_images(batches, name):
-    for batch in batches:
-        return batch_images(batch)
-    raise ValueError(f"{name} holds no batches; the derivation needs images.")
-
-
-def _length(batches) -> int | None:
-    if isinstance(batches, tf.data.Dataset):
-        cardinality = int(batches.cardinality())
-        return cardinality if cardinality >= 0 else None
-    try:
-        return len(batches)
-    except TypeError:
-        return None
-
-
-def _with_progress(batches, label, enabled):
-    """Yields the batches, showing a Keras progress bar under ``label``."""
-    total = _length(batches)
-    if enabled:
-        print(label)
-    bar = keras.utils.Progbar(total, unit_name="batch", verbose=1 if enabled else 0)
-    step = 0
-    for step, batch in enumerate(batches, start=1):
-        yield batch
-        bar.update(step)
-    if total is None:
-        bar.update(step, finalize=True)
 
 
 class _Streamer:
@@ -308,7 +265,7 @@ class _Streamer:
     def accumulate(self, batches, label) -> dict[str, RidgeAccumulator]:
         """One pass over ``batches``: the normal equations of every tap, summed over workers."""
         accumulators = {}
-        for batch in _with_progress(batches, label, self.progress):
+        for batch in with_progress(batches, label, self.progress):
             images = batch_images(batch)
             activations = self.run_parent(images)
             scaled = self.scaled(self.features(images))
@@ -324,7 +281,7 @@ class _Streamer:
     def saliency_fidelity(self, batches, kind) -> dict:
         """Mean per-image CC and KLD of the explainable saliency against the parent's."""
         totals = np.zeros(3)
-        for batch in _with_progress(batches, "fidelity (validation images)", self.progress):
+        for batch in with_progress(batches, "fidelity (validation images)", self.progress):
             images = batch_images(batch)
             parent = self.run_parent(images)[SALIENCY].numpy()[..., 0].astype(np.float64)
             explained = self.predict(images).numpy()[..., 0].astype(np.float64)
@@ -333,7 +290,12 @@ class _Streamer:
             for target, prediction in zip(parent, explained, strict=True):
                 totals += (metrics.cc(prediction, target), metrics.kld(prediction, target), 1)
         totals = workers.sum_over_workers(self.strategy, {"totals": totals})["totals"]
-        return {"cc": totals[0] / totals[2], "kld": totals[1] / totals[2], "images": int(totals[2])}
+        count = totals[2]
+        return {
+            "cc": float(totals[0] / count),
+            "kld": float(totals[1] / count),
+            "images": int(count),
+        }
 
 
 def _sum_accumulator(strategy, accumulator: RidgeAccumulator) -> RidgeAccumulator:
@@ -380,60 +342,3 @@ def _solve(reconstructions, measured, train, val, l2_grid) -> dict:
             "r2_by_l2": {str(l2): tried[l2][0].r2 for l2 in l2_grid},
         }
     return fidelity
-
-
-class _ReadoutTrainer:
-    """Gradient fitting of the readout (and, when fine-tuning, the reconstructions)."""
-
-    def __init__(self, model, run_parent, kind, learning_rate, strategy, progress):
-        self.model = model
-        self.run_parent = run_parent
-        self.kind = kind
-        self.learning_rate = learning_rate
-        self.strategy = strategy
-        self.progress = progress
-
-    def _variables(self, fine_tune):
-        readouts = tap_readouts(self.model)
-        variables = [layer.readout for layer in readouts.values()]
-        if readouts:
-            variables += self.model.get_layer("centre_prior").trainable_weights
-        if fine_tune:
-            for layer in reconstruction_layers(self.model).values():
-                variables += [layer.kernel, layer.bias]
-        return variables
-
-    def loss(self, images):
-        """KLD(parent || explainable) for log-densities, squared error for maps."""
-        target = tf.stop_gradient(self.run_parent(images)[SALIENCY])
-        predicted = self.model(images, training=False)[SALIENCY]
-        if self.kind == LOG_DENSITY:
-            per_image = tf.reduce_sum(tf.exp(target) * (target - predicted), axis=(1, 2, 3))
-        else:
-            per_image = tf.reduce_mean(tf.square(target - predicted), axis=(1, 2, 3))
-        return tf.reduce_mean(per_image)
-
-    def fit(self, batches, epochs, fine_tune):
-        variables = self._variables(fine_tune)
-        optimizer = keras.optimizers.Adam(self.learning_rate)
-
-        @tf.function(reduce_retracing=True)
-        def gradients(images):
-            with tf.GradientTape() as tape:
-                loss = self.loss(images)
-            return loss, tape.gradient(loss, variables)
-
-        count = workers.num_workers(self.strategy)
-        label = "fine-tuning reconstructions and readout" if fine_tune else "readout"
-        for epoch in range(1, epochs + 1):
-            losses = []
-            for batch in _with_progress(batches, f"{label}: epoch {epoch}/{epochs}", self.progress):
-                loss, grads = gradients(batch_images(batch))
-                grads = {str(i): g.numpy() for i, g in enumerate(grads)}
-                grads = workers.sum_over_workers(self.strategy, grads)
-                optimizer.apply_gradients(
-                    [(grads[str(i)] / count, v) for i, v in enumerate(variables)]
-                )
-                losses.append(float(loss))
-            if self.progress:
-                print(f"  loss {np.mean(losses):.4f}")
