@@ -245,18 +245,26 @@ def derive_explainable(config, model, dataset, train_ids, val_ids, outputs, stra
     return derivation
 
 
+def _saliency_function(model):
+    @tf.function
+    def saliency(batch):
+        return model(batch, training=False)[SALIENCY]
+
+    return saliency
+
+
 def evaluate(config, dataset, val_ids, model, explainable=None) -> dict:
     """Scores the model, its explainable model and the baselines (evaluation schema)."""
     kind = models.model_info(config.model).output
     candidates = {config.model: model}
     if explainable is not None:
         candidates[explainable_name(config)] = explainable
-    predictors = {}
-    for name, candidate in candidates.items():
-        serve = tf.function(lambda batch, m=candidate: m(batch, training=False)[SALIENCY])
-        predictors[name] = predictor_from_function(
-            serve, config.image_size, kind, resize=config.resize
+    predictors = {
+        name: predictor_from_function(
+            _saliency_function(candidate), config.image_size, kind, resize=config.resize
         )
+        for name, candidate in candidates.items()
+    }
     for baseline in BASELINES:
         predictors.update(resolve_model(baseline))
     return evaluate_models(dataset, val_ids, predictors, seed=config.seed)
