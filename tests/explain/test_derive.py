@@ -110,6 +110,16 @@ def test_the_decoder_readout_feeds_the_frozen_decoder_with_reconstructions(tmp_p
     batch = images(2)
     np.testing.assert_allclose(decoder(encoder(batch)), parent(batch)[SALIENCY], atol=1e-5)
     run_model_saving_test(derivation.model, batch, tmp_path, atol=1e-4)
+    run_export_test(derivation.model, batch, tmp_path, atol=1e-4)
+
+
+def test_a_map_parent_gets_a_map_whose_contributions_add_up_to_it():
+    derivation = _derive(output_kind="map", readout_epochs=1, taps=["enc3"])
+    outputs = derivation.model(images(2))
+    np.testing.assert_allclose(
+        outputs[CONTRIBUTIONS].numpy().sum(-1, keepdims=True), outputs[SALIENCY], atol=1e-4
+    )
+    assert derivation.fidelity["output_kind"] == "map"
 
 
 @pytest.mark.slow

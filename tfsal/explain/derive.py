@@ -288,6 +288,11 @@ class _Streamer:
             if kind == LOG_DENSITY:
                 parent, explained = np.exp(parent), np.exp(explained)
             for target, prediction in zip(parent, explained, strict=True):
+                # KLD reads a map as a distribution: shift any negative map to 0 first
+                # (what it does to the prediction itself).
+                target = target - min(target.min(), 0.0)
+                if not target.any():
+                    target = np.ones_like(target)  # a blank map is a uniform distribution
                 totals += (metrics.cc(prediction, target), metrics.kld(prediction, target), 1)
         totals = workers.sum_over_workers(self.strategy, {"totals": totals})["totals"]
         count = totals[2]
