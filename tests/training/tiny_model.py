@@ -55,5 +55,6 @@ except ValueError:
         output="log_density",
         size_multiple=4,
         default_input_size=(32, 32),
+        encoder_layer_prefixes=("encoder",),
         default_taps=("encoder",),
     )(_build)
