@@ -1,0 +1,124 @@
+import keras
+import numpy as np
+import pytest
+
+from tests.explain.parents import SMALL_BANK, images, toy_parent
+from tfsal import explain
+from tfsal.explain import report
+from tfsal.layers import colour
+
+pytestmark = pytest.mark.filterwarnings("ignore:Tap .* training rows:UserWarning")
+
+
+@pytest.fixture(scope="module")
+def derived():
+    data = images(8)
+    parent = toy_parent()
+    derivation = explain.derive(
+        parent,
+        [data[:4], data[4:]],
+        [data[:4]],
+        taps=["enc2", "enc3"],
+        output_kind="log_density",
+        bank_config=SMALL_BANK,
+        readout_epochs=3,
+        progress=False,
+    )
+    return parent, derivation, data[:3]
+
+
+@pytest.fixture(scope="module")
+def analysis(derived):
+    parent, derivation, data = derived
+    return report.analyse(parent, derivation.model, data, derivation.fidelity)
+
+
+def test_group_names_parse_into_colour_scale_and_orientation():
+    assert report.parse_group("U/scale1/orientation2") == {
+        "colour": "U",
+        "scale": 1,
+        "orientation": 2,
+    }
+    assert report.parse_group("V/lowpass") == {"colour": "V", "scale": None, "orientation": None}
+    members = report.aspect_members(["Y/scale0/orientation0", "Y/scale1/orientation0", "Y/lowpass"])
+    assert members == {
+        "colour": {"Y": [0, 1, 2]},
+        "scale": {"scale 0": [0], "scale 1": [1]},
+        "orientation": {"orientation 0": [0, 1]},
+    }
+    with pytest.raises(ValueError, match="Not a feature group"):
+        report.parse_group("Y-scale0")
+
+
+def test_importance_shares_cover_every_aspect_and_add_up_to_one(analysis):
+    importance = analysis.numbers["importance"]
+    assert set(importance) == {"enc2", "enc3"}
+    for tap in importance.values():
+        assert set(tap["colour"]) == {"Y", "U", "V"}
+        assert set(tap["scale"]) == {"scale 0", "scale 1"}
+        for aspect in report.ASPECTS:
+            shares = [value["weight_share"] for value in tap[aspect].values()]
+            assert sum(shares) == pytest.approx(1.0)
+
+
+def test_a_group_without_weights_has_no_importance(derived):
+    parent, derivation, data = derived
+    model = keras.models.clone_model(derivation.model)
+    model.set_weights(derivation.model.get_weights())
+    names = explain.group_names(model)
+    u_rows = [i for i, name in enumerate(names[:-1]) if name.startswith("U/")]
+    layer = explain.tap_readouts(model)["enc2"].reconstruction
+    kernel = keras.ops.convert_to_numpy(layer.kernel).copy()
+    kernel[u_rows] = 0.0
+    layer.kernel.assign(kernel)
+    numbers = report.analyse(parent, model, data, derivation.fidelity).numbers
+    u = numbers["importance"]["enc2"]["colour"]["U"]
+    assert u["weight_share"] == 0.0 and u["r2_drop"] == pytest.approx(0.0, abs=1e-9)
+    # Y was not touched: it still explains part of the tap.
+    assert numbers["importance"]["enc2"]["colour"]["Y"]["weight_share"] > 0.1
+
+
+def test_centre_share_tells_a_centre_bias_from_content():
+    y, x = np.mgrid[-1:1:24j, -1:1:32j]
+    centred = np.exp(-(x**2 + y**2) / (2 * 0.5**2))[None, :, :, None]
+    assert report.centre_share(3 * centred + 1) == pytest.approx(1.0)
+    noise = np.random.default_rng(0).normal(size=(2, 24, 32, 3))
+    assert report.centre_share(noise) < 0.05
+
+
+def test_prior_share_is_one_without_content_and_zero_without_prior():
+    rng = np.random.default_rng(0)
+    contributions = np.zeros((2, 8, 8, 3))
+    contributions[..., -1] = rng.normal(size=(2, 8, 8))
+    parent = rng.random((2, 8, 8))
+    assert report.prior_share_of_saliency(contributions, parent, "log_density")[
+        "variance_share"
+    ] == pytest.approx(1.0)
+    swapped = contributions[..., ::-1]
+    assert report.prior_share_of_saliency(swapped, parent, "log_density")[
+        "variance_share"
+    ] == pytest.approx(0.0)
+
+
+def test_a_first_layer_reading_opponent_channels_has_no_angle_to_them():
+    image = keras.Input((8, 8, 3))
+    conv = keras.layers.Conv2D(3, 1, use_bias=False, name="first")
+    model = keras.Model(image, conv(image))
+    # Filters along the (orthonormal) opponent axes, the achromatic one strongest.
+    conv.kernel.assign(colour.RGB_TO_OPPONENT.T[None, None] * np.array([2.0, 1.0, 4.0]))
+    result = report.colour_transform(model)
+    assert result["layer"] == "first"
+    opponent = result["references"]["opponent"]
+    assert opponent["luminance_angle_deg"] == pytest.approx(0.0, abs=1e-3)
+    assert opponent["chroma_angle_deg"] == pytest.approx(0.0, abs=1e-3)
+    # Y weighs green most, the opponent achromatic axis all three alike.
+    assert result["references"]["yuv"]["luminance_angle_deg"] > 5
+
+
+def test_toy_parent_gets_colour_angles_and_centre_bias_per_tap(analysis):
+    numbers = analysis.numbers
+    assert numbers["colour_transform"]["layer"] == "enc1"
+    assert set(numbers["centre_bias"]["taps"]) == {"enc2", "enc3"}
+    saliency = numbers["centre_bias"]["saliency"]
+    assert 0.0 <= saliency["variance_share"] <= 1.0
+    assert analysis.maps["contributions"].shape == (3, 32, 32, len(numbers["groups"]))

@@ -1,0 +1,325 @@
+"""The numbers of the interpretation report: what each tap of a deep model computes.
+
+The four aspects of the authors' follow-up (CVIU 2023; DESIGN.md §3), measured on a
+few images for a ``linear`` explainable model and its parent:
+
+1. fidelity: every tap's activation maps against their reconstructions (R²);
+2. feature importance per tap by colour channel, scale and orientation, as weight
+   magnitude × feature spread, and as the drop in R² and in saliency CC (against the
+   parent) when the group is removed (its standardised features set to their mean, 0);
+3. positional bias: the share of every reconstruction (and activation) that the
+   centre prior's Gaussian maps explain, and the centre prior's share of the
+   saliency logits;
+4. colour processing: the colour axes of the parent's first convolution on RGB
+   compared with YUV, opponent and Lab (principal angles).
+
+``analyse`` returns an ``Analysis``: ``numbers`` (JSON-ready, every plotted number)
+and ``maps`` (the arrays the figures draw).
+"""
+
+import dataclasses
+import re
+
+import keras
+import numpy as np
+import scipy.linalg
+import tensorflow as tf
+
+from tfsal import metrics
+from tfsal.conventions import CONTRIBUTIONS, LOG_DENSITY, SALIENCY, reconstruction_key
+from tfsal.explain import taps as taps_lib
+from tfsal.explain.centre_prior import DEFAULT_WIDTHS
+from tfsal.explain.contributions import PRIOR_GROUP
+from tfsal.explain.explainable_model import bank_name, group_names, tap_readouts
+from tfsal.layers import colour
+
+ASPECTS = ("colour", "scale", "orientation")
+_GROUP = re.compile(r"^(?P<colour>[^/]+)/(?:lowpass|scale(?P<scale>\d+)/orientation(?P<o>\d+))$")
+
+
+@dataclasses.dataclass
+class Analysis:
+    """The report's numbers and the maps its figures draw.
+
+    Attributes:
+        numbers: JSON-ready dict (``fidelity``, ``importance``, ``centre_bias``,
+            ``colour_transform``, ``groups``).
+        maps: ``images`` (B, H, W, 3), ``activations``/``reconstructions`` (tap ->
+            (B, h, w, C)), ``contributions`` (B, H, W, G) and ``parent_saliency``
+            (B, H, W).
+    """
+
+    numbers: dict
+    maps: dict
+
+
+def parse_group(name: str) -> dict:
+    """``"Y/scale0/orientation3"`` -> ``{"colour": "Y", "scale": 0, "orientation": 3}``.
+
+    Low-pass groups have scale and orientation ``None``; the prior gives ``{}``.
+    """
+    if name == PRIOR_GROUP:
+        return {}
+    match = _GROUP.match(name)
+    if not match:
+        raise ValueError(f"Not a feature group name. Received: {name!r}")
+    scale, orientation = match["scale"], match["o"]
+    return {
+        "colour": match["colour"],
+        "scale": None if scale is None else int(scale),
+        "orientation": None if orientation is None else int(orientation),
+    }
+
+
+def aspect_members(names: list[str]) -> dict[str, dict[str, list[int]]]:
+    """Indices of the feature groups by aspect value, e.g. ``{"colour": {"Y": [0, ...]}}``.
+
+    Low-pass groups count for their colour only.
+    """
+    members = {aspect: {} for aspect in ASPECTS}
+    for index, name in enumerate(names):
+        parsed = parse_group(name)
+        for aspect in ASPECTS:
+            value = parsed.get(aspect)
+            if value is not None:
+                label = value if aspect == "colour" else f"{aspect} {value}"
+                members[aspect].setdefault(label, []).append(index)
+    return members
+
+
+def r2_score(prediction: np.ndarray, target: np.ndarray) -> float:
+    """1 - residual / total sum of squares, pooled over channels (about channel means)."""
+    target = target.reshape(-1, target.shape[-1]).astype(np.float64)
+    prediction = prediction.reshape(target.shape).astype(np.float64)
+    total = ((target - target.mean(axis=0)) ** 2).sum()
+    return float(1.0 - ((target - prediction) ** 2).sum() / total) if total > 0 else float("nan")
+
+
+def centre_share(maps: np.ndarray) -> float:
+    """The share of ``maps``' spatial variance that centred Gaussian maps explain.
+
+    Every (image, channel) map is fitted by least squares on the centre prior's
+    Gaussian maps (widths ``DEFAULT_WIDTHS``) and a constant; the share is the pooled
+    R² of those fits: 0 for content anywhere, 1 for a pure centre bias.
+    """
+    batch, height, width, channels = maps.shape
+    y = np.linspace(-1.0, 1.0, height)[:, None]
+    x = np.linspace(-1.0, 1.0, width)[None, :]
+    basis = [np.ones((height, width))]
+    basis += [np.exp(-(y**2 + x**2) / (2 * w**2)) for w in DEFAULT_WIDTHS]
+    design = np.stack([b.ravel() for b in basis], axis=1)
+    targets = np.moveaxis(maps, 3, 1).reshape(batch * channels, -1).T.astype(np.float64)
+    solution, *_ = np.linalg.lstsq(design, targets, rcond=None)
+    residual = ((targets - design @ solution) ** 2).sum()
+    total = ((targets - targets.mean(axis=0)) ** 2).sum()
+    return float(1.0 - residual / total) if total > 0 else float("nan")
+
+
+def _saliency_of_logits(logits: np.ndarray, output_kind: str) -> np.ndarray:
+    """(B, H, W) densities (``log_density``) or maps of (B, H, W) logits."""
+    if output_kind != LOG_DENSITY:
+        return logits
+    flat = logits.reshape(len(logits), -1)
+    flat = np.exp(flat - flat.max(axis=1, keepdims=True))
+    return (flat / flat.sum(axis=1, keepdims=True)).reshape(logits.shape)
+
+
+def _mean_cc(first: np.ndarray, second: np.ndarray) -> float:
+    return float(np.mean([metrics.cc(a, b) for a, b in zip(first, second, strict=True)]))
+
+
+def _shares(values: dict[str, float]) -> dict[str, float]:
+    total = sum(values.values())
+    return {key: (value / total if total > 0 else 0.0) for key, value in values.items()}
+
+
+def tap_importance(readout, scaled: np.ndarray, activation: np.ndarray, names: list[str]) -> dict:
+    """Importance of every colour channel, scale and orientation for one tap.
+
+    Args:
+        readout: the tap's ``TapReadout``.
+        scaled: (B, h, w, K) standardised log-Gabor features of the tap.
+        activation: (B, h, w, C) the parent's activations at the tap.
+        names: the K feature group names.
+
+    Returns:
+        Per aspect, per value: ``weight_share`` (share of Σ_k ||W_k|| std_k) and
+        ``r2_drop`` (R² of the full reconstruction minus R² without the group).
+    """
+    layer = readout.reconstruction
+    kernel = keras.ops.convert_to_numpy(layer.kernel)
+    bias = keras.ops.convert_to_numpy(layer.bias)
+    magnitude = np.linalg.norm(kernel, axis=1) * scaled.reshape(-1, scaled.shape[-1]).std(axis=0)
+    full = r2_score(scaled @ kernel + bias, activation)
+    result = {}
+    for aspect, members in aspect_members(names).items():
+        weight = {label: float(magnitude[index].sum()) for label, index in members.items()}
+        drops = {}
+        for label, index in members.items():
+            kept = scaled.copy()
+            kept[..., index] = 0.0
+            drops[label] = full - r2_score(kept @ kernel + bias, activation)
+        result[aspect] = {
+            label: {"weight_share": share, "r2_drop": drops[label]}
+            for label, share in _shares(weight).items()
+        }
+    return result
+
+
+def saliency_drops(
+    contributions: np.ndarray, parent: np.ndarray, names: list[str], output_kind: str
+) -> dict:
+    """The drop in saliency CC against the parent when a group's contributions are removed."""
+    logits = contributions.sum(axis=-1)
+    full = _mean_cc(_saliency_of_logits(logits, output_kind), parent)
+    result = {}
+    for aspect, members in aspect_members(names[:-1]).items():
+        result[aspect] = {}
+        for label, index in members.items():
+            without = logits - contributions[..., index].sum(axis=-1)
+            cc = _mean_cc(_saliency_of_logits(without, output_kind), parent)
+            result[aspect][label] = full - cc
+    return result
+
+
+def prior_share_of_saliency(contributions: np.ndarray, parent: np.ndarray, output_kind: str):
+    """How much of the saliency logits the centre prior carries versus image content.
+
+    Returns:
+        ``variance_share``: mean over images of Var(prior) / (Var(prior) +
+        Var(content)) over the pixels; ``cc_prior_only`` and ``cc_content_only``: CC
+        with the parent's saliency of the saliency from either part alone.
+    """
+    prior = contributions[..., -1]
+    content = contributions[..., :-1].sum(axis=-1)
+    prior_var = prior.reshape(len(prior), -1).var(axis=1)
+    content_var = content.reshape(len(content), -1).var(axis=1)
+    share = prior_var / np.maximum(prior_var + content_var, 1e-12)
+    return {
+        "variance_share": float(share.mean()),
+        "cc_prior_only": _mean_cc(_saliency_of_logits(prior, output_kind), parent),
+        "cc_content_only": _mean_cc(_saliency_of_logits(content, output_kind), parent),
+    }
+
+
+def first_rgb_convolution(model: keras.Model):
+    """The first ``Conv2D`` of ``model`` (nested models included) that reads 3 channels."""
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2D) and layer.kernel.shape[-2] == 3:
+            return layer
+        if isinstance(layer, keras.Model):
+            found = first_rgb_convolution(layer)
+            if found is not None:
+                return found
+    return None
+
+
+def _lab_jacobian() -> np.ndarray:
+    """Lab's linearisation at mid-grey: (3 Lab, 3 RGB), rows scaled to unit length."""
+    rgb = tf.Variable([[0.5, 0.5, 0.5]], dtype=tf.float64)
+    with tf.GradientTape() as tape:
+        lab = colour.rgb_to_lab(rgb)[0]
+    return tape.jacobian(lab, rgb).numpy()[:, 0, :]
+
+
+def colour_transform(model: keras.Model) -> dict | None:
+    """The parent's first-layer colour axes compared with YUV, opponent and Lab.
+
+    The first convolution's kernel (kh, kw, 3, F) is read as kh·kw·F colour
+    filters; the left singular vectors of the (3, kh·kw·F) matrix are the colour axes
+    it uses, strongest first. For each reference transform, the principal angle (in
+    degrees) between the strongest axis and the reference's achromatic row, and the
+    largest principal angle between the plane of the two weaker axes and the
+    reference's chromatic plane. ``None`` when the model has no such convolution.
+    """
+    layer = first_rgb_convolution(model)
+    if layer is None:
+        return None
+    kernel = keras.ops.convert_to_numpy(layer.kernel)
+    matrix = np.moveaxis(kernel, 2, 0).reshape(3, -1)
+    axes, strengths, _ = np.linalg.svd(matrix, full_matrices=False)
+    references = {
+        "yuv": (colour.RGB_TO_YUV, 0),
+        "opponent": (colour.RGB_TO_OPPONENT, 2),
+        "lab": (_lab_jacobian(), 0),
+    }
+    comparison = {}
+    for name, (transform, achromatic) in references.items():
+        chromatic = [row for row in range(3) if row != achromatic]
+        luminance = scipy.linalg.subspace_angles(axes[:, :1], transform[achromatic][:, None])
+        chroma = scipy.linalg.subspace_angles(axes[:, 1:], transform[chromatic].T)
+        comparison[name] = {
+            "luminance_angle_deg": float(np.degrees(luminance.max())),
+            "chroma_angle_deg": float(np.degrees(chroma.max())),
+        }
+    return {
+        "layer": layer.name,
+        "axes": axes.T.tolist(),
+        "axis_strength": (strengths / strengths.sum()).tolist(),
+        "references": comparison,
+    }
+
+
+def analyse(
+    parent: keras.Model,
+    explainable: keras.Model,
+    images: np.ndarray,
+    fidelity: dict,
+    output_kind: str = LOG_DENSITY,
+) -> Analysis:
+    """Measures the report's numbers on ``images``.
+
+    Args:
+        parent: the deep model (its taps found by layer name, as in the derivation).
+        explainable: its ``linear`` explainable model.
+        images: (B, H, W, 3) RGB in [0, 255].
+        fidelity: the derivation's fidelity dict (``derivation.json``).
+        output_kind: the parent's output kind.
+
+    Raises:
+        ValueError: if the explainable model has no contributions (``decoder``).
+    """
+    names = group_names(explainable)
+    readouts = tap_readouts(explainable)
+    tap_names = list(fidelity["taps"])
+    tapped = taps_lib.tapped_model(parent, tap_names)
+    parent_out = {k: keras.ops.convert_to_numpy(v) for k, v in tapped(images).items()}
+    outputs = {k: keras.ops.convert_to_numpy(v) for k, v in explainable(images).items()}
+    parent_saliency = parent_out[SALIENCY][..., 0]
+    if output_kind == LOG_DENSITY:
+        parent_saliency = np.exp(parent_saliency)
+    contributions = outputs[CONTRIBUTIONS]
+
+    importance, bias = {}, {"taps": {}}
+    for tap in tap_names:
+        readout = readouts[tap]
+        bank = explainable.get_layer(bank_name(fidelity["taps"][tap]["stride"]))
+        scaled = readout.reconstruction.scale_features(bank(images))
+        importance[tap] = tap_importance(
+            readout, keras.ops.convert_to_numpy(scaled), parent_out[tap], names[:-1]
+        )
+        bias["taps"][tap] = {
+            "reconstruction": centre_share(outputs[reconstruction_key(tap)]),
+            "activation": centre_share(parent_out[tap]),
+        }
+    bias["saliency"] = prior_share_of_saliency(contributions, parent_saliency, output_kind)
+    numbers = {
+        "n_images": len(images),
+        "fidelity": fidelity,
+        "r2_on_report_images": {
+            tap: r2_score(outputs[reconstruction_key(tap)], parent_out[tap]) for tap in tap_names
+        },
+        "importance": importance,
+        "saliency_cc_drop": saliency_drops(contributions, parent_saliency, names, output_kind),
+        "centre_bias": bias,
+        "colour_transform": colour_transform(parent),
+        "groups": names,
+    }
+    maps = {
+        "images": np.asarray(images),
+        "activations": {tap: parent_out[tap] for tap in tap_names},
+        "reconstructions": {tap: outputs[reconstruction_key(tap)] for tap in tap_names},
+        "contributions": contributions,
+        "parent_saliency": parent_saliency,
+    }
+    return Analysis(numbers, maps)
