@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+import tfsal
 from serving import constants
 from serving.predictor import predictor_from_function, resolve_model
 from tfsal import explain, models
@@ -23,7 +24,8 @@ from tfsal.data.pipeline import make_pipeline
 from tfsal.evaluation import evaluate_models
 from tfsal.explain.workers import num_workers
 from tfsal.io_utils import atomic_directory, atomic_write_text, check_writable_folder
-from training import callbacks, configs, distributed, report_page, trainer
+from training import callbacks, configs, distributed, trainer
+from training import report as run_report
 
 CHECKPOINTS, LOGS, EXPORT, REPORT = "checkpoints", "logs", "export", "report"
 METRICS_FILE = "metrics.json"
@@ -262,6 +264,7 @@ def export(config: configs.FitConfig, model, outputs: RunOutputs, name: str | No
     versions = [int(p.name) for p in base.glob("*") if p.is_dir() and p.name.isdigit()]
     destination = base / str(max(versions, default=0) + 1)
     metadata = {
+        run_report.VERSION_KEY: tfsal.__version__,
         "model": name,
         "output": models.model_info(config.model).output,
         "input_size": list(config.image_size),
@@ -271,6 +274,9 @@ def export(config: configs.FitConfig, model, outputs: RunOutputs, name: str | No
         metadata["parent"] = config.model
     with atomic_directory(destination) as folder:
         model.export(str(folder), format="tf_saved_model", verbose=False)
+        if name != config.model:
+            # The report reads the explainable model's layers, which a SavedModel drops.
+            model.save(folder / run_report.KERAS_FILE)
         atomic_write_text(
             folder / constants.METADATA_DIR / constants.METADATA_FILE,
             json.dumps(metadata, indent=2),
@@ -362,11 +368,13 @@ def run(config: configs.FitConfig, resume: bool = False) -> RunOutputs:
         )
         print(f"export: explainable SavedModel -> {outputs.explainable_export}")
 
-    outputs.report = report_page.write_report(
+    samples = _report_samples(config, dataset, val_ids, result.model)
+    fidelity = derivation.fidelity if derivation else None
+    outputs.report = run_report.write_run_report(
         outputs.out / REPORT,
         f"tfsal run: {config.model} on {config.data}",
         metrics,
-        _report_samples(config, dataset, val_ids, result.model),
+        samples,
         {
             "output folder": outputs.out,
             "best epoch": f"{result.best_epoch} of {result.epochs_run}",
@@ -374,6 +382,7 @@ def run(config: configs.FitConfig, resume: bool = False) -> RunOutputs:
             "explainable model": outputs.explainable_export or "not derived",
             "wall time": f"{time.monotonic() - started:.0f} s",
         },
+        run_report.interpret(config, result.model, explainable, fidelity, samples),
     )
     print(f"report: {outputs.report}")
     print(f"done in {time.monotonic() - started:.0f} s; everything is in {outputs.out}")

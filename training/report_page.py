@@ -50,6 +50,7 @@ def write_report(
     metrics: dict,
     samples: list[dict],
     details: dict[str, str],
+    interpretation: str = "",
 ) -> Path:
     """Writes the report page and its images.
 
@@ -60,6 +61,8 @@ def write_report(
         samples: dicts with ``image_id``, ``image`` (h, w, 3), ``saliency`` (h, w,
             the model's density) and ``density`` (h, w, ground truth).
         details: name -> value lines shown above the table (paths, settings).
+        interpretation: HTML of the explainable model's sections (see
+            ``training.interpretation_page``), placed after the metrics.
 
     Returns:
         The path of ``index.html``.
@@ -91,7 +94,9 @@ def write_report(
 <style>
 body {{ font-family: sans-serif; margin: 2em; }}
 table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ccc; padding: 4px 8px; }}
-figure {{ display: inline-block; margin: 0 1em 1em 0; }} img {{ width: 200px; margin-right: 2px; }}
+body {{ max-width: 1100px; }} figure {{ display: inline-block; margin: 0 1em 1em 0; }}
+img {{ width: 200px; margin-right: 2px; }} img.wide {{ width: auto; max-width: 100%; }}
+img.group-map {{ width: 320px; }} p {{ max-width: 60em; }}
 </style></head><body>
 <h1>{html.escape(title)}</h1>
 <ul>{listing}</ul>
@@ -99,6 +104,7 @@ figure {{ display: inline-block; margin: 0 1em 1em 0; }} img {{ width: 200px; ma
 {html.escape(str(metrics.get("dataset", "?")))})</h2>
 {_metrics_table(metrics)}
 <p>Best value per column in bold ({lower}: lowest).</p>
+{interpretation}
 <h2>Samples</h2>
 {"".join(figures) or "<p>No samples.</p>"}
 <details><summary>metrics.json</summary><pre>{html.escape(json.dumps(metrics, indent=2))}</pre>

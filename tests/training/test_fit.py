@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import yaml
 
+import tfsal
 from tests.training import tiny_model
 from training import callbacks, configs, fit
 
@@ -46,6 +47,7 @@ def test_the_whole_job_runs_and_says_where_everything_went(tmp_path, capsys):
     export = out / "export" / "tiny_test" / "1"
     metadata = json.loads((export / "assets.extra" / "tfsal.json").read_text())
     assert metadata == {
+        "tfsal_version": tfsal.__version__,
         "model": "tiny_test",
         "output": "log_density",
         "input_size": [32, 32],

@@ -1,0 +1,206 @@
+r"""(Re)build the page of a finished run: ``<RUN_DIR>/report/``.
+
+    python -m training.report runs/unisal-nus
+    python -m training.report runs/cmrnet --images 4
+
+The page holds the validation metrics of the deep model, its explainable model and
+the baselines (``metrics.json``), the explainable model's fidelity
+(``derivation.json``), the four aspects of the interpretation report (figures drawn
+from the run's best checkpoint and its latest explainable export, measured on the
+first validation images) and sample overlays. ``report/report.json`` holds every
+plotted number. The folder is rebuilt aside and swapped into place, so a reader
+sees the old report or the new one, never half of one.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import tfsal
+from tfsal.io_utils import atomic_directory, atomic_write_text
+from training import interpretation_page, report_page
+
+REPORT_JSON = "report.json"
+KERAS_FILE = "model.keras"
+VERSION_KEY = "tfsal_version"
+
+
+def replace_directory(new: Path, destination: Path) -> None:
+    """Moves the finished folder ``new`` to ``destination``, replacing an old one.
+
+    Two renames in the same parent: ``destination`` is missing only between them.
+    """
+    if destination.exists():
+        old = destination.with_name(f".{destination.name}.old-{os.getpid()}")
+        os.rename(destination, old)
+        os.rename(new, destination)
+        shutil.rmtree(old)
+    else:
+        os.rename(new, destination)
+
+
+def write_run_report(
+    folder, title: str, metrics: dict, samples: list[dict], details: dict, analysis=None
+) -> Path:
+    """Writes the whole report folder atomically; returns the path of its index.html.
+
+    Args:
+        folder: the report folder (``<run>/report``), replaced if it exists.
+        title: the page heading.
+        metrics: the ``metrics.json`` content.
+        samples: the sample overlays (see ``report_page.write_report``).
+        details: name -> value lines shown at the top.
+        analysis: a ``tfsal.explain.report.Analysis``, or ``None`` for a page
+            without the interpretation sections.
+    """
+    folder = Path(folder)
+    staging = folder.with_name(f".{folder.name}.new-{os.getpid()}")
+    with atomic_directory(staging) as temporary:
+        section = ""
+        if analysis is not None:
+            from tfsal.explain import report_figures
+
+            rendered = report_figures.render_figures(temporary, analysis)
+            section = interpretation_page.interpretation_section(rendered, analysis.numbers)
+            record = {
+                "numbers": analysis.numbers,
+                "plotted": rendered["plotted"],
+                "files": rendered["files"],
+                "groups": rendered["groups"],
+            }
+            atomic_write_text(temporary / REPORT_JSON, json.dumps(record, indent=1))
+        report_page.write_report(temporary, title, metrics, samples, details, section)
+    replace_directory(staging, folder)
+    return folder / "index.html"
+
+
+def interpret(config, model, explainable, fidelity: dict, samples: list[dict]):
+    """The interpretation numbers of a run, or ``None`` without a ``linear`` explainable model."""
+    import numpy as np
+
+    from tfsal import models
+    from tfsal.explain import report
+    from tfsal.explain.explainable_model import tap_readouts
+    from training import job
+
+    if explainable is None or not tap_readouts(explainable) or not samples:
+        return None
+    parent, _ = job.tapped_parent(config, model)
+    images = np.stack([sample["image"] for sample in samples]).astype("float32")
+    return report.analyse(
+        parent, explainable, images, fidelity, output_kind=models.model_info(config.model).output
+    )
+
+
+def latest_explainable(run: Path, model_name: str) -> Path:
+    """The newest ``export/<model>_explainable/<version>/`` folder of a run, checked.
+
+    Raises:
+        ValueError: if there is none, it lacks its Keras file, or another tfsal
+            version made it.
+    """
+    from serving import constants
+    from training import job
+
+    base = run / job.EXPORT / (model_name + job.EXPLAINABLE_SUFFIX)
+    versions = sorted((p for p in base.glob("*") if p.name.isdigit()), key=lambda p: int(p.name))
+    derive_hint = f"derive one with: python -m training.derive {run}"
+    if not versions or not (versions[-1] / KERAS_FILE).is_file():
+        raise ValueError(
+            f"{run} holds no explainable model (no {base}/<version>/{KERAS_FILE}); {derive_hint}"
+        )
+    latest = versions[-1]
+    metadata_file = latest / constants.METADATA_DIR / constants.METADATA_FILE
+    try:
+        made_by = json.loads(metadata_file.read_text()).get(VERSION_KEY)
+    except (OSError, ValueError) as error:
+        raise ValueError(
+            f"{metadata_file} is missing or unreadable ({error}); {derive_hint}"
+        ) from None
+    if made_by != tfsal.__version__:
+        raise ValueError(
+            f"{latest} was made by tfsal {made_by or 'before version 0.1.0'}, this is tfsal "
+            f"{tfsal.__version__}: its layers may differ. Install that version to read it, or "
+            f"{derive_hint}."
+        )
+    return latest
+
+
+def build_report(run: Path, images: int | None = None) -> Path:
+    """Rebuilds ``<run>/report/`` from the run's files; returns the index.html path."""
+    import dataclasses
+
+    import keras
+
+    from training import callbacks, configs, derive, job, trainer
+
+    if not (run / derive.CONFIG_FILE).is_file():
+        raise ValueError(
+            f"{run} is not a training.fit run folder (no {derive.CONFIG_FILE}); pass the --out "
+            "folder of a run."
+        )
+    config = configs.load_yaml(run / derive.CONFIG_FILE)
+    if images is not None:
+        config = dataclasses.replace(config, report_samples=images)
+    export = latest_explainable(run, config.model)
+    try:
+        explainable = keras.saving.load_model(export / KERAS_FILE)
+    except Exception as error:  # Keras raises many types for a bad file.
+        raise ValueError(
+            f"{export / KERAS_FILE} cannot be read ({type(error).__name__}: {error}); "
+            f"derive it again with: python -m training.derive {run}"
+        ) from None
+    checkpoint = derive.best_checkpoint(run)
+    model = trainer.build_model(dataclasses.replace(config, weights=None, encoder_weights=None))
+    callbacks.restore_state(checkpoint, model, with_optimizer=False)
+    fidelity = _read_json(run / job.DERIVATION_FILE, run)
+    metrics = _read_json(run / job.METRICS_FILE, run)
+    dataset, _, val_ids = job.load_split(config)
+    samples = job._report_samples(config, dataset, val_ids, model)
+    print(f"report: {config.model} from {checkpoint} and {export}, {len(samples)} image(s)")
+    analysis = interpret(config, model, explainable, fidelity, samples)
+    return write_run_report(
+        run / job.REPORT,
+        f"tfsal run: {config.model} on {config.data}",
+        metrics,
+        samples,
+        {"output folder": run, "checkpoint": checkpoint, "explainable model": export},
+        analysis,
+    )
+
+
+def _read_json(path: Path, run: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise ValueError(
+            f"{path} is missing or unreadable ({error}); rebuild it with "
+            f"python -m training.derive {run}"
+        ) from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the command; returns the process exit code (2 for bad input)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m training.report",
+        description="Rebuild <RUN_DIR>/report/ (metrics, fidelity, interpretation figures).",
+    )
+    parser.add_argument("run", metavar="RUN_DIR", help="the --out folder of a training.fit run.")
+    parser.add_argument("--images", type=int, help="validation images to show (default: config).")
+    args = parser.parse_args(argv)
+    from training.callbacks import CheckpointError
+
+    try:
+        index = build_report(Path(args.run), args.images)
+    except (ValueError, FileNotFoundError, CheckpointError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"report: {index}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
