@@ -20,7 +20,6 @@ reasons in ``restricted_pickle``): a file beyond them ends in one
 """
 
 import collections
-import mmap
 import os
 import tarfile
 import zipfile
@@ -201,28 +200,29 @@ def _read_entry(archive, entry, path, *, what, max_bytes, expected=None):
 
 
 def _read_legacy(path, objects):
-    with open(path, "rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
-        magic, position = _unpickle(data, 0, objects)
-        if type(magic) is not int or magic != LEGACY_MAGIC_NUMBER:
+    # One read of the whole file (its storages are most of it): the arrays view
+    # these bytes until materialise copies the tensors out of them.
+    data = path.read_bytes()
+    magic, position = _unpickle(data, 0, objects)
+    if type(magic) is not int or magic != LEGACY_MAGIC_NUMBER:
+        raise CheckpointError(
+            f"{path} starts with a pickle but is not a PyTorch checkpoint (wrong magic number)."
+        )
+    protocol, position = _unpickle(data, position, objects)
+    if type(protocol) is not int or protocol != LEGACY_PROTOCOL_VERSION:
+        raise CheckpointError(f"{path}: unsupported legacy protocol version.")
+    _sys_info, position = _unpickle(data, position, objects)
+    result, position = _unpickle(data, position, objects, with_storages=True)
+    keys, position = _unpickle(data, position, objects)
+    if type(keys) is not list or not all(type(key) is str for key in keys):
+        raise CheckpointError(f"{path}: the list of storage keys is not a list of strings.")
+    for key in keys:
+        storage = objects.storages.get(key)
+        if storage is None or storage.data is not None:
             raise CheckpointError(
-                f"{path} starts with a pickle but is not a PyTorch checkpoint (wrong magic number)."
+                f"{path}: storage '{key:.40}' is listed twice or never used; the file is corrupt."
             )
-        protocol, position = _unpickle(data, position, objects)
-        if type(protocol) is not int or protocol != LEGACY_PROTOCOL_VERSION:
-            raise CheckpointError(f"{path}: unsupported legacy protocol version.")
-        _sys_info, position = _unpickle(data, position, objects)
-        result, position = _unpickle(data, position, objects, with_storages=True)
-        keys, position = _unpickle(data, position, objects)
-        if type(keys) is not list or not all(type(key) is str for key in keys):
-            raise CheckpointError(f"{path}: the list of storage keys is not a list of strings.")
-        for key in keys:
-            storage = objects.storages.get(key)
-            if storage is None or storage.data is not None:
-                raise CheckpointError(
-                    f"{path}: storage '{key:.40}' is listed twice or never used; the file is "
-                    "corrupt."
-                )
-            position = _read_legacy_storage(data, position, storage, path)
+        position = _read_legacy_storage(data, position, storage, path)
     return result
 
 
@@ -243,7 +243,7 @@ def _read_legacy_storage(data, position, storage, path):
             f"{path} is truncated or corrupt: storage '{storage.key}' needs {end - start} "
             f"bytes, {len(data) - start} remain."
         )
-    storage.data = _decode_storage(data[start:end], storage, "little")
+    storage.data = _decode_storage(memoryview(data)[start:end], storage, "little")
     return end
 
 
