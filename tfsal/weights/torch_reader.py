@@ -138,13 +138,13 @@ def _read_zip(path, objects):
             for key, storage in objects.storages.items():
                 entry = entries.get(f"{prefix}data/{key}")
                 if entry is None:
-                    raise CheckpointError(f"{path}: storage entry '{prefix}data/{key}' is missing.")
+                    raise CheckpointError(f"{path}: the entry of storage '{key:.40}' is missing.")
                 expected = storage.numel * storage.storage_type.dtype.itemsize
                 raw = _read_entry(
                     archive,
                     entry,
                     path,
-                    what=f"storage '{key}'",
+                    what=f"storage '{key:.40}'",
                     max_bytes=expected,
                     expected=expected,
                 )
@@ -182,6 +182,13 @@ def _read_entry(archive, entry, path, *, what, max_bytes, expected=None):
         raise CheckpointError(
             f"{path} is truncated or corrupt: {what} has {entry.file_size} bytes, "
             f"expected {expected}."
+        )
+    if entry.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        # torch stores entries uncompressed; zipfile inflates bzip2 and lzma without
+        # bounding the output of one read, so they are refused rather than trusted.
+        raise CheckpointError(
+            f"{path}: {what} uses zip compression method {entry.compress_type}; only "
+            "stored and deflated entries are read."
         )
     if entry.file_size > max_bytes:
         raise CheckpointError(
@@ -229,18 +236,18 @@ def _read_legacy(path, objects):
 def _read_legacy_storage(data, position, storage, path):
     count_bytes = data[position : position + 8]
     if len(count_bytes) < 8:
-        raise CheckpointError(f"{path} is truncated: storage '{storage.key}' is missing.")
+        raise CheckpointError(f"{path} is truncated: storage '{storage.key:.40}' is missing.")
     count = int.from_bytes(count_bytes, "little", signed=True)
     if count != storage.numel:
         raise CheckpointError(
-            f"{path}: storage '{storage.key}' holds {count} elements, its tensors expect "
+            f"{path}: storage '{storage.key:.40}' holds {count} elements, its tensors expect "
             f"{storage.numel}; the file is corrupt."
         )
     start = position + 8
     end = start + count * storage.storage_type.dtype.itemsize
     if end > len(data):
         raise CheckpointError(
-            f"{path} is truncated or corrupt: storage '{storage.key}' needs {end - start} "
+            f"{path} is truncated or corrupt: storage '{storage.key:.40}' needs {end - start} "
             f"bytes, {len(data) - start} remain."
         )
     storage.data = _decode_storage(memoryview(data)[start:end], storage, "little")
