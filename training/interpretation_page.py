@@ -55,6 +55,7 @@ def interpretation_section(rendered: dict, numbers: dict) -> str:
     """
     files = rendered["files"]
     count = len(files["reconstructions"])
+    ids = [html.escape(i) for i in numbers["image_ids"]]
     parts = [
         "<h2>Explainable model: fidelity to the deep model</h2>",
         "<p>Each tap (an intermediate layer of the deep model) is rebuilt as a linear "
@@ -67,7 +68,7 @@ def interpretation_section(rendered: dict, numbers: dict) -> str:
         "scale.</p>",
     ]
     parts += [
-        _figure(name, f"activations and reconstructions, image {i}", f"Image {i}.")
+        _figure(name, f"activations and reconstructions, {ids[i]}", f"Validation image {ids[i]}.")
         for i, name in enumerate(files["reconstructions"])
     ]
     parts += [
@@ -108,7 +109,7 @@ def interpretation_section(rendered: dict, numbers: dict) -> str:
         "feature group plus the centre prior. Red raises saliency, blue lowers it.</p>",
     ]
     parts += [
-        _figure(name, f"contribution maps, image {i}", f"Image {i}.")
+        _figure(name, f"contribution maps, {ids[i]}", f"Validation image {ids[i]}.")
         for i, name in enumerate(files["contributions"])
     ]
     groups = rendered["groups"]
@@ -117,8 +118,9 @@ def interpretation_section(rendered: dict, numbers: dict) -> str:
     )
     first = next(iter(groups))
     maps = "".join(
-        f'<img class="group-map" data-image="{i}" src="{html.escape(groups[first][i])}" '
+        f'<figure><img class="group-map" data-image="{i}" src="{html.escape(groups[first][i])}" '
         f'alt="{html.escape(first)} contribution, image {i}">'
+        f"<figcaption>Validation image {ids[i]}.</figcaption></figure>"
         for i in range(count)
     )
     parts += [

@@ -91,7 +91,12 @@ def interpret(config, model, explainable, fidelity: dict, samples: list[dict]):
     parent, _ = job.tapped_parent(config, model)
     images = np.stack([sample["image"] for sample in samples]).astype("float32")
     return report.analyse(
-        parent, explainable, images, fidelity, output_kind=models.model_info(config.model).output
+        parent,
+        explainable,
+        images,
+        fidelity,
+        output_kind=models.model_info(config.model).output,
+        image_ids=[sample["image_id"] for sample in samples],
     )
 
 

@@ -266,6 +266,7 @@ def analyse(
     images: np.ndarray,
     fidelity: dict,
     output_kind: str = LOG_DENSITY,
+    image_ids: list[str] | None = None,
 ) -> Analysis:
     """Measures the report's numbers on ``images``.
 
@@ -275,6 +276,7 @@ def analyse(
         images: (B, H, W, 3) RGB in [0, 255].
         fidelity: the derivation's fidelity dict (``derivation.json``).
         output_kind: the parent's output kind.
+        image_ids: names of the images for the captions (default: their index).
 
     Raises:
         ValueError: if the explainable model has no contributions (``decoder``).
@@ -305,6 +307,7 @@ def analyse(
     bias["saliency"] = prior_share_of_saliency(contributions, parent_saliency, output_kind)
     numbers = {
         "n_images": len(images),
+        "image_ids": [str(i) for i in (image_ids or range(len(images)))],
         "fidelity": fidelity,
         "r2_on_report_images": {
             tap: r2_score(outputs[reconstruction_key(tap)], parent_out[tap]) for tap in tap_names
