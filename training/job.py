@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from serving import constants
+from serving.export import export_model
 from tfsal import models
 from tfsal.data import open_dataset, split_ids
 from tfsal.data.pipeline import make_pipeline
-from tfsal.io_utils import atomic_directory, atomic_write_text
+from tfsal.io_utils import atomic_write_text
 from training import callbacks, configs, distributed, report_page, trainer
 from training.evaluate import evaluate_models, predictor_from_function, resolve_model
 
@@ -151,23 +151,16 @@ def evaluate(config, dataset, val_ids, model) -> dict:
 
 
 def export(config: configs.FitConfig, model, outputs: RunOutputs) -> Path:
-    """Exports a SavedModel atomically to ``export/<model>/<next version>/``."""
-    base = outputs.out / EXPORT / config.model
-    versions = [int(p.name) for p in base.glob("*") if p.is_dir() and p.name.isdigit()]
-    destination = base / str(max(versions, default=0) + 1)
-    metadata = {
-        "model": config.model,
-        "output": models.model_info(config.model).output,
-        "input_size": list(config.image_size),
-        "resize": config.resize,
-    }
-    with atomic_directory(destination) as folder:
-        model.export(str(folder), format="tf_saved_model", verbose=False)
-        atomic_write_text(
-            folder / constants.METADATA_DIR / constants.METADATA_FILE,
-            json.dumps(metadata, indent=2),
-        )
-    return destination
+    """Exports the model for TF Serving to ``export/<model>/<next version>/``."""
+    return export_model(
+        model,
+        outputs.out / EXPORT,
+        config.model,
+        input_size=config.image_size,
+        output=models.model_info(config.model).output,
+        resize=config.resize,
+        metadata={"model": config.model},
+    )
 
 
 def _report_samples(config, dataset, val_ids, model) -> list[dict]:
