@@ -248,3 +248,14 @@ def test_a_batch_too_large_to_answer_is_refused_before_decoding(deep_export):
 def test_empty_tensor_images_are_refused(deep_export):
     with pytest.raises(tf.errors.InvalidArgumentError, match="1 <= H\\*W"):
         call(deep_export[1], constants.TENSOR_SIGNATURE, images=np.zeros((1, 0, 5, 3), np.float32))
+
+
+def test_the_predictor_reads_the_export_like_the_keras_model(deep, deep_export):
+    from serving import predictor
+
+    image = picture(48, 60)
+    loaded = predictor.load_saved_model(deep_export[0])(image)
+    in_memory = predictor.predictor_from_function(
+        lambda batch: deep(batch, training=False), SIZE, "log_density"
+    )(image)
+    np.testing.assert_allclose(loaded, in_memory, rtol=1e-5)
