@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from serving import server_config
 from serving.export import export_model
 from serving.predictor import predictor_from_function, resolve_model
 from tfsal import models
@@ -153,8 +154,12 @@ def evaluate(config, dataset, val_ids, model) -> dict:
 
 
 def export(config: configs.FitConfig, model, outputs: RunOutputs) -> Path:
-    """Exports the model for TF Serving to ``export/<model>/<next version>/``."""
-    return export_model(
+    """Exports the model for TF Serving to ``export/<model>/<next version>/``.
+
+    ``export/`` also gets TF Serving's configuration files (``serving.server_config``),
+    so it can be mounted as the Docker image's ``/models`` as it is.
+    """
+    version = export_model(
         model,
         outputs.out / EXPORT,
         config.model,
@@ -163,6 +168,8 @@ def export(config: configs.FitConfig, model, outputs: RunOutputs) -> Path:
         resize=config.resize,
         metadata={"model": config.model},
     )
+    server_config.write_server_configs(outputs.out / EXPORT)
+    return version
 
 
 def _report_samples(config, dataset, val_ids, model) -> list[dict]:
