@@ -8,7 +8,8 @@ a wanted version is AVAILABLE are the versions no longer wanted dropped. A reque
 holds the ``Servable`` it resolved, so a swap never fails a request in flight: the old
 version is freed when its last request returns. A version that fails to load is
 retried on later polls (an export copied in place without a rename may be incomplete),
-at most ``max_load_retries`` times, and the versions already serving stay up.
+at most ``max_load_retries`` times; meanwhile the policy is applied to the versions that
+do load, so the versions already serving stay up (or the next newest one loads).
 
 Version states are TF Serving's (``ModelVersionStatus.State``): START, LOADING,
 AVAILABLE, UNLOADING, END; a failed load ends in END with the error.
@@ -175,10 +176,15 @@ class ModelManager:
                 _LOG.exception("Polling the model base paths failed")
 
     def _poll_model(self, source: ModelSource) -> None:
-        wanted = source.wanted(_versions_on_disk(source))
+        available = _versions_on_disk(source)
+        for version in source.wanted(available):
+            self._load_unless_serving(source, version)
+        # A version that does not load does not count: the policy falls back to the
+        # versions that do (latest-1 serves version 1 while version 2 is broken).
+        loadable = [v for v in available if (source.name, v) not in self._failures]
+        wanted = source.wanted(loadable)
         for version in wanted:
-            if version not in self._serving[source.name] and self._may_try(source.name, version):
-                self._load(source, version)
+            self._load_unless_serving(source, version)
         with self._lock:
             serving = dict(self._serving[source.name])
             if not any(version in serving for version in wanted):
@@ -193,8 +199,10 @@ class ModelManager:
             self._set_state(source.name, version, State.END)
             _LOG.info("Unloaded %s version %d", source.name, version)
 
-    def _may_try(self, name: str, version: int) -> bool:
-        return self._failures.get((name, version), 0) <= self._max_load_retries
+    def _load_unless_serving(self, source: ModelSource, version: int) -> None:
+        failures = self._failures.get((source.name, version), 0)
+        if version not in self._serving[source.name] and failures <= self._max_load_retries:
+            self._load(source, version)
 
     def _load(self, source: ModelSource, version: int) -> None:
         self._set_state(source.name, version, State.LOADING)
@@ -207,6 +215,7 @@ class ModelManager:
             self._set_state(source.name, version, State.END, grpc.StatusCode.UNKNOWN, str(error))
             _LOG.error("Loading %s version %d failed: %s", source.name, version, error)
             return
+        self._failures.pop((source.name, version), None)
         with self._lock:
             self._serving[source.name] = {**self._serving[source.name], version: servable}
             self._status[source.name][version] = VersionStatus(State.AVAILABLE)
