@@ -1,7 +1,6 @@
 """CMRNet, the cross-concatenated multi-scale residual network (registered as "cmrnet")."""
 
-from tfsal.layers.spatial_log_softmax import SpatialLogSoftmax  # re-exported, shared layer
 from tfsal.models.cmrnet.blocks import CrossConcatResidualBlock
 from tfsal.models.cmrnet.model import cmrnet
 
-__all__ = ["CrossConcatResidualBlock", "SpatialLogSoftmax", "cmrnet"]
+__all__ = ["CrossConcatResidualBlock", "cmrnet"]

@@ -1,13 +1,11 @@
 """MSI-Net (Kroner et al., Neural Networks 2020), registered as "msinet"."""
 
-from tfsal.layers.bilinear_upsampling import BilinearUpsampling2D  # re-exported, shared layer
 from tfsal.models.msinet.layers import MinMaxNormalization, SpatialBroadcast
 from tfsal.models.msinet.model import CAFFE_MEAN_AS_RELEASED, DATASET_INPUT_SIZES, msinet
 
 __all__ = [
     "CAFFE_MEAN_AS_RELEASED",
     "DATASET_INPUT_SIZES",
-    "BilinearUpsampling2D",
     "MinMaxNormalization",
     "SpatialBroadcast",
     "msinet",

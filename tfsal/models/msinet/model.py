@@ -27,6 +27,7 @@ import os
 
 import keras
 
+from tfsal.conventions import MAP
 from tfsal.layers.bilinear_upsampling import BilinearUpsampling2D
 from tfsal.models.features import FeatureInfo, TapSelection, build_tapped_model
 from tfsal.models.msinet.layers import MinMaxNormalization, SpatialBroadcast
@@ -129,7 +130,7 @@ def _decoder(x, legacy_resize, tap_tensors, feature_info):
     return logits
 
 
-@register_model("msinet", output="map", size_multiple=8, default_input_size=(240, 320))
+@register_model("msinet", output=MAP, size_multiple=8, default_input_size=(240, 320))
 def msinet(
     *,
     taps: TapSelection = (),

@@ -1,6 +1,5 @@
 """UNISAL (Droste, Jiao, Noble, ECCV 2020), image mode: registered as ``"unisal"``."""
 
-from tfsal.layers.edge_padding import EdgePadding2D  # re-exported, shared layer
 from tfsal.models.unisal.input_size import unisal_input_size
 from tfsal.models.unisal.layers import GaussianPriorMaps
 from tfsal.models.unisal.model import (
@@ -12,7 +11,6 @@ from tfsal.models.unisal.model import (
 
 __all__ = [
     "FEATURE_INFO",
-    "EdgePadding2D",
     "GaussianPriorMaps",
     "encoder_layers",
     "imagenet_normalization",

@@ -32,6 +32,7 @@ from collections.abc import Sequence
 
 import keras
 
+from tfsal.conventions import LOG_DENSITY
 from tfsal.layers.bilinear_upsampling import BilinearUpsampling2D
 from tfsal.layers.edge_padding import EdgePadding2D
 from tfsal.layers.spatial_log_softmax import SpatialLogSoftmax
@@ -198,7 +199,7 @@ def unisal_decoder(tap_tensors, skip_dropout=0.6):
     return x
 
 
-@register_model("unisal", output="log_density", size_multiple=32, default_input_size=(288, 384))
+@register_model("unisal", output=LOG_DENSITY, size_multiple=32, default_input_size=(288, 384))
 def unisal(
     *,
     input_size: Sequence[int] = (288, 384),
