@@ -24,6 +24,10 @@ setup(
         "opencv-contrib-python-headless>=4.8",
         "tensorflow-serving-api>=2.19,<3",
         "grpcio>=1.60,<2",
+        # The local model server: gRPC health checking, its HTTP server, fast JSON.
+        "grpcio-health-checking>=1.60,<2",
+        "werkzeug>=3,<4",
+        "orjson>=3.8,<4",
         "tf-explain>=0.3.1,<0.4",
         "matplotlib>=3.8,<4",
         "tqdm>=4.66,<5",
