@@ -259,3 +259,15 @@ def test_the_predictor_reads_the_export_like_the_keras_model(deep, deep_export):
         lambda batch: deep(batch, training=False), SIZE, "log_density"
     )(image)
     np.testing.assert_allclose(loaded, in_memory, rtol=1e-5)
+
+
+def test_explainable_models_without_contributions_explain_their_taps(tmp_path):
+    model = tiny_models.decoder_readout_model()
+    path = export_model(model, tmp_path, "decoder", input_size=SIZE, output="log_density")
+    loaded = tf.saved_model.load(str(path))
+    result = call(loaded, constants.EXPLAIN_SIGNATURE, image_bytes=[png(picture(*SIZE))])
+    assert set(result) == {"saliency", "height", "width", "reconstruction_encoder"}
+    with pytest.raises(ValueError, match="no contributions"):
+        export_model(
+            model, tmp_path, "d", input_size=SIZE, output="log_density", contribution_groups=["a"]
+        )
