@@ -21,7 +21,7 @@ import tensorflow as tf
 from tfsal import losses, models
 from tfsal.conventions import LOG_DENSITY, SALIENCY
 from tfsal.data.pipeline import make_pipeline
-from tfsal.models.unisal.model import ENCODER_LAYER_PREFIXES
+from tfsal.models.unisal.encoder import ENCODER_LAYER_PREFIXES
 from tfsal.paths import shared_weights_dir
 from training import callbacks, distributed
 from training.configs import FROZEN_THROUGHOUT, FitConfig, run_identity
