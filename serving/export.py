@@ -124,6 +124,9 @@ class _Signatures:
         max_pixels, max_side, batch_pixels = self.limits
         count = tf.shape(image_bytes)[0]
         indices = tf.range(count)
+        some = image_ops.check(count >= 1, "image_bytes must hold at least one image.")
+        with tf.control_dependencies([some]):
+            indices = tf.identity(indices)
         sizes = tf.map_fn(
             lambda item: image_ops.image_size(item[0], item[1], max_pixels, max_side),
             (image_bytes, indices),

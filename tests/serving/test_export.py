@@ -245,6 +245,11 @@ def test_a_batch_too_large_to_answer_is_refused_before_decoding(deep_export):
         call(deep_export[1], constants.DEFAULT_SIGNATURE, image_bytes=[fake] * 7)
 
 
+def test_empty_batches_are_refused(deep_export):
+    with pytest.raises(tf.errors.InvalidArgumentError, match="at least one image"):
+        call(deep_export[1], constants.DEFAULT_SIGNATURE, image_bytes=tf.constant([], tf.string))
+
+
 def test_empty_tensor_images_are_refused(deep_export):
     with pytest.raises(tf.errors.InvalidArgumentError, match="1 <= H\\*W"):
         call(deep_export[1], constants.TENSOR_SIGNATURE, images=np.zeros((1, 0, 5, 3), np.float32))
