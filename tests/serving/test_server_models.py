@@ -10,8 +10,7 @@ from serving import model_config
 from serving.model_manager import ModelManager, State
 from serving.servable import Servable
 from serving.server import ModelServer
-from tests.serving import stand_in_models
-from tests.serving.conftest import MODEL, b64, http, jpeg
+from tests.serving.conftest import MODEL, b64, export_version, http, jpeg
 from tests.serving.test_server_grpc import predict_request
 
 CONFIG = """
@@ -33,7 +32,7 @@ def two_versions(tmp_path_factory):
     root = tmp_path_factory.mktemp("config")
     base = root / "models" / MODEL
     for version in (1, 2, 3):
-        stand_in_models.write(base, version)
+        export_version(base, version)
     (root / "models.config").write_text(CONFIG)
     return root
 
@@ -105,7 +104,7 @@ def test_labels_and_specific_versions_over_both_apis(two_versions):
 
 
 def test_a_loading_model_answers_unavailable(tmp_path, monkeypatch):
-    stand_in_models.write(tmp_path / MODEL, 1)
+    export_version(tmp_path / MODEL, 1)
     release, original_load = threading.Event(), Servable.load
 
     def slow_load(*args):
@@ -133,7 +132,7 @@ def test_a_loading_model_answers_unavailable(tmp_path, monkeypatch):
 
 def test_a_broken_version_is_reported_and_the_old_one_keeps_serving(tmp_path):
     base = tmp_path / MODEL
-    stand_in_models.write(base, 1)
+    export_version(base, 1)
     (base / "2").mkdir()
     (base / "2" / "saved_model.pb").write_bytes(b"half a model")
     (base / "3.tmp").mkdir()  # an exporter's staging folder: not a version
