@@ -4,9 +4,10 @@ import threading
 
 import grpc
 import pytest
-from tensorflow_serving.apis import get_model_status_pb2
+import tensorflow as tf
+from tensorflow_serving.apis import get_model_status_pb2, predict_pb2, prediction_log_pb2
 
-from serving import model_config
+from serving import constants, model_config
 from serving.model_manager import ModelManager, State
 from serving.servable import Servable
 from serving.server import ModelServer
@@ -149,3 +150,29 @@ def test_a_broken_version_is_reported_and_the_old_one_keeps_serving(tmp_path):
     assert manager._failures[(MODEL, 2)] == 2  # first try + one retry, then no more
     response = get_model_status_pb2.ModelVersionStatus.State.Name(statuses[2].state)
     assert response == "END"
+
+
+def test_warmup_records_are_replayed_before_serving(model_base, tmp_path):
+    servable = Servable.load(MODEL, 1, model_base / "1")
+    records = model_base / "1" / constants.METADATA_DIR / constants.WARMUP_FILE
+    count = sum(1 for _ in tf.data.TFRecordDataset(str(records)))
+    assert count >= 1 and servable.warm_up() == count
+    # A warmup record the version cannot answer fails the load, as in TF Serving.
+    base = tmp_path / MODEL
+    folder = export_version(base, 1)
+    request = predict_pb2.PredictRequest()
+    request.model_spec.signature_name = "no_such_signature"
+    log = prediction_log_pb2.PredictionLog(
+        predict_log=prediction_log_pb2.PredictLog(request=request)
+    )
+    with tf.io.TFRecordWriter(
+        str(folder / constants.METADATA_DIR / constants.WARMUP_FILE)
+    ) as writer:
+        writer.write(log.SerializeToString())
+    manager = ModelManager(model_config.single_model(MODEL, base), max_load_retries=0)
+    manager.poll()
+    [(_, status)] = manager.status(MODEL)
+    assert status.state == State.END and "no_such_signature" in status.error_message
+    unwarmed = ModelManager(model_config.single_model(MODEL, base), warm_up=False)
+    unwarmed.poll()
+    assert unwarmed.resolve(MODEL).version == 1
