@@ -1,12 +1,14 @@
 """Latency and throughput of the local model server against a direct SavedModel call.
 
-Run ``python benchmarks/serving_latency.py [--rounds 8] [--per_round 3]
-[--concurrent_rounds 2] [--explainable EXPORT_DIR] [--out results.json]``.
+Run ``python benchmarks/serving_latency.py [--rounds 16] [--per_round 3]
+[--concurrent_rounds 2] [--explainable KERAS_EXPORT_DIR] [--out results.json]``.
 
 One 288x384 JPEG (the first NUS image resized, or a synthetic picture without the
 shared data) goes through ``serving_default`` of UNISAL at its default size (288x384,
-random weights: the weights do not change the cost), exported by ``serving.export``,
-and optionally of an explainable model's export folder. Three ways are compared:
+random weights: the weights do not change the cost), exported by ``serving.export``.
+``--explainable`` adds an explainable model given as a Keras ``model.export()`` folder
+at 288x384 (its ``serve`` endpoint is wrapped in a ``keras.layers.TFSMLayer`` and
+exported by ``serving.export`` with the same signatures). Three ways are compared:
 
 - ``direct``: the SavedModel loaded in this process, ``serving_default`` called;
 - ``grpc``: ``PredictionService.Predict`` through the generated stub to
@@ -73,6 +75,18 @@ def export_unisal(base: Path) -> Path:
     model = models.get("unisal", input_size=IMAGE_SIZE)
     info = models.model_info("unisal")
     return export_model(model, base, "unisal", input_size=IMAGE_SIZE, output=info.output)
+
+
+def export_keras_export(keras_export: Path, base: Path) -> Path:
+    """Re-exports a Keras ``model.export()`` folder with the serving signatures."""
+    import keras
+
+    inputs = keras.Input((*IMAGE_SIZE, 3), name="image")
+    outputs = keras.layers.TFSMLayer(str(keras_export), call_endpoint="serve")(inputs)
+    model = keras.Model(inputs, outputs)
+    return export_model(
+        model, base, "unisal_explainable", input_size=IMAGE_SIZE, output="log_density"
+    )
 
 
 def free_port() -> int:
@@ -242,11 +256,13 @@ def print_table(results: dict) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=8, help="one-client rounds")
+    parser.add_argument("--rounds", type=int, default=16, help="one-client rounds")
     parser.add_argument("--per_round", type=int, default=3, help="requests per way per round")
     parser.add_argument("--concurrent_rounds", type=int, default=2)
     parser.add_argument("--per_client", type=int, default=3, help="requests per client thread")
-    parser.add_argument("--explainable", type=Path, help="an explainable model's version folder")
+    parser.add_argument(
+        "--explainable", type=Path, help="a Keras model.export() folder of an explainable model"
+    )
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     args = parser.parse_args()
     image, source = benchmark_jpeg()
@@ -256,7 +272,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as base:
         folders = {"unisal (deep)": export_unisal(Path(base))}
         if args.explainable:
-            folders["explainable"] = args.explainable
+            folders["explainable"] = export_keras_export(args.explainable, Path(base))
         for name, folder in folders.items():
             print(f"benchmarking {name} ({folder})", flush=True)
             results[name] = benchmark_model(folder.parent.name, folder, image, args)
