@@ -3,7 +3,8 @@
 A background thread polls each model's base path every
 ``--file_system_poll_wait_seconds``: integer-named folders holding a ``saved_model.pb``
 are versions (anything else, such as an exporter's temporary folder, is ignored). The
-versions the model's policy wants are loaded while the old ones keep serving; only when
+versions the model's policy wants are loaded (and their warmup records replayed, as
+TF Serving does) while the old ones keep serving; only when
 a wanted version is AVAILABLE are the versions no longer wanted dropped. A request
 holds the ``Servable`` it resolved, so a swap never fails a request in flight: the old
 version is freed when its last request returns. A version that fails to load is
@@ -51,6 +52,8 @@ class ModelManager:
             once at start-up only (``--file_system_poll_wait_seconds``).
         max_load_retries: how many more polls may retry a version that failed to load.
         on_poll: called after every poll (the gRPC health service uses it).
+        warm_up: replay each version's warmup records before it serves
+            (``--enable_model_warmup``).
     """
 
     def __init__(
@@ -59,7 +62,9 @@ class ModelManager:
         poll_wait_seconds: float = 1.0,
         max_load_retries: int = 5,
         on_poll: Callable[["ModelManager"], None] | None = None,
+        warm_up: bool = True,
     ):
+        self._warm_up = warm_up
         self._sources = {source.name: source for source in sources}
         self._poll_wait_seconds = poll_wait_seconds
         self._max_load_retries = max_load_retries
@@ -205,17 +210,20 @@ class ModelManager:
             self._load(source, version)
 
     def _load(self, source: ModelSource, version: int) -> None:
+        key = (source.name, version)
         self._set_state(source.name, version, State.LOADING)
         _LOG.info("Loading %s version %d", source.name, version)
         try:
             servable = Servable.load(source.name, version, source.base_path / str(version))
+            if self._warm_up:
+                replayed = servable.warm_up()
+                _LOG.info("Replayed %d warmup requests on %s version %d", replayed, *key)
         except Exception as error:  # Any unloadable folder: report it, keep serving.
-            key = (source.name, version)
             self._failures[key] = self._failures.get(key, 0) + 1
             self._set_state(source.name, version, State.END, grpc.StatusCode.UNKNOWN, str(error))
             _LOG.error("Loading %s version %d failed: %s", source.name, version, error)
             return
-        self._failures.pop((source.name, version), None)
+        self._failures.pop(key, None)
         with self._lock:
             self._serving[source.name] = {**self._serving[source.name], version: servable}
             self._status[source.name][version] = VersionStatus(State.AVAILABLE)

@@ -16,7 +16,7 @@ import tensorflow as tf
 from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 
 from serving import errors
-from serving.constants import DEFAULT_SIGNATURE
+from serving.constants import DEFAULT_SIGNATURE, MAX_WARMUP_RECORDS, METADATA_DIR, WARMUP_FILE
 
 # tf.saved_model.save adds this pseudo-signature; TF Serving hides it from clients.
 _INIT_OP_SIGNATURE = "__saved_model_init_op"
@@ -55,6 +55,40 @@ class Servable:
         }
         functions = {key: module.signatures[key] for key in signature_defs}
         return cls(name, version, path, signature_defs, functions, module)
+
+    def warm_up(self) -> int:
+        """Replays the version's warmup records, as TF Serving does before AVAILABLE.
+
+        The records (``assets.extra/tf_serving_warmup_requests``, a TFRecord of
+        ``PredictionLog``) make the first real request skip lazy initialisation.
+
+        Returns:
+            How many requests were replayed (0 without a warmup file).
+
+        Raises:
+            ValueError: the file has more than 1000 records or a record that is not
+                a predict request this version answers (TF Serving fails the load).
+        """
+        from tensorflow_serving.apis import prediction_log_pb2
+
+        path = self.path / METADATA_DIR / WARMUP_FILE
+        if not path.is_file():
+            return 0
+        replayed = 0
+        for record in tf.data.TFRecordDataset(str(path)).as_numpy_iterator():
+            if replayed == MAX_WARMUP_RECORDS:
+                raise ValueError(f"{path} has more than {MAX_WARMUP_RECORDS} warmup records.")
+            log = prediction_log_pb2.PredictionLog.FromString(record)
+            if log.WhichOneof("log_type") != "predict_log":
+                raise ValueError(f"{path} holds a {log.WhichOneof('log_type')}; only predict.")
+            request = log.predict_log.request
+            inputs = {key: tf.make_ndarray(value) for key, value in request.inputs.items()}
+            try:
+                self.predict(request.model_spec.signature_name, inputs, request.output_filter)
+            except errors.ServingError as error:
+                raise ValueError(f"Warmup request {replayed} of {path} failed: {error}") from None
+            replayed += 1
+        return replayed
 
     def signature_def_map(self):
         """The ``SignatureDefMap`` proto GetModelMetadata answers with."""

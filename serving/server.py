@@ -44,6 +44,7 @@ class ModelServer:
         max_request_bytes: the largest request accepted, on either API.
         num_threads: request threads per API.
         rest_timeout_seconds: the socket timeout of a REST connection.
+        warm_up: replay each version's warmup records before it serves.
     """
 
     def __init__(
@@ -56,6 +57,7 @@ class ModelServer:
         max_request_bytes: int = 64 << 20,
         num_threads: int = _DEFAULT_THREADS,
         rest_timeout_seconds: float = 30.0,
+        warm_up: bool = True,
     ):
         if max_request_bytes < 1:
             raise ValueError(f"max_request_bytes must be >= 1. Received: {max_request_bytes}")
@@ -66,6 +68,7 @@ class ModelServer:
             sources,
             poll_wait_seconds,
             on_poll=lambda manager: self.health.update(manager.all_available()),
+            warm_up=warm_up,
         )
         self._grpc, self.grpc_port = make_grpc_server(
             self.manager, self.health, _address(host, grpc_port), num_threads, max_request_bytes
@@ -113,6 +116,13 @@ def _address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def _boolean(text: str) -> bool:
+    # TF Serving's flags take --flag=true/false.
+    if text.lower() not in ("true", "false", "1", "0"):
+        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+    return text.lower() in ("true", "1")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line (TF Serving's flag names where they apply)."""
     parser = argparse.ArgumentParser(
@@ -146,6 +156,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--rest_api_timeout_in_ms", type=int, default=30000, help="REST connection timeout."
     )
+    parser.add_argument(
+        "--enable_model_warmup",
+        type=_boolean,
+        default=True,
+        help="Replay assets.extra/tf_serving_warmup_requests before serving a version.",
+    )
     parser.add_argument("--shutdown_grace_seconds", type=float, default=10.0)
     return parser
 
@@ -170,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
             max_request_bytes=args.max_request_bytes,
             num_threads=args.rest_api_num_threads,
             rest_timeout_seconds=args.rest_api_timeout_in_ms / 1000,
+            warm_up=args.enable_model_warmup,
         )
     except (ValueError, FileNotFoundError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -12,10 +12,24 @@ import tensorflow as tf
 from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
 
 from serving import model_config
+from serving.export import export_model
 from serving.server import ModelServer
-from tests.serving import stand_in_models
+from tests.serving import tiny_models
 
 MODEL = "saliency"
+
+
+def export_version(base, version: int, model=None):
+    """Exports a tiny deep model (new random weights unless given) as ``base/version``."""
+    model = model or tiny_models.deep_model()
+    return export_model(
+        model,
+        base.parent,
+        base.name,
+        input_size=tiny_models.INPUT_SIZE,
+        output="log_density",
+        version=version,
+    )
 
 
 def jpeg(height: int, width: int, seed: int = 0) -> bytes:
@@ -46,9 +60,17 @@ def http(url: str, body=None, headers=None, method=None, timeout: float = 60.0):
 
 @pytest.fixture(scope="session")
 def model_base(tmp_path_factory):
-    """A base path holding version 1 of a model with the serving contract's signatures."""
+    """A base path holding version 1 of a tiny model, exported by serving.export."""
     base = tmp_path_factory.mktemp("models") / MODEL
-    stand_in_models.write(base, 1)
+    export_version(base, 1)
+    return base
+
+
+@pytest.fixture(scope="session")
+def explainable_base(tmp_path_factory):
+    """A base path holding version 1 of a tiny explainable model (explain signature)."""
+    base = tmp_path_factory.mktemp("models") / "explainable"
+    export_version(base, 1, tiny_models.explainable_model())
     return base
 
 

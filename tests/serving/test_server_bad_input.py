@@ -2,6 +2,7 @@
 
 import json
 import struct
+import zlib
 
 import grpc
 import numpy as np
@@ -9,29 +10,34 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2
 
-from tests.serving.conftest import MODEL, b64, http, jpeg
+from tests.serving.conftest import MODEL, b64, http, jpeg, png
 from tests.serving.test_server_grpc import predict_request
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 
 
-def truncated_jpeg() -> bytes:
-    data = jpeg(64, 64, seed=7)
+def truncated(data: bytes) -> bytes:
     return data[: len(data) // 2]
 
 
-def jpeg_declaring(height: int, width: int) -> bytes:
-    """A small JPEG whose frame header (SOF0) declares another size: a decompression bomb."""
-    data = bytearray(jpeg(16, 16, seed=8))
-    sof = data.index(b"\xff\xc0")
-    data[sof + 5 : sof + 9] = struct.pack(">HH", height, width)
+def declaring(data: bytes, height: int, width: int) -> bytes:
+    """A small image whose header declares another size: a decompression bomb."""
+    data = bytearray(data)
+    if data.startswith(b"\x89PNG"):  # IHDR width, height, then its CRC
+        data[16:24] = struct.pack(">II", width, height)
+        data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    else:  # baseline start-of-frame: length, precision, height, width
+        frame = data.index(b"\xff\xc0")
+        data[frame + 5 : frame + 9] = struct.pack(">HH", height, width)
     return bytes(data)
 
 
 IMAGES = {
-    "non_image": (b"this is not an image", "Unknown image file format"),
-    "truncated_jpeg": (truncated_jpeg(), "JPEG"),
-    "decompression_bomb": (jpeg_declaring(60000, 60000), "pixels"),
+    "non_image": (b"this is not an image", "is neither a JPEG nor a PNG"),
+    "truncated_jpeg": (truncated(jpeg(64, 64, seed=7)), "is a truncated JPEG"),
+    "truncated_png": (truncated(png(64, 64, seed=7)), "is a truncated PNG"),
+    "jpeg_bomb": (declaring(jpeg(16, 16, seed=8), 60000, 60000), "declares 60000x60000"),
+    "png_bomb": (declaring(png(16, 16, seed=8), 15000, 15000), "declares 15000x15000"),
 }
 
 

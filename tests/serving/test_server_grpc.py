@@ -48,16 +48,16 @@ def test_output_filter_and_version(prediction_stub):
     assert tf.make_ndarray(response.outputs["width"]).tolist() == [10]
 
 
-def test_float_signature(prediction_stub):
+def test_float_signature(prediction_stub, model_base):
     request = predict_pb2.PredictRequest()
     request.model_spec.name = MODEL
     request.model_spec.signature_name = "predict_tensor"
-    images = np.full([1, 2, 3, 3], 51.0, np.float32)
+    images = np.random.default_rng(3).uniform(0, 255, [2, 20, 30, 3]).astype(np.float32)
     request.inputs["images"].CopyFrom(tf.make_tensor_proto(images))
     response = prediction_stub.Predict(request, timeout=60)
-    np.testing.assert_allclose(
-        tf.make_ndarray(response.outputs["saliency"]), np.full([1, 2, 3], 0.2)
-    )
+    signature = tf.saved_model.load(str(model_base / "1")).signatures["predict_tensor"]
+    expected = signature(images=tf.constant(images))["saliency"].numpy()
+    np.testing.assert_array_equal(tf.make_ndarray(response.outputs["saliency"]), expected)
 
 
 def test_metadata(prediction_stub):
@@ -66,7 +66,7 @@ def test_metadata(prediction_stub):
     response = prediction_stub.GetModelMetadata(request, timeout=60)
     signatures = get_model_metadata_pb2.SignatureDefMap()
     assert response.metadata["signature_def"].Unpack(signatures)
-    assert sorted(signatures.signature_def) == ["predict_tensor", "serving_default"]
+    assert sorted(signatures.signature_def) == ["predict_tensor", "serve", "serving_default"]
     inputs = signatures.signature_def["serving_default"].inputs
     assert inputs["image_bytes"].dtype == tf.string.as_datatype_enum
     with pytest.raises(grpc.RpcError) as error:

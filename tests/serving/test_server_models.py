@@ -4,14 +4,14 @@ import threading
 
 import grpc
 import pytest
-from tensorflow_serving.apis import get_model_status_pb2
+import tensorflow as tf
+from tensorflow_serving.apis import get_model_status_pb2, predict_pb2, prediction_log_pb2
 
-from serving import model_config
+from serving import constants, model_config
 from serving.model_manager import ModelManager, State
 from serving.servable import Servable
 from serving.server import ModelServer
-from tests.serving import stand_in_models
-from tests.serving.conftest import MODEL, b64, http, jpeg
+from tests.serving.conftest import MODEL, b64, export_version, http, jpeg
 from tests.serving.test_server_grpc import predict_request
 
 CONFIG = """
@@ -33,7 +33,7 @@ def two_versions(tmp_path_factory):
     root = tmp_path_factory.mktemp("config")
     base = root / "models" / MODEL
     for version in (1, 2, 3):
-        stand_in_models.write(base, version)
+        export_version(base, version)
     (root / "models.config").write_text(CONFIG)
     return root
 
@@ -105,7 +105,7 @@ def test_labels_and_specific_versions_over_both_apis(two_versions):
 
 
 def test_a_loading_model_answers_unavailable(tmp_path, monkeypatch):
-    stand_in_models.write(tmp_path / MODEL, 1)
+    export_version(tmp_path / MODEL, 1)
     release, original_load = threading.Event(), Servable.load
 
     def slow_load(*args):
@@ -133,7 +133,7 @@ def test_a_loading_model_answers_unavailable(tmp_path, monkeypatch):
 
 def test_a_broken_version_is_reported_and_the_old_one_keeps_serving(tmp_path):
     base = tmp_path / MODEL
-    stand_in_models.write(base, 1)
+    export_version(base, 1)
     (base / "2").mkdir()
     (base / "2" / "saved_model.pb").write_bytes(b"half a model")
     (base / "3.tmp").mkdir()  # an exporter's staging folder: not a version
@@ -150,3 +150,29 @@ def test_a_broken_version_is_reported_and_the_old_one_keeps_serving(tmp_path):
     assert manager._failures[(MODEL, 2)] == 2  # first try + one retry, then no more
     response = get_model_status_pb2.ModelVersionStatus.State.Name(statuses[2].state)
     assert response == "END"
+
+
+def test_warmup_records_are_replayed_before_serving(model_base, tmp_path):
+    servable = Servable.load(MODEL, 1, model_base / "1")
+    records = model_base / "1" / constants.METADATA_DIR / constants.WARMUP_FILE
+    count = sum(1 for _ in tf.data.TFRecordDataset(str(records)))
+    assert count >= 1 and servable.warm_up() == count
+    # A warmup record the version cannot answer fails the load, as in TF Serving.
+    base = tmp_path / MODEL
+    folder = export_version(base, 1)
+    request = predict_pb2.PredictRequest()
+    request.model_spec.signature_name = "no_such_signature"
+    log = prediction_log_pb2.PredictionLog(
+        predict_log=prediction_log_pb2.PredictLog(request=request)
+    )
+    with tf.io.TFRecordWriter(
+        str(folder / constants.METADATA_DIR / constants.WARMUP_FILE)
+    ) as writer:
+        writer.write(log.SerializeToString())
+    manager = ModelManager(model_config.single_model(MODEL, base), max_load_retries=0)
+    manager.poll()
+    [(_, status)] = manager.status(MODEL)
+    assert status.state == State.END and "no_such_signature" in status.error_message
+    unwarmed = ModelManager(model_config.single_model(MODEL, base), warm_up=False)
+    unwarmed.poll()
+    assert unwarmed.resolve(MODEL).version == 1

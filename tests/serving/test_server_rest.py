@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from serving import rest_json
 from tests.serving.conftest import MODEL, b64, http, jpeg, png
 
 
@@ -49,7 +50,7 @@ def test_metadata_lists_the_signatures(rest_url):
     assert status == 200
     assert body["model_spec"] == {"name": MODEL, "signature_name": "", "version": "1"}
     signatures = body["metadata"]["signature_def"]["signature_def"]
-    assert sorted(signatures) == ["predict_tensor", "serving_default"]
+    assert sorted(signatures) == ["predict_tensor", "serve", "serving_default"]
     image_bytes = signatures["serving_default"]["inputs"]["image_bytes"]
     assert image_bytes["dtype"] == "DT_STRING"
     assert image_bytes["tensor_shape"]["dim"] == [{"size": "-1", "name": ""}]
@@ -94,10 +95,16 @@ def test_float_signature_with_one_output_answers_bare_values(rest_url, reference
     np.testing.assert_allclose(columnar["outputs"], expected, rtol=1e-6)
 
 
-def test_non_finite_outputs_use_tf_serving_tokens(rest_url):
+def test_non_finite_numbers_use_tf_serving_tokens(rest_url):
+    # Requests may hold NaN/Infinity tokens (orjson refuses them; the fallback reads them).
     request = {"signature_name": "predict_tensor", "inputs": [[[[float("nan")] * 3]]]}
-    _, body = http(rest_url + ":predict", request)  # Python's json reads NaN tokens.
-    assert np.isnan(body["outputs"][0][0][0])
+    assert http(rest_url + ":predict", request)[0] == 200
+    # Responses write them as tokens too, not as null.
+    body = rest_json.predict_response({"saliency": np.array([np.nan, np.inf], np.float32)}, False)
+    assert body == b'{"outputs": [NaN, Infinity]}'
+    assert rest_json.predict_response({"x": np.array([0.1], np.float32)}, True) == (
+        b'{"predictions":[0.1]}'
+    )
 
 
 def test_gzip_request_body(rest_url):
@@ -122,3 +129,21 @@ def test_explicit_version_and_response_content_type(rest_url):
 def test_classify_is_unimplemented(rest_url):
     status, body = http(rest_url + ":classify", {"examples": []})
     assert status == 501 and "predict" in body["error"]
+
+
+def test_explain_signature_of_an_explainable_model(explainable_base):
+    from serving import constants
+    from tests.serving.conftest import start_server
+
+    server = start_server(explainable_base)
+    try:
+        url = f"http://127.0.0.1:{server.rest_port}/v1/models/{MODEL}:predict"
+        request = {"signature_name": "explain", "inputs": [b64(png(20, 28, seed=6))]}
+        status, body = http(url, request)
+    finally:
+        server.stop()
+    assert status == 200, body
+    outputs = body["outputs"]
+    assert constants.CONTRIBUTIONS_OUTPUT in outputs
+    assert constants.reconstruction_key("encoder") in outputs
+    assert outputs["height"] == [20] and np.array(outputs["saliency"]).shape == (1, 20, 28)
