@@ -30,11 +30,12 @@ setup(
         "orjson>=3.8,<4",
         # serving.client's REST protocol.
         "requests>=2.31,<3",
-        "tf-explain>=0.3.1,<0.4",
+        "tf-explain==0.3.1",  # unmaintained: pinned, used only by serving/attribution.py
         "matplotlib>=3.8,<4",
         "tqdm>=4.66,<5",
         "tensorboard>=2.21,<2.22",
         "pyyaml>=6,<7",
+        "h5py>=3.10,<4",  # read directly by tfsal.weights (Keras needs it too)
     ],
     extras_require={
         # Peer libraries used only to check results, never at run time.

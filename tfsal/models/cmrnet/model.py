@@ -39,7 +39,6 @@ Every stage is a named tap. Input height and width must be multiples of 16.
 """
 
 import os
-from pathlib import Path
 
 import keras
 
@@ -49,6 +48,7 @@ from tfsal.layers.spatial_log_softmax import SpatialLogSoftmax
 from tfsal.models.cmrnet.blocks import CrossConcatResidualBlock
 from tfsal.models.features import FeatureInfo, TapSelection, build_tapped_model
 from tfsal.models.registry import register_model
+from tfsal.weights import keras_weights
 
 DEFAULT_WIDTHS = (24, 48, 96, 192)
 DEFAULT_BLOCKS_PER_STAGE = (1, 1, 2, 1)
@@ -148,10 +148,5 @@ def cmrnet(
 
     model = build_tapped_model(image, saliency, tap_tensors, feature_info, taps, name="cmrnet")
     if weights is not None:
-        if not Path(weights).is_file():
-            raise FileNotFoundError(
-                f"No CMRNet weights at {weights}: pass a .weights.h5 file saved from a CMRNet "
-                "of the same configuration."
-            )
-        model.load_weights(weights)
+        keras_weights.load_keras_weights(model, weights)
     return model
