@@ -17,7 +17,7 @@ from serving.export import export_model
 from serving.predictor import predictor_from_function, resolve_model
 from tfsal import models
 from tfsal.conventions import LOG_DENSITY, SALIENCY
-from tfsal.data import open_dataset, split_ids
+from tfsal.data import check_records, open_dataset, split_ids
 from tfsal.data.pipeline import make_pipeline
 from tfsal.evaluation import evaluate_models
 from tfsal.io_utils import atomic_write_text
@@ -26,10 +26,6 @@ from training import callbacks, configs, distributed, report_page, trainer
 CHECKPOINTS, LOGS, EXPORT, REPORT = "checkpoints", "logs", "export", "report"
 METRICS_FILE = "metrics.json"
 BASELINES = ("baseline:centre-bias", "baseline:spectral-residual")
-# The no-argument run (CMRNet on the generated pop-out arrays) must finish in a few
-# minutes on two CPU cores: 96x96 inputs keep the items about 7 px across, and the
-# model learns the singletons within a few epochs.
-DATA_DEFAULTS = {"popout": {"image_size": [96, 96], "epochs": 6}}
 
 
 @dataclasses.dataclass
@@ -43,25 +39,6 @@ class RunOutputs:
     metrics: Path | None = None
     export: Path | None = None
     report: Path | None = None
-
-
-def resolve(config: configs.FitConfig) -> configs.FitConfig:
-    """Checks the model and fills per-model defaults and the image size.
-
-    Raises:
-        ValueError: for an unknown model, bad settings or an image size the model
-            cannot take.
-    """
-    info = models.model_info(config.model)  # unknown model -> ValueError listing models
-    for field, value in DATA_DEFAULTS.get(config.data, {}).items():
-        if getattr(config, field) is None:
-            config = dataclasses.replace(config, **{field: value})
-    config = configs.resolve_model_defaults(config)
-    if config.image_size is None:
-        config = dataclasses.replace(config, image_size=list(info.default_input_size))
-    configs.validate(config)
-    models.check_input_size(config.model, *config.image_size)
-    return config
 
 
 def prepare_output(config: configs.FitConfig, resume: bool) -> tuple[RunOutputs, Path | None]:
@@ -190,11 +167,14 @@ def _report_samples(config, dataset, val_ids, model) -> list[dict]:
 def run(config: configs.FitConfig, resume: bool = False) -> RunOutputs:
     """Runs every stage of the main job; returns where the outputs went."""
     started = time.monotonic()
-    config = resolve(config)
+    config = configs.resolve(config)
     strategy = distributed.choose_strategy(config.strategy)
     chief = distributed.is_chief(strategy)
     outputs, resume_from = prepare_output(config, resume)
     dataset, train_ids, val_ids = load_split(config)
+    # Every record once, before the first epoch: a bad file is named here, not in a
+    # TensorFlow traceback mid-epoch.
+    check_records(dataset, [*train_ids, *val_ids], config.image_size, config.resize)
     if chief:
         atomic_write_text(outputs.config, configs.to_yaml(config))
     print(

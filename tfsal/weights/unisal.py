@@ -23,7 +23,8 @@ import re
 import keras
 import numpy as np
 
-from tfsal.weights.mobilenet_v2 import encoder_mappings, inverted_residual_mappings
+from tfsal.weights import mobilenet_v2
+from tfsal.weights.keras_weights import is_keras_weights_file, load_keras_weights
 from tfsal.weights.torch_mapping import ModuleMapping, load_state_dict_into, state_dict_from
 from tfsal.weights.torch_reader import CheckpointError, read_state_dict
 
@@ -49,8 +50,10 @@ def unisal_mappings(source: str = IMAGE_SOURCE) -> list[ModuleMapping]:
     """
     domain_bn = f".bn_{source}"
     suffix = source.lower()
-    mappings = encoder_mappings("tonylins", prefix="cnn.")
-    mappings += inverted_residual_mappings("post_cnn", "post_cnn.inv_res", False, "tonylins")
+    mappings = mobilenet_v2.encoder_mappings("tonylins", prefix="cnn.")
+    mappings += mobilenet_v2.inverted_residual_mappings(
+        "post_cnn", "post_cnn.inv_res", False, "tonylins"
+    )
     for skip in ("skip_2x", "skip_4x"):
         mappings += [
             ModuleMapping(f"{skip}_expansion", "conv", f"{skip}.expansion.0"),
@@ -59,7 +62,7 @@ def unisal_mappings(source: str = IMAGE_SOURCE) -> list[ModuleMapping]:
             ModuleMapping(f"{skip}_reduction_bn", "batch_norm", f"{skip}.reduction.1{domain_bn}"),
         ]
     for block in ("upsampling_2", "post_upsampling_2"):
-        mappings += inverted_residual_mappings(
+        mappings += mobilenet_v2.inverted_residual_mappings(
             block, f"{block}.inv_res", True, "tonylins", batch_norm_child=domain_bn
         )
     mappings += [
@@ -81,14 +84,15 @@ def load_unisal_weights(model: keras.Model, path: str | os.PathLike) -> None:
     Args:
         model: a model built by ``tfsal.models.get("unisal")``.
         path: ``weights_best.pth`` / ``weights_ft_mit1003.pth`` (or any UNISAL
-            state dict), or a ``.weights.h5`` file saved from this model.
+            state dict), or a Keras weight file saved from this model (detected by
+            its content, see ``keras_weights``).
 
     Raises:
         CheckpointError: if a tensor is missing, unexpected or mis-shaped.
     """
     path = os.fspath(path)
-    if path.endswith(".weights.h5"):
-        model.load_weights(path)
+    if is_keras_weights_file(path):
+        load_keras_weights(model, path)
         return
     state_dict = read_state_dict(path)
     state_dict = {re.sub(r"^module\.", "", key): value for key, value in state_dict.items()}
