@@ -28,6 +28,8 @@ setup(
         "grpcio-health-checking>=1.60,<2",
         "werkzeug>=3,<4",
         "orjson>=3.8,<4",
+        # serving.client's REST protocol.
+        "requests>=2.31,<3",
         "tf-explain>=0.3.1,<0.4",
         "matplotlib>=3.8,<4",
         "tqdm>=4.66,<5",

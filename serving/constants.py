@@ -10,8 +10,8 @@ Every SavedModel written by ``serving.export`` has these signatures (TF Serving'
 - ``predict_tensor`` (``TENSOR_SIGNATURE``): ``images`` (batch, H, W, 3) float32 RGB in
   [0, 255], any size -> ``saliency`` (batch, H, W);
 - ``explain`` (``EXPLAIN_SIGNATURE``, explainable models only): as ``serving_default``
-  plus ``contributions`` (batch, Hmax, Wmax, groups) and one
-  ``reconstruction_<tap>`` per tap, on the model's canvas;
+  plus one ``reconstruction_<tap>`` per tap, on the model's canvas, and (``linear``
+  readouts) ``contributions`` (batch, Hmax, Wmax, groups);
 - ``serve`` (``SERVE_ENDPOINT``): the Keras model itself, as ``model.export()`` writes
   it: (batch, h, w, 3) at the model's input size -> its raw outputs (a log-density for
   log-density models), for libraries that fit images themselves (``serving.predictor``).

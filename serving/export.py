@@ -18,11 +18,12 @@ explainable model returns ``contributions`` and ``reconstruction_<tap>`` maps):
   image's size (crop ``saliency[i, :height[i], :width[i]]``);
 - ``predict_tensor``: ``images`` (batch, H, W, 3) float32 RGB in [0, 255] -> ``saliency``
   (batch, H, W);
-- ``explain`` (explainable models): as ``serving_default`` plus ``contributions``
-  (batch, Hmax, Wmax, groups), the additive per-pixel contributions of each feature
-  group to the saliency logits, cropped and resized like ``saliency`` (in logit units,
-  not exponentiated), and each ``reconstruction_<tap>`` as the model gives it: on the
-  model's canvas at the tap's resolution (padding included);
+- ``explain`` (explainable models): as ``serving_default`` plus each
+  ``reconstruction_<tap>`` as the model gives it, on the model's canvas at the tap's
+  resolution (padding included), and, for models that have them (the ``linear``
+  readout), ``contributions`` (batch, Hmax, Wmax, groups): the additive per-pixel
+  contributions of each feature group to the saliency logits, cropped and resized
+  like ``saliency`` (in logit units, not exponentiated);
 - ``serve``: the Keras model itself at its input size, raw outputs (what
   ``model.export()`` writes; ``serving.predictor`` uses it).
 
@@ -72,9 +73,13 @@ def model_outputs(model: keras.Model, input_size: Sequence[int]) -> dict:
 
 
 def is_explainable(outputs: Mapping) -> bool:
-    """Whether model outputs are an explainable model's (contributions and taps)."""
-    has_taps = any(key.startswith(constants.RECONSTRUCTION_PREFIX) for key in outputs)
-    return constants.CONTRIBUTIONS in outputs and has_taps
+    """Whether model outputs are an explainable model's (tap reconstructions).
+
+    A ``linear`` readout also returns ``contributions``; a ``decoder`` readout
+    returns the reconstructions only, and its ``explain`` signature has no
+    ``contributions`` output.
+    """
+    return any(key.startswith(constants.RECONSTRUCTION_PREFIX) for key in outputs)
 
 
 class _Signatures:
@@ -119,6 +124,9 @@ class _Signatures:
         max_pixels, max_side, batch_pixels = self.limits
         count = tf.shape(image_bytes)[0]
         indices = tf.range(count)
+        some = image_ops.check(count >= 1, "image_bytes must hold at least one image.")
+        with tf.control_dependencies([some]):
+            indices = tf.identity(indices)
         sizes = tf.map_fn(
             lambda item: image_ops.image_size(item[0], item[1], max_pixels, max_side),
             (image_bytes, indices),
@@ -175,12 +183,14 @@ class _Signatures:
             constants.HEIGHT_OUTPUT: sizes[:, 0],
             constants.WIDTH_OUTPUT: sizes[:, 1],
         }
-        if explain:
+        if not explain:
+            return result
+        if constants.CONTRIBUTIONS in outputs:
             contributions = outputs[constants.CONTRIBUTIONS]
             result[constants.CONTRIBUTIONS_OUTPUT] = self._own_resolution(contributions, sizes)
-            for key, value in outputs.items():
-                if key.startswith(constants.RECONSTRUCTION_PREFIX):
-                    result[key] = value
+        for key, value in outputs.items():
+            if key.startswith(constants.RECONSTRUCTION_PREFIX):
+                result[key] = value
         return result
 
     def serving_default(self, image_bytes: tf.Tensor) -> dict:
@@ -256,7 +266,9 @@ def export_model(
     explainable = is_explainable(outputs)
     prefix = constants.RECONSTRUCTION_PREFIX
     taps = sorted(key[len(prefix) :] for key in outputs if key.startswith(prefix))
-    if explainable and contribution_groups is not None:
+    if contribution_groups is not None:
+        if constants.CONTRIBUTIONS not in outputs:
+            raise ValueError("contribution_groups given, but the model has no contributions.")
         groups = outputs[constants.CONTRIBUTIONS].shape[-1]
         if len(contribution_groups) != groups:
             raise ValueError(

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from serving import server_config
 from serving.export import export_model
 from serving.predictor import predictor_from_function, resolve_model
 from tfsal import models
@@ -129,17 +130,33 @@ def evaluate(config, dataset, val_ids, model) -> dict:
     return evaluate_models(dataset, val_ids, predictors, seed=config.seed)
 
 
-def export(config: configs.FitConfig, model, outputs: RunOutputs) -> Path:
-    """Exports the model for TF Serving to ``export/<model>/<next version>/``."""
-    return export_model(
+def export(config: configs.FitConfig, model, outputs: RunOutputs, name: str | None = None) -> Path:
+    """Exports the model for TF Serving to ``export/<name>/<next version>/``.
+
+    ``export/`` also gets TF Serving's configuration files (``serving.server_config``),
+    so it can be mounted as the Docker image's ``/models`` as it is.
+
+    Args:
+        config: the run's configuration.
+        model: the deep model, or its explainable model.
+        outputs: the run's paths.
+        name: the folder under ``export/``; ``None`` for the deep model's name.
+    """
+    name = name or config.model
+    metadata = {"model": name}
+    if name != config.model:
+        metadata["parent"] = config.model
+    version = export_model(
         model,
         outputs.out / EXPORT,
-        config.model,
+        name,
         input_size=config.image_size,
         output=models.model_info(config.model).output,
         resize=config.resize,
-        metadata={"model": config.model},
+        metadata=metadata,
     )
+    server_config.write_server_configs(outputs.out / EXPORT)
+    return version
 
 
 def _report_samples(config, dataset, val_ids, model) -> list[dict]:

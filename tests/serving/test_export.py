@@ -245,6 +245,11 @@ def test_a_batch_too_large_to_answer_is_refused_before_decoding(deep_export):
         call(deep_export[1], constants.DEFAULT_SIGNATURE, image_bytes=[fake] * 7)
 
 
+def test_empty_batches_are_refused(deep_export):
+    with pytest.raises(tf.errors.InvalidArgumentError, match="at least one image"):
+        call(deep_export[1], constants.DEFAULT_SIGNATURE, image_bytes=tf.constant([], tf.string))
+
+
 def test_empty_tensor_images_are_refused(deep_export):
     with pytest.raises(tf.errors.InvalidArgumentError, match="1 <= H\\*W"):
         call(deep_export[1], constants.TENSOR_SIGNATURE, images=np.zeros((1, 0, 5, 3), np.float32))
@@ -259,3 +264,15 @@ def test_the_predictor_reads_the_export_like_the_keras_model(deep, deep_export):
         lambda batch: deep(batch, training=False), SIZE, "log_density"
     )(image)
     np.testing.assert_allclose(loaded, in_memory, rtol=1e-5)
+
+
+def test_explainable_models_without_contributions_explain_their_taps(tmp_path):
+    model = tiny_models.decoder_readout_model()
+    path = export_model(model, tmp_path, "decoder", input_size=SIZE, output="log_density")
+    loaded = tf.saved_model.load(str(path))
+    result = call(loaded, constants.EXPLAIN_SIGNATURE, image_bytes=[png(picture(*SIZE))])
+    assert set(result) == {"saliency", "height", "width", "reconstruction_encoder"}
+    with pytest.raises(ValueError, match="no contributions"):
+        export_model(
+            model, tmp_path, "d", input_size=SIZE, output="log_density", contribution_groups=["a"]
+        )

@@ -8,11 +8,12 @@ import textwrap
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from serving import constants
 from serving.export import export_model
 from tests.serving import tiny_models
-from tests.serving.tiny_models import picture
+from tests.serving.tiny_models import picture, png
 
 # Loads the SavedModel with plain TensorFlow and proves neither tfsal nor serving was
 # imported (the graph holds only TF ops).
@@ -108,3 +109,16 @@ def test_saved_model_cli_lists_the_documented_signatures(exported):
         for name in outputs:
             assert f"outputs['{name}']" in section, (signature, name)
     assert "dtype: DT_STRING" in listing and "tensorflow/serving/predict" in listing
+
+
+@pytest.mark.slow
+def test_a_registered_model_family_exports_and_matches_keras(tmp_path):
+    from tfsal import models
+
+    model = models.get("cmrnet", widths=(8, 8, 8, 8), blocks_per_stage=(1, 1, 1, 1))
+    path = export_model(model, tmp_path, "cmrnet", input_size=(32, 32), output="log_density")
+    loaded = tf.saved_model.load(str(path))
+    image = picture(32, 32)
+    served = loaded.signatures["serving_default"](image_bytes=tf.constant([png(image)]))
+    density = np.exp(np.asarray(model(image[None].astype(np.float32))["saliency"])[0, ..., 0])
+    np.testing.assert_allclose(served["saliency"].numpy()[0], density / density.sum(), rtol=1e-4)

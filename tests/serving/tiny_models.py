@@ -66,3 +66,12 @@ def png(image):
 
 def jpeg(image):
     return tf.io.encode_jpeg(image, quality=95).numpy()
+
+
+def decoder_readout_model() -> keras.Model:
+    """An explainable model without contributions (like a ``decoder`` readout)."""
+    inputs = keras.Input((None, None, 3), name="image")
+    reconstruction = keras.layers.AveragePooling2D(2)(_features(inputs))
+    logits = keras.layers.UpSampling2D(2)(keras.layers.Conv2D(1, 1)(reconstruction))
+    saliency = SpatialLogSoftmax(name="log_density")(logits)
+    return keras.Model(inputs, {SALIENCY: saliency, reconstruction_key(TAP): reconstruction})

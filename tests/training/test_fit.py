@@ -52,6 +52,7 @@ def test_the_whole_job_runs_and_says_where_everything_went(tmp_path, capsys):
         "resize": "pad",
     }
     assert "serving_default" in metadata["signatures"]  # serving.export wrote it
+    assert (out / "export" / "models.config").is_file()  # ready to mount as /models
     page = (out / "report" / "index.html").read_text()
     assert "baseline:centre-bias" in page and "sample-00-model.png" in page
     assert (out / "report" / "sample-01-truth.png").stat().st_size > 0
