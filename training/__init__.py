@@ -1,4 +1,7 @@
 """Command-line jobs: data preparation, training, derivation, evaluation and export.
 
 Each job runs as ``python -m training.JOB``; ``python -m training.fit`` is the main job.
+The library they drive lives in ``tfsal`` (evaluation, visualisation, models, data)
+and ``serving`` (predictors); ``configs`` holds the per-model training recipes and
+``keras_private`` the one use of private Keras APIs.
 """
