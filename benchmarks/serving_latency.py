@@ -6,9 +6,12 @@ Run ``python benchmarks/serving_latency.py [--rounds 16] [--per_round 3]
 One 288x384 JPEG (the first NUS image resized, or a synthetic picture without the
 shared data) goes through ``serving_default`` of UNISAL at its default size (288x384,
 random weights: the weights do not change the cost), exported by ``serving.export``.
-``--explainable`` adds an explainable model given as a Keras ``model.export()`` folder
-at 288x384 (its ``serve`` endpoint is wrapped in a ``keras.layers.TFSMLayer`` and
-exported by ``serving.export`` with the same signatures). Three ways are compared:
+``--derive`` adds UNISAL's explainable model, derived by ``tfsal.explain.derive`` from
+that parent on 12 NUS images (the fit does not change the cost either); where
+``tfsal.explain`` has not landed yet, ``--explainable`` takes an explainable model
+derived elsewhere as a Keras ``model.export()`` folder at 288x384 (its ``serve``
+endpoint is wrapped in a ``keras.layers.TFSMLayer`` and exported by ``serving.export``
+with the same signatures). Three ways are compared:
 
 - ``direct``: the SavedModel loaded in this process, ``serving_default`` called;
 - ``grpc``: ``PredictionService.Predict`` through the generated stub to
@@ -18,11 +21,12 @@ exported by ``serving.export`` with the same signatures). Three ways are compare
   connection to the same server, the JSON answer parsed (orjson) into an array.
 
 Every latency is the client's wall time for one request, decoding of the answer
-included. One client: the three ways take turns in rounds (order rotated), so the
-machine's drift and the other engineers' load hit them alike; the overhead is the
-median over rounds of (server p50 / direct p50 of the same round). Eight clients:
-eight threads send requests at once for each way in turn; throughput is requests per
-second of wall time. The load average is printed before and after.
+included. The server's own work per request besides the model (parsing the request,
+encoding the answer) is also timed in-process. One client: the three ways take turns
+in rounds (order rotated), so the machine's drift and the other engineers' load hit
+them alike; the overhead is the median over rounds of (server p50 / direct p50 of the
+same round). Eight clients: eight threads send requests at once for each way in turn;
+throughput is requests per second of wall time. The load average is printed before and after.
 """
 
 import argparse
@@ -86,6 +90,32 @@ def export_keras_export(keras_export: Path, base: Path) -> Path:
     model = keras.Model(inputs, outputs)
     return export_model(
         model, base, "unisal_explainable", input_size=IMAGE_SIZE, output="log_density"
+    )
+
+
+def derive_explainable(base: Path) -> Path:
+    """UNISAL's explainable model, derived on 12 NUS images and exported."""
+    try:
+        from tfsal.explain import derive
+    except ImportError:
+        raise SystemExit(
+            "--derive needs tfsal.explain (the derivation), which this tree does not have; "
+            "use --explainable with a Keras export of a derived model instead."
+        ) from None
+    stimuli = sorted((paths.shared_dir() / "datasets" / "nus-scene" / "stimuli").glob("*.jpg"))
+    if len(stimuli) < 12:
+        raise SystemExit("--derive needs the NUS images of the shared folder (TFSAL_SHARED).")
+    images = np.stack(
+        [
+            tf.image.resize(tf.io.decode_jpeg(f.read_bytes(), channels=3), IMAGE_SIZE)
+            for f in stimuli[:12]
+        ]
+    )
+    taps = models.model_info("unisal").default_taps
+    parent = models.get("unisal", input_size=IMAGE_SIZE, taps=taps)
+    derivation = derive(parent, [images[:4], images[4:8]], [images[8:]], readout_epochs=1)
+    return export_model(
+        derivation.model, base, "unisal_explainable", input_size=IMAGE_SIZE, output="log_density"
     )
 
 
@@ -163,7 +193,42 @@ def make_clients(server: ServerProcess, version_folder: Path, image: bytes) -> d
         rows = answer["predictions"]
         return np.asarray([row[constants.SALIENCY_OUTPUT] for row in rows], np.float32)
 
-    return {"direct": direct, "grpc": grpc_predict, "rest": rest_predict}
+    return {"direct": direct, "grpc": grpc_predict, "rest": rest_predict, "signature": signature}
+
+
+def server_work(signature, image: bytes, repeats: int = 20) -> dict:
+    """Median ms of what the server does per request besides running the model.
+
+    Measured in this process on the real request and the model's real answer, so it
+    is free of the cross-process scheduling a loaded machine adds to every turn.
+    """
+    from serving import rest_json
+
+    outputs = {key: value.numpy() for key, value in signature(image_bytes=[image]).items()}
+    request = predict_pb2.PredictRequest()
+    request.inputs[constants.IMAGE_BYTES_INPUT].CopyFrom(
+        tf.make_tensor_proto(np.array([image], dtype=object))
+    )
+    grpc_bytes = request.SerializeToString()
+    rest_bytes = json.dumps({"instances": [{"b64": base64.b64encode(image).decode()}]}).encode()
+    specs = dict(signature.structured_input_signature[1])
+
+    def grpc_work():
+        parsed = predict_pb2.PredictRequest.FromString(grpc_bytes)
+        {key: tf.make_ndarray(proto) for key, proto in parsed.inputs.items()}
+        response = predict_pb2.PredictResponse()
+        for key, value in outputs.items():
+            response.outputs[key].CopyFrom(tf.make_tensor_proto(value))
+        response.SerializeToString()
+
+    def rest_work():
+        rest_json.parse_predict_request(rest_json.loads(rest_bytes), specs)
+        rest_json.predict_response(outputs, row_format=True)
+
+    return {
+        way: 1000 * statistics.median(timed(work) for _ in range(repeats))
+        for way, work in (("grpc", grpc_work), ("rest", rest_work))
+    }
 
 
 def timed(call) -> float:
@@ -233,6 +298,7 @@ def benchmark_model(name, version_folder, image, args) -> dict:
         for way in WAYS:  # warm up, and check all three answer the same map
             np.testing.assert_allclose(clients[way](), reference, rtol=1e-4, atol=1e-7)
         return {
+            "server_work_ms": server_work(clients["signature"], image),
             "one_client": one_client(clients, args.rounds, args.per_round),
             "eight_clients": concurrent_clients(clients, args.concurrent_rounds, args.per_client),
         }
@@ -252,6 +318,10 @@ def print_table(results: dict) -> None:
                     f"| {name} | {clients} | {way} | {row['p50_ms']:.1f} | {row['p99_ms']:.1f} "
                     f"| {throughput:.2f} | {ratio} |"
                 )
+    print("\nServer work per request besides the model (median ms, in-process):")
+    for name, result in results.items():
+        work = result["server_work_ms"]
+        print(f"- {name}: gRPC {work['grpc']:.2f} ms, REST {work['rest']:.2f} ms")
 
 
 def main() -> None:
@@ -263,6 +333,7 @@ def main() -> None:
     parser.add_argument(
         "--explainable", type=Path, help="a Keras model.export() folder of an explainable model"
     )
+    parser.add_argument("--derive", action="store_true", help="derive UNISAL's explainable model")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     args = parser.parse_args()
     image, source = benchmark_jpeg()
@@ -271,7 +342,9 @@ def main() -> None:
     results = {}
     with tempfile.TemporaryDirectory() as base:
         folders = {"unisal (deep)": export_unisal(Path(base))}
-        if args.explainable:
+        if args.derive:
+            folders["explainable"] = derive_explainable(Path(base))
+        elif args.explainable:
             folders["explainable"] = export_keras_export(args.explainable, Path(base))
         for name, folder in folders.items():
             print(f"benchmarking {name} ({folder})", flush=True)

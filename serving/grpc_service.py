@@ -14,6 +14,7 @@ Messages larger than ``max_request_bytes`` are refused by gRPC itself
 """
 
 from concurrent import futures
+from typing import NoReturn
 
 import grpc
 import tensorflow as tf
@@ -38,7 +39,8 @@ def _resolve(manager: ModelManager, model_spec):
     return manager.resolve(model_spec.name, version, label)
 
 
-def _abort(context: grpc.ServicerContext, error: errors.ServingError):
+def _abort(context: grpc.ServicerContext, error: errors.ServingError) -> NoReturn:
+    # ServicerContext.abort raises: the RPC ends here with the error's code.
     context.abort(error.code, error.message)
 
 

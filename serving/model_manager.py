@@ -154,6 +154,11 @@ class ModelManager:
             raise errors.not_found(f"Could not find any versions of model {name}")
         with self._lock:
             tracked = {v: dataclasses.replace(s) for v, s in self._status[name].items()}
+        if not tracked:
+            raise errors.not_found(
+                f"Could not find any versions of model {name}: no version folder with a "
+                f"SavedModel was found under {self._sources[name].base_path} yet."
+            )
         if version is not None:
             if version not in tracked:
                 raise errors.not_found(f"Could not find version {version} of model {name}")

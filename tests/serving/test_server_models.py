@@ -8,6 +8,7 @@ import tensorflow as tf
 from tensorflow_serving.apis import get_model_status_pb2, predict_pb2, prediction_log_pb2
 
 from serving import constants, model_config
+from serving.errors import ServingError
 from serving.model_manager import ModelManager, State
 from serving.servable import Servable
 from serving.server import ModelServer
@@ -176,3 +177,20 @@ def test_warmup_records_are_replayed_before_serving(model_base, tmp_path):
     unwarmed = ModelManager(model_config.single_model(MODEL, base), warm_up=False)
     unwarmed.poll()
     assert unwarmed.resolve(MODEL).version == 1
+
+
+def test_a_model_without_versions_is_not_found_until_one_appears(tmp_path):
+    base = tmp_path / MODEL
+    base.mkdir()
+    manager = ModelManager(model_config.single_model(MODEL, base))
+    manager.poll()
+    with pytest.raises(ServingError, match="Could not find any versions of model") as error:
+        manager.status(MODEL)
+    assert error.value.http_status == 404
+    with pytest.raises(ServingError, match="No version folder") as error:
+        manager.resolve(MODEL)
+    assert error.value.code == grpc.StatusCode.NOT_FOUND
+    export_version(base, 3)
+    manager.poll()
+    assert manager.resolve(MODEL).version == 3
+    assert [version for version, _ in manager.status(MODEL)] == [3]
