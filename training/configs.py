@@ -107,6 +107,8 @@ class DeriveConfig:
         fine_tune_epochs: epochs of fine-tuning reconstructions and readout together.
         learning_rate: Adam learning rate of readout fitting and fine-tuning.
         blur_sigma: blur of the linear readout's logits, in input pixels.
+        context_sigmas: blurs, in input pixels, of further copies of the linear
+            readout per tap, each with its own vector (``tfsal.explain.TapReadout``).
         batch_size: images per batch of the derivation; ``None`` for ``batch_size``.
     """
 
@@ -117,6 +119,7 @@ class DeriveConfig:
     fine_tune_epochs: int = 0
     learning_rate: float = 0.05
     blur_sigma: float = 4.0
+    context_sigmas: list[float] = dataclasses.field(default_factory=list)
     batch_size: int | None = None
 
 
@@ -365,6 +368,10 @@ def validate(config: FitConfig) -> None:
         (config.derive.fine_tune_epochs >= 0, "derive.fine_tune_epochs must be >= 0"),
         (config.derive.learning_rate > 0, "derive.learning_rate must be > 0"),
         (config.derive.blur_sigma >= 0, "derive.blur_sigma must be >= 0"),
+        (
+            all(sigma > 0 for sigma in config.derive.context_sigmas),
+            "derive.context_sigmas must all be > 0",
+        ),
         (
             config.derive.batch_size is None or config.derive.batch_size >= 1,
             "derive.batch_size must be >= 1",
