@@ -92,6 +92,36 @@ class LossConfig:
 
 
 @dataclasses.dataclass
+class DeriveConfig:
+    """The explainable model of stage 2 (``tfsal.explain.derive``).
+
+    Attributes:
+        enabled: derive, score and export the explainable model.
+        taps: the parent's taps to rebuild; ``None`` for the model's registered
+            default taps.
+        readout: ``"linear"`` (transparent, with per-feature contributions) or
+            ``"decoder"`` (the parent's frozen decoder fed the reconstructions).
+        readout_epochs: epochs of fitting the linear readout to the parent's saliency.
+        fine_tune_epochs: epochs of fine-tuning reconstructions and readout together.
+        learning_rate: Adam learning rate of readout fitting and fine-tuning.
+        blur_sigma: blur of the linear readout's logits, in input pixels.
+        context_sigmas: blurs, in input pixels, of further copies of the linear
+            readout per tap, each with its own vector (``tfsal.explain.TapReadout``).
+        batch_size: images per batch of the derivation; ``None`` for ``batch_size``.
+    """
+
+    enabled: bool = True
+    taps: list[str] | None = None
+    readout: str = "linear"
+    readout_epochs: int = 5
+    fine_tune_epochs: int = 0
+    learning_rate: float = 0.05
+    blur_sigma: float = 4.0
+    context_sigmas: list[float] = dataclasses.field(default_factory=list)
+    batch_size: int | None = None
+
+
+@dataclasses.dataclass
 class FitConfig:
     """Everything that defines a run of the main job.
 
@@ -124,6 +154,7 @@ class FitConfig:
             ``"default"``.
         optimizer: optimiser settings; per-model paper defaults when not given.
         loss: loss weights.
+        derive: the explainable model's settings.
     """
 
     model: str = "cmrnet"
@@ -146,6 +177,7 @@ class FitConfig:
     strategy: str = "auto"
     optimizer: OptimizerConfig | None = None
     loss: LossConfig = dataclasses.field(default_factory=LossConfig)
+    derive: DeriveConfig = dataclasses.field(default_factory=DeriveConfig)
 
 
 # ``frozen_backbone_epochs`` value that keeps the encoder frozen for every epoch.
@@ -323,6 +355,24 @@ def validate(config: FitConfig) -> None:
             config.image_size is None
             or (len(config.image_size) == 2 and all(int(s) > 0 for s in config.image_size)),
             "image_size must be two positive integers [height, width]",
+        ),
+    ]
+    checks += [
+        (
+            config.derive.readout in ("linear", "decoder"),
+            "derive.readout must be 'linear' or 'decoder'",
+        ),
+        (config.derive.readout_epochs >= 0, "derive.readout_epochs must be >= 0"),
+        (config.derive.fine_tune_epochs >= 0, "derive.fine_tune_epochs must be >= 0"),
+        (config.derive.learning_rate > 0, "derive.learning_rate must be > 0"),
+        (config.derive.blur_sigma >= 0, "derive.blur_sigma must be >= 0"),
+        (
+            all(sigma > 0 for sigma in config.derive.context_sigmas),
+            "derive.context_sigmas must all be > 0",
+        ),
+        (
+            config.derive.batch_size is None or config.derive.batch_size >= 1,
+            "derive.batch_size must be >= 1",
         ),
     ]
     if config.optimizer is not None:

@@ -11,11 +11,12 @@ Stages, each printing where its output went:
 
 1. **train** (``training.trainer``): checkpoints in ``<out>/checkpoints``,
    TensorBoard logs in ``<out>/logs``;
-2. **derive** the explainable model: not available yet (a later issue fills
-   ``derive_explainable``);
-3. **evaluate** the model and the baselines on the validation split:
+2. **derive** the explainable model (``tfsal.explain.derive``, settings
+   ``derive.*``): ``<out>/derivation.json`` with its fidelity to the model;
+3. **evaluate** the model, its explainable model and the baselines on the validation split:
    ``<out>/metrics.json`` in the schema of ``training.evaluate``;
-4. **export** a SavedModel for TF Serving: ``<out>/export/<model>/<version>/``;
+4. **export** SavedModels for TF Serving: ``<out>/export/<model>/<version>/`` and
+   ``<out>/export/<model>_explainable/<version>/``;
 5. **report**: ``<out>/report/index.html`` with sample saliency overlays.
 
 The default model is CMRNet: it is the paper's own model, it trains from scratch
@@ -34,8 +35,9 @@ from training import configs
 CONFIG_FILE = "config.yaml"
 EPILOG = """\
 outputs (in --out): config.yaml, checkpoints/ (one per epoch), logs/ (TensorBoard),
-metrics.json (model and baselines on the validation split), export/<model>/<version>/
-(SavedModel), report/index.html.
+derivation.json (explainable model's fidelity), metrics.json (model, explainable model
+and baselines on the validation split), export/<model>/<version>/ and
+export/<model>_explainable/<version>/ (SavedModels), report/index.html.
 
 examples:
   python -m training.fit                                   # CMRNet on pop-out arrays

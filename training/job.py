@@ -1,8 +1,9 @@
 """The stages of the main job behind ``python -m training.fit``.
 
 ``run(config)`` checks every input before the first epoch (model, data set, image
-size, output folder), then trains, derives (not yet available), evaluates,
-exports and reports, printing where each output went.
+size, output folder), then trains, derives the explainable model, evaluates,
+exports and reports, printing where each output went. ``training.derive`` reuses
+the derive, evaluate and export stages on a finished run.
 """
 
 import dataclasses
@@ -16,16 +17,19 @@ import tensorflow as tf
 from serving import server_config
 from serving.export import export_model
 from serving.predictor import predictor_from_function, resolve_model
-from tfsal import models
+from tfsal import explain, models
 from tfsal.conventions import LOG_DENSITY, SALIENCY
 from tfsal.data import check_records, open_dataset, split_ids
 from tfsal.data.pipeline import make_pipeline
 from tfsal.evaluation import evaluate_models
+from tfsal.explain.workers import num_workers
 from tfsal.io_utils import atomic_write_text, check_writable_folder
 from training import callbacks, configs, distributed, report_page, trainer
 
 CHECKPOINTS, LOGS, EXPORT, REPORT = "checkpoints", "logs", "export", "report"
 METRICS_FILE = "metrics.json"
+DERIVATION_FILE = "derivation.json"
+EXPLAINABLE_SUFFIX = "_explainable"
 BASELINES = ("baseline:centre-bias", "baseline:spectral-residual")
 
 
@@ -39,6 +43,8 @@ class RunOutputs:
     logs: Path
     metrics: Path | None = None
     export: Path | None = None
+    explainable_export: Path | None = None
+    derivation: Path | None = None
     report: Path | None = None
 
 
@@ -107,24 +113,137 @@ def load_split(config: configs.FitConfig):
     return dataset, split["train"], split["val"]
 
 
-def derive_explainable(config: configs.FitConfig, model, outputs: RunOutputs) -> None:
-    """Stage 2 (later issue): fit the log-Gabor reconstructions and the readout."""
-    print(
-        "derive: the explainable model is not yet available in this version of tfsal; "
-        "skipped (no export/<model>_explainable is written)."
+def explainable_name(config: configs.FitConfig) -> str:
+    """The explainable model's name in metrics.json and under export/."""
+    return config.model + EXPLAINABLE_SUFFIX
+
+
+def tapped_parent(config: configs.FitConfig, model) -> tuple:
+    """The trained model rebuilt with the taps to derive from exposed; and those taps.
+
+    Registered tap names are exposed by the builder; any other name is left to
+    ``tfsal.explain`` as a layer name. The weights are copied from ``model``.
+    """
+    taps = list(config.derive.taps or models.model_info(config.model).default_taps)
+    if not taps:
+        raise ValueError(
+            f"Model {config.model!r} registers no default taps for its explainable model; set "
+            "derive.taps=[layer names] (e.g. --set 'derive.taps=[conv3]') or "
+            "derive.enabled=false."
+        )
+    registered = {info.name for info in getattr(model, "feature_info", [])}
+    builder_taps = [tap for tap in taps if tap in registered]
+    parent = trainer.build_model(
+        dataclasses.replace(config, weights=None, encoder_weights=None), taps=builder_taps
+    )
+    parent.set_weights(model.get_weights())
+    return parent, taps
+
+
+def _worker_share(strategy, image_ids: list[str]) -> list[str]:
+    """This worker's images, cut so that every worker streams as many batches."""
+    count = num_workers(strategy)
+    if count == 1:
+        return list(image_ids)
+    index = strategy.cluster_resolver.task_id
+    share = len(image_ids) // count
+    if share == 0:
+        raise ValueError(
+            f"{len(image_ids)} image(s) cannot be shared by {count} workers; use more images."
+        )
+    return list(image_ids)[index::count][:share]
+
+
+def check_derivation(config: configs.FitConfig) -> None:
+    """Checks the derive settings against the model before the first epoch.
+
+    Raises:
+        ValueError: for taps the model lacks or cannot be derived from, or a readout
+            the taps do not allow.
+    """
+    if not config.derive.enabled:
+        return
+    model = trainer.build_model(dataclasses.replace(config, weights=None, encoder_weights=None))
+    parent, taps = tapped_parent(config, model)
+    explain.check_parent(
+        parent,
+        config.image_size,
+        taps=taps,
+        readout=config.derive.readout,
+        output_kind=models.model_info(config.model).output,
     )
 
 
-def evaluate(config, dataset, val_ids, model) -> dict:
-    """Scores the model and the baselines on the validation images (evaluation schema)."""
-    serve = tf.function(lambda batch: model(batch, training=False)[SALIENCY])
-    predictors = {
-        config.model: predictor_from_function(
-            serve,
-            config.image_size,
-            models.model_info(config.model).output,
+def derive_explainable(config, model, dataset, train_ids, val_ids, outputs, strategy):
+    """Stage 2: derives the explainable model from the trained one (every worker).
+
+    Returns:
+        The ``tfsal.explain.Derivation``, or ``None`` when ``derive.enabled`` is off.
+    """
+    if not config.derive.enabled:
+        print("derive: skipped (derive.enabled is false)")
+        return None
+    parent, taps = tapped_parent(config, model)
+    batch_size = config.derive.batch_size or config.batch_size
+    batch_size = max(1, batch_size // num_workers(strategy))
+
+    def batches(image_ids):
+        return make_pipeline(
+            dataset,
+            _worker_share(strategy, image_ids),
+            image_size=tuple(config.image_size),
             resize=config.resize,
+            batch_size=batch_size,
         )
+
+    print(f"derive: {config.derive.readout} explainable model of {config.model} from taps {taps}")
+    derivation = explain.derive(
+        parent,
+        batches(train_ids),
+        batches(val_ids),
+        taps=taps,
+        readout=config.derive.readout,
+        output_kind=models.model_info(config.model).output,
+        readout_epochs=config.derive.readout_epochs,
+        fine_tune_epochs=config.derive.fine_tune_epochs,
+        learning_rate=config.derive.learning_rate,
+        blur_sigma=config.derive.blur_sigma,
+        context_sigmas=tuple(config.derive.context_sigmas),
+        strategy=strategy,
+    )
+    for tap, scores in derivation.fidelity["taps"].items():
+        print(
+            f"  {tap} (1/{scores['stride']}, {scores['channels']} ch): validation R² "
+            f"{scores['r2']:.3f}, mean channel CC {scores['mean_cc']:.3f} (l2 {scores['l2']:g})"
+        )
+    saliency = derivation.fidelity["saliency"]
+    print(f"  saliency vs parent: CC {saliency['cc']:.3f}, KLD {saliency['kld']:.3f}")
+    if distributed.is_chief(strategy):
+        outputs.derivation = outputs.out / DERIVATION_FILE
+        atomic_write_text(outputs.derivation, json.dumps(derivation.fidelity, indent=2))
+        print(f"derive: fidelity -> {outputs.derivation}")
+    return derivation
+
+
+def _saliency_function(model):
+    @tf.function
+    def saliency(batch):
+        return model(batch, training=False)[SALIENCY]
+
+    return saliency
+
+
+def evaluate(config, dataset, val_ids, model, explainable=None) -> dict:
+    """Scores the model, its explainable model and the baselines (evaluation schema)."""
+    kind = models.model_info(config.model).output
+    candidates = {config.model: model}
+    if explainable is not None:
+        candidates[explainable_name(config)] = explainable
+    predictors = {
+        name: predictor_from_function(
+            _saliency_function(candidate), config.image_size, kind, resize=config.resize
+        )
+        for name, candidate in candidates.items()
     }
     for baseline in BASELINES:
         predictors.update(resolve_model(baseline))
@@ -147,6 +266,9 @@ def export(config: configs.FitConfig, model, outputs: RunOutputs, name: str | No
     metadata = {"model": name}
     if name != config.model:
         metadata["parent"] = config.model
+    groups = None
+    if name != config.model and config.derive.readout == "linear":
+        groups = explain.group_names(model)  # names of the contribution channels
     version = export_model(
         model,
         outputs.out / EXPORT,
@@ -155,9 +277,20 @@ def export(config: configs.FitConfig, model, outputs: RunOutputs, name: str | No
         output=models.model_info(config.model).output,
         resize=config.resize,
         metadata=metadata,
+        contribution_groups=groups,
     )
     server_config.write_server_configs(outputs.out / EXPORT)
     return version
+
+
+def write_metrics(outputs: RunOutputs, metrics: dict, val_count: int) -> None:
+    """Writes metrics.json atomically and prints every model's scores."""
+    outputs.metrics = outputs.out / METRICS_FILE
+    atomic_write_text(outputs.metrics, json.dumps(metrics, indent=2))
+    print(f"evaluate: {val_count} validation images -> {outputs.metrics}")
+    for name, scores in metrics["results"].items():
+        shown = ", ".join(f"{k} {v:.3f}" for k, v in scores.items() if isinstance(v, float))
+        print(f"  {name}: {shown}")
 
 
 def _report_samples(config, dataset, val_ids, model) -> list[dict]:
@@ -193,6 +326,7 @@ def run(config: configs.FitConfig, resume: bool = False) -> RunOutputs:
     # Every record once, before the first epoch: a bad file is named here, not in a
     # TensorFlow traceback mid-epoch.
     check_records(dataset, [*train_ids, *val_ids], config.image_size, config.resize)
+    check_derivation(config)
     if chief:
         atomic_write_text(outputs.config, configs.to_yaml(config))
     print(
@@ -215,20 +349,23 @@ def run(config: configs.FitConfig, resume: bool = False) -> RunOutputs:
         f"train: done after {result.epochs_run} epoch(s); best epoch {result.best_epoch}; "
         f"checkpoints in {outputs.checkpoints}, TensorBoard logs in {outputs.logs}"
     )
+    derivation = derive_explainable(
+        config, result.model, dataset, train_ids, val_ids, outputs, strategy
+    )
     if not chief:
         return outputs
-    derive_explainable(config, result.model, outputs)
+    explainable = derivation.model if derivation else None
 
-    metrics = evaluate(config, dataset, val_ids, result.model)
-    outputs.metrics = outputs.out / METRICS_FILE
-    atomic_write_text(outputs.metrics, json.dumps(metrics, indent=2))
-    print(f"evaluate: {len(val_ids)} validation images -> {outputs.metrics}")
-    for name, scores in metrics["results"].items():
-        shown = ", ".join(f"{k} {v:.3f}" for k, v in scores.items() if isinstance(v, float))
-        print(f"  {name}: {shown}")
+    metrics = evaluate(config, dataset, val_ids, result.model, explainable)
+    write_metrics(outputs, metrics, len(val_ids))
 
     outputs.export = export(config, result.model, outputs)
     print(f"export: SavedModel -> {outputs.export}")
+    if explainable is not None:
+        outputs.explainable_export = export(
+            config, explainable, outputs, name=explainable_name(config)
+        )
+        print(f"export: explainable SavedModel -> {outputs.explainable_export}")
 
     outputs.report = report_page.write_report(
         outputs.out / REPORT,
@@ -239,7 +376,7 @@ def run(config: configs.FitConfig, resume: bool = False) -> RunOutputs:
             "output folder": outputs.out,
             "best epoch": f"{result.best_epoch} of {result.epochs_run}",
             "exported model": outputs.export,
-            "explainable model": "not yet available",
+            "explainable model": outputs.explainable_export or "not derived",
             "wall time": f"{time.monotonic() - started:.0f} s",
         },
     )

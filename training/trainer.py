@@ -56,9 +56,14 @@ def resolve_encoder_weights(config: FitConfig) -> str | None:
     return str(path)
 
 
-def build_model(config: FitConfig) -> keras.Model:
-    """Builds the registered model, its encoder weights and ``--weights`` applied."""
-    kwargs = {"taps": (), "input_size": tuple(config.image_size)}
+def build_model(config: FitConfig, taps=()) -> keras.Model:
+    """Builds the registered model, its encoder weights and ``--weights`` applied.
+
+    Args:
+        config: the run's configuration.
+        taps: the model's named taps to expose next to its saliency.
+    """
+    kwargs = {"taps": tuple(taps), "input_size": tuple(config.image_size)}
     encoder_weights = resolve_encoder_weights(config)
     if encoder_weights:
         kwargs["encoder_weights"] = encoder_weights

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from tests.test_case import run_export_test, run_layer_test, run_model_saving_test
+from tfsal.explain import fit_ridge
 from tfsal.layers import LinearReconstruction, LogGaborBank
 
 
@@ -43,7 +44,7 @@ def test_fit_ridge_recovers_a_linear_map():
     scaled = keras.ops.convert_to_numpy(layer.scale_features(features))
     targets = scaled @ true_kernel + true_bias
     batches = [(features[i : i + 4], targets[i : i + 4]) for i in range(0, 16, 4)]
-    accumulator = layer.fit_ridge(batches, l2=0.0, progress=False)
+    accumulator = fit_ridge(layer, batches, l2=0.0)
     assert accumulator.count == 16 * 6 * 8
     np.testing.assert_allclose(layer.kernel.numpy(), true_kernel, atol=1e-3)
     np.testing.assert_allclose(layer(features), targets, atol=1e-3)
@@ -57,7 +58,7 @@ def test_non_negative_fit_is_clipped():
     layer = LinearReconstruction(units=2, non_negative=True)
     layer.adapt(features)
     targets = -keras.ops.convert_to_numpy(layer.scale_features(features))[..., :2]
-    layer.fit_ridge([(features, targets)], l2=0.1, progress=False)
+    fit_ridge(layer, [(features, targets)], l2=0.1)
     assert (layer.kernel.numpy() >= 0).all()
 
 
@@ -68,7 +69,7 @@ def test_fits_on_log_gabor_features_and_exports_with_its_statistics(tmp_path):
     layer = LinearReconstruction(units=4, feature_grid=(3, 2, 4))
     layer.adapt(features)
     targets = np.random.default_rng(3).random((3, 4, 4, 4)).astype("float32")
-    layer.fit_ridge([(features, targets)], l2=1.0, progress=False)
+    fit_ridge(layer, [(features, targets)], l2=1.0)
     inputs = keras.Input((32, 32, 3))
     model = keras.Model(inputs, layer(bank(inputs)), name="reconstruction")
     restored = run_model_saving_test(model, images, tmp_path, atol=1e-4)
@@ -97,4 +98,4 @@ def test_misuse_is_named():
     with pytest.raises(ValueError, match="needs at least 24 feature channels"):
         LinearReconstruction(units=2, feature_grid=(1, 4, 6))(np.zeros((1, 2, 2, 12), "float32"))
     with pytest.raises(ValueError, match="no batches"):
-        LinearReconstruction(units=2).fit_ridge([], progress=False)
+        fit_ridge(LinearReconstruction(units=2), [])

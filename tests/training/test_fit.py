@@ -59,7 +59,17 @@ def test_the_whole_job_runs_and_says_where_everything_went(tmp_path, capsys):
     assert list((out / "logs").rglob("events.out.tfevents.*"))
     for where in ("checkpoints", "metrics.json", "export/tiny_test/1", "report/index.html"):
         assert where in printed
-    assert "not yet available" in printed
+    # Stage 2: the explainable model, scored next to the deep model and exported.
+    assert "tiny_test_explainable" in metrics["results"]
+    assert {"CC", "NSS", "KLD"} <= set(metrics["results"]["tiny_test_explainable"])
+    derivation = json.loads((out / "derivation.json").read_text())
+    assert derivation["readout"] == "linear" and set(derivation["taps"]) == {"encoder"}
+    assert derivation["taps"]["encoder"]["stride"] == 1
+    explainable = out / "export" / "tiny_test_explainable" / "1"
+    metadata = json.loads((explainable / "assets.extra" / "tfsal.json").read_text())
+    assert metadata["model"] == "tiny_test_explainable" and metadata["parent"] == "tiny_test"
+    for where in ("derivation.json", "export/tiny_test_explainable/1", "validation R²"):
+        assert where in printed
 
 
 @pytest.mark.parametrize(
@@ -73,6 +83,9 @@ def test_the_whole_job_runs_and_says_where_everything_went(tmp_path, capsys):
         (["--set", "no_such_setting=1"], "Unknown setting"),
         (["--resume"], None),
         (["--config", "/no/such/file.yaml"], "not found"),
+        (["--set", "derive.taps=[nope]"], "has no tap 'nope'"),
+        (["--set", "derive.readout=attention"], "derive.readout must be 'linear' or 'decoder'"),
+        (["--set", "derive.context_sigmas=[8, 0]"], "derive.context_sigmas must all be > 0"),
     ],
 )
 def test_bad_input_gives_one_clear_line(tmp_path, capsys, arguments, message):

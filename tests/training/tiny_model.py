@@ -57,4 +57,5 @@ except ValueError:
         size_multiple=4,
         default_input_size=(32, 32),
         encoder_layer_prefixes=("encoder",),
+        default_taps=("encoder",),
     )(_build)

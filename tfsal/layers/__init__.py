@@ -10,7 +10,6 @@ from tfsal.layers.colour import colour_channel_names, convert_colour
 from tfsal.layers.edge_padding import EdgePadding2D
 from tfsal.layers.log_gabor import LogGaborBank
 from tfsal.layers.reconstruction import LinearReconstruction
-from tfsal.layers.ridge import RidgeAccumulator
 from tfsal.layers.spatial_log_softmax import SpatialLogSoftmax
 
 __all__ = [
@@ -18,7 +17,6 @@ __all__ = [
     "EdgePadding2D",
     "LinearReconstruction",
     "LogGaborBank",
-    "RidgeAccumulator",
     "SpatialLogSoftmax",
     "colour_channel_names",
     "convert_colour",

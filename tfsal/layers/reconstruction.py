@@ -12,9 +12,6 @@ import math
 
 import keras
 import numpy as np
-from tqdm.auto import tqdm
-
-from tfsal.layers.ridge import RidgeAccumulator
 
 _MIN_SCALE = 1e-12
 
@@ -25,14 +22,15 @@ class LinearReconstruction(keras.layers.Layer):
 
     ``output = scale(features) @ kernel + bias`` with ``scale(x) = (sign(x) log1p(|x| /
     median) - mean) / std`` (median of |x|) when ``feature_scaling`` is on. Fit the statistics with
-    ``adapt`` and the kernel in closed form with ``fit_ridge`` (or by gradient descent).
+    ``adapt`` and the kernel in closed form with ``tfsal.explain.fit_ridge`` (or by
+    gradient descent).
 
     Example:
     ```python
     bank = LogGaborBank(output_stride=8)
     reconstruction = LinearReconstruction(units=32, feature_grid=(3, 4, 6))
     reconstruction.adapt(bank(training_images))
-    reconstruction.fit_ridge(zip(feature_batches, activation_batches), l2=1.0)
+    fit_ridge(reconstruction, zip(feature_batches, activation_batches), l2=1.0)
     weights = reconstruction.weights_by_feature()  # (32, colour, scale, orientation)
     ```
 
@@ -145,39 +143,14 @@ class LinearReconstruction(keras.layers.Layer):
         self.feature_mean.assign(compressed.mean(axis=0))
         self.feature_std.assign(np.maximum(compressed.std(axis=0), 1e-6))
 
-    def fit_ridge(self, batches, l2: float = 1.0, progress: bool = True) -> RidgeAccumulator:
-        """Sets kernel and bias to the closed-form ridge solution over ``batches``.
-
-        The normal equations are accumulated batch by batch on the scaled features, so
-        memory does not grow with the data set. Call ``adapt`` first when
-        ``feature_scaling`` is on.
+    def set_ridge_solution(self, accumulator, l2: float = 1.0) -> None:
+        """Assigns the ridge solution of a filled accumulator to kernel and bias.
 
         Args:
-            batches: iterable of ``(features, targets)``, (..., K) and (..., units).
+            accumulator: a ``tfsal.explain.RidgeAccumulator`` filled with scaled
+                features and targets.
             l2: ridge penalty on the kernel, >= 0.
-            progress: show a progress bar.
-
-        Returns:
-            The filled accumulator (merge several and call ``set_ridge_solution`` to
-            fit across workers).
         """
-        accumulator = None
-        for features, targets in tqdm(batches, desc="Ridge", unit="batch", disable=not progress):
-            if not self.built:
-                self.build(tuple(features.shape))
-            if accumulator is None:
-                accumulator = RidgeAccumulator(self.kernel.shape[0], self.units)
-            accumulator.update(
-                keras.ops.convert_to_numpy(self.scale_features(features)),
-                keras.ops.convert_to_numpy(targets),
-            )
-        if accumulator is None:
-            raise ValueError("fit_ridge received no batches.")
-        self.set_ridge_solution(accumulator, l2)
-        return accumulator
-
-    def set_ridge_solution(self, accumulator: RidgeAccumulator, l2: float = 1.0) -> None:
-        """Assigns the ridge solution of a filled accumulator to kernel and bias."""
         weights, bias = accumulator.solve(l2)
         if self.non_negative:
             weights = np.maximum(weights, 0.0)

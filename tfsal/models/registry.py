@@ -72,6 +72,9 @@ class ModelInfo:
             weights, or None.
         fixed_with_frozen_encoder: names of further layers that stay fixed while
             the encoder is frozen for a whole run.
+        default_taps: the taps an explainable model rebuilds by default
+            (``tfsal.explain.derive``): taps that cut every path from the image to
+            the saliency, so that the ``decoder`` readout can reuse the rest.
     """
 
     name: str
@@ -83,6 +86,7 @@ class ModelInfo:
     encoder_layer_prefixes: tuple[str, ...] = ()
     pretrained_encoder_file: str | None = None
     fixed_with_frozen_encoder: tuple[str, ...] = ()
+    default_taps: tuple[str, ...] = ()
 
 
 _MODELS: dict[str, ModelInfo] = {}
@@ -98,6 +102,7 @@ def register_model(
     encoder_layer_prefixes: Sequence[str] = (),
     pretrained_encoder_file: str | None = None,
     fixed_with_frozen_encoder: Sequence[str] = (),
+    default_taps: tuple[str, ...] = (),
 ) -> Callable[[ModelBuilder], ModelBuilder]:
     """Registers a model builder under ``name``.
 
@@ -110,6 +115,8 @@ def register_model(
         encoder_layer_prefixes: name prefixes of the pretrained encoder's layers.
         pretrained_encoder_file: the encoder's weights in the shared weights folder.
         fixed_with_frozen_encoder: layers fixed while the encoder is frozen throughout.
+        default_taps: taps the explainable model rebuilds by default (see
+            ``ModelInfo``).
 
     Returns:
         A decorator that registers the builder and returns it wrapped, so that
@@ -154,6 +161,7 @@ def register_model(
             tuple(encoder_layer_prefixes),
             pretrained_encoder_file,
             tuple(fixed_with_frozen_encoder),
+            tuple(default_taps),
         )
         return build
 

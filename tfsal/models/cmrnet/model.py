@@ -74,7 +74,14 @@ def _validate(widths, blocks_per_stage):
         )
 
 
-@register_model("cmrnet", output=LOG_DENSITY, size_multiple=16, default_input_size=(240, 320))
+# The four encoder stages feed the whole decoder (three skips and its input).
+@register_model(
+    "cmrnet",
+    output=LOG_DENSITY,
+    size_multiple=16,
+    default_input_size=(240, 320),
+    default_taps=("stage1", "stage2", "stage3", "stage4"),
+)
 def cmrnet(
     *,
     taps: TapSelection = (),

@@ -122,6 +122,7 @@ def _decoder(x, legacy_resize, tap_tensors, feature_info):
     return logits
 
 
+# The ASPP module and the decoder read the encoder only through its concatenation.
 @register_model(
     "msinet",
     output=MAP,
@@ -130,6 +131,9 @@ def _decoder(x, legacy_resize, tap_tensors, feature_info):
     # The VGG16 convolutions conv1_1 ... conv5_3 (the ASPP and decoder layers are
     # prefixed aspp_ and decoder_).
     encoder_layer_prefixes=("conv",),
+    # Taps that cut the graph between encoder and decoder (the explainable model's
+    # decoder readout reuses the rest).
+    default_taps=("encoder",),
 )
 def msinet(
     *,

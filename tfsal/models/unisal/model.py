@@ -131,6 +131,7 @@ def unisal_decoder(tap_tensors, skip_dropout=0.6):
     return x
 
 
+# The decoder reads the encoder only through its two skips and the bottleneck.
 @register_model(
     "unisal",
     output=LOG_DENSITY,
@@ -144,6 +145,9 @@ def unisal_decoder(tap_tensors, skip_dropout=0.6):
     # of a training step on a CPU, and a few hundred images cannot improve on the
     # Gaussian.
     fixed_with_frozen_encoder=("smoothing",),
+    # Taps that cut the graph between encoder and decoder (the explainable model's
+    # decoder readout reuses the rest).
+    default_taps=("feat_4x", "feat_2x", "bottleneck"),
 )
 def unisal(
     *,

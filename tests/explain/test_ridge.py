@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from tfsal.layers import RidgeAccumulator
+from tfsal.explain import RidgeAccumulator
 
 
 def _data(rows=500, features=6, targets=3, seed=0, offset=0.0):
@@ -93,3 +93,53 @@ def test_bad_input_is_named(call, message):
 def test_bad_sizes_are_named():
     with pytest.raises(ValueError, match="num_features must be an int >= 1. Received: num_f"):
         RidgeAccumulator(0, 3)
+
+
+def test_score_matches_predictions_computed_row_by_row():
+    x, y = _data(rows=300, offset=4.0)
+    held_x, held_y = _data(rows=200, seed=5, offset=4.0)
+    train, held = RidgeAccumulator(6, 3), RidgeAccumulator(6, 3)
+    train.update(x, y)
+    for start in range(0, 200, 64):  # several batches: the origin is the first one's mean
+        held.update(held_x[start : start + 64], held_y[start : start + 64])
+    weights, bias = train.solve(l2=1.0)
+    score = held.score(weights, bias + 0.05)  # a biased map: the offset must count
+    predicted = held_x @ weights + bias + 0.05
+    residual = ((held_y - predicted) ** 2).sum()
+    total = ((held_y - held_y.mean(0)) ** 2).sum()
+    np.testing.assert_allclose(score.r2, 1 - residual / total, rtol=1e-9)
+    expected_cc = [np.corrcoef(predicted[:, c], held_y[:, c])[0, 1] for c in range(3)]
+    np.testing.assert_allclose(score.channel_cc, expected_cc, rtol=1e-9)
+    np.testing.assert_allclose(score.mean_cc, np.mean(expected_cc), rtol=1e-9)
+
+
+def test_score_marks_constant_targets():
+    x, y = _data(rows=100)
+    y[:, 1] = 3.0  # a dead channel
+    accumulator = RidgeAccumulator(6, 3)
+    accumulator.update(x, y)
+    score = accumulator.score(*accumulator.solve(l2=0.1))
+    assert np.isnan(score.channel_cc[1]) and np.isfinite(score.channel_cc[[0, 2]]).all()
+    assert np.isfinite(score.mean_cc)
+
+
+def test_same_origin_states_sum_to_the_whole():
+    x, y = _data(rows=400, offset=10.0)
+    whole, first, second = (RidgeAccumulator(6, 3) for _ in range(3))
+    whole.update(x, y)
+    first.update(x[:150], y[:150])
+    second.update(x[150:], y[150:])
+    origin_x, origin_y = np.full(6, 9.0), np.full(3, 1.0)
+    states = [a.recentred(origin_x, origin_y).state() for a in (first, second)]
+    summed = {key: states[0][key] + states[1][key] for key in states[0]}
+    summed["shift_x"], summed["shift_y"] = origin_x, origin_y
+    combined = RidgeAccumulator.from_state(summed)
+    assert combined.count == 400
+    for got, expected in zip(combined.solve(l2=0.5), whole.solve(l2=0.5), strict=True):
+        np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-10)
+    solution = whole.solve(0.5)
+    first.merge(second)
+    for accumulator in (combined, first):
+        np.testing.assert_allclose(
+            accumulator.score(*solution).channel_cc, whole.score(*solution).channel_cc, rtol=1e-9
+        )

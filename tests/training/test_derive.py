@@ -1,0 +1,74 @@
+import json
+
+import pytest
+
+from tests.training import tiny_model
+from training import configs, derive, fit
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+
+def _error_line(capsys):
+    captured = capsys.readouterr()
+    lines = [line for line in captured.err.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1, captured.err
+    assert "Traceback" not in captured.err
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("derive") / "run"
+    arguments = [*tiny_model.FAST_ARGS, "--epochs", "1", "--out", str(out)]
+    assert fit.main([*arguments, "--set", "derive.enabled=false"]) == 0
+    return out
+
+
+@pytest.mark.slow
+def test_a_finished_run_is_derived_again_without_retraining(finished_run, capsys):
+    checkpoints = sorted(p.name for p in (finished_run / "checkpoints").iterdir())
+    assert not (finished_run / "export" / "tiny_test_explainable").exists()
+    assert derive.main([str(finished_run), "--readout", "decoder", "--fine-tune-epochs", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert sorted(p.name for p in (finished_run / "checkpoints").iterdir()) == checkpoints
+    fidelity = json.loads((finished_run / "derivation.json").read_text())
+    assert fidelity["readout"] == "decoder" and "encoder" in fidelity["taps"]
+    metrics = json.loads((finished_run / "metrics.json").read_text())
+    assert {"tiny_test", "tiny_test_explainable", "baseline:centre-bias"} <= set(metrics["results"])
+    assert (finished_run / "export" / "tiny_test_explainable" / "1" / "saved_model.pb").is_file()
+    # Progress of the streamed passes and the fine-tuning epochs.
+    for label in ("reconstruction (training images)", "fine-tuning", "batch"):
+        assert label in printed
+    assert derive.main([str(finished_run)]) == 0  # linear again: a new version
+    assert (finished_run / "export" / "tiny_test_explainable" / "2").is_dir()
+    assert json.loads((finished_run / "derivation.json").read_text())["readout"] == "linear"
+
+
+@pytest.mark.slow
+def test_taps_the_model_lacks_give_one_clear_line(finished_run, capsys):
+    assert derive.main([str(finished_run), "--taps", "nope"]) == 2
+    line = _error_line(capsys)
+    assert "has no tap 'nope'" in line and "model.summary()" in line
+
+
+def test_a_run_folder_without_checkpoints_says_what_to_do(tmp_path, capsys):
+    run = tmp_path / "untrained"
+    run.mkdir()
+    config = configs.FitConfig(model=tiny_model.NAME, image_size=[32, 32], out=str(run))
+    (run / "config.yaml").write_text(configs.to_yaml(config))
+    assert derive.main([str(run)]) == 2
+    line = _error_line(capsys)
+    assert "holds no checkpoint" in line and f"python -m training.fit --out {run}" in line
+
+
+def test_a_folder_that_is_not_a_run_is_refused(tmp_path, capsys):
+    assert derive.main([str(tmp_path)]) == 2
+    assert "not a training.fit run folder" in _error_line(capsys)
+
+
+def test_help_names_the_outputs(capsys):
+    with pytest.raises(SystemExit):
+        derive.main(["--help"])
+    text = capsys.readouterr().out
+    for option in ("RUN_DIR", "--taps", "--readout", "export/<model>_explainable"):
+        assert option in text

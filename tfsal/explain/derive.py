@@ -1,0 +1,353 @@
+"""Derivation of an explainable model from a deep saliency model (DESIGN.md §1-3).
+
+``derive(parent, train_batches, val_batches)``:
+
+1. measures the parent's taps on the first training batch (stride from the size of
+   each activation map relative to the image) and builds the explainable model;
+2. sets every reconstruction's feature scaling from the first training batch (of
+   every worker);
+3. streams the training and the validation images once through the parent and the
+   log-Gabor banks, accumulating per-tap normal equations (``RidgeAccumulator``), so
+   memory does not grow with the data; under ``MultiWorkerMirroredStrategy`` each
+   worker accumulates its own shard and the statistics are summed across workers;
+4. solves every reconstruction by ridge regression for each penalty of a small grid
+   and keeps the one with the best validation R²;
+5. fits the readout (``linear``: the tap readout vectors and the centre prior, by
+   gradient descent on the parent's saliency) and optionally fine-tunes
+   reconstructions and readout together on the same loss — the model stays linear
+   in the log-Gabor features;
+6. scores its fidelity on the validation images: per tap R² and mean per-channel CC
+   of reconstruction vs activation, explainable vs parent saliency (CC, KLD).
+"""
+
+import dataclasses
+import warnings
+from collections.abc import Iterable, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfsal import metrics
+from tfsal.conventions import LOG_DENSITY, SALIENCY
+from tfsal.explain import taps as taps_lib
+from tfsal.explain import workers
+from tfsal.explain.batches import batch_images, first_images, with_progress
+from tfsal.explain.explainable_model import (
+    READOUTS,
+    bank_name,
+    build_explainable_model,
+    reconstruction_layers,
+)
+from tfsal.explain.readout_training import ReadoutTrainer
+from tfsal.explain.ridge import RidgeAccumulator
+from tfsal.explain.taps import Tap
+
+# Ridge penalties tried, per accumulated row: the features are standardised, so the
+# Gram matrix's diagonal is about one per row and these span "almost none" to
+# "as strong as the data".
+L2_GRID = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
+# Fewer rows (images x tap pixels) than this many per feature: warn that the
+# reconstruction will be fitted to noise (the ridge term keeps it defined).
+ROWS_PER_FEATURE = 10
+
+
+@dataclasses.dataclass
+class Derivation:
+    """An explainable model and how faithful it is to its parent.
+
+    Attributes:
+        model: the explainable model (see ``build_explainable_model``).
+        taps: the rebuilt taps with their channels and strides.
+        readout: ``"linear"`` or ``"decoder"``.
+        output_kind: ``"log_density"`` or ``"map"``, as the parent's.
+        fidelity: JSON-ready dict: ``"taps"`` (per tap: stride, channels, chosen l2,
+            validation R² and mean per-channel CC, and R² for every l2 tried),
+            ``"saliency"`` (mean per-image CC and KLD of the explainable saliency
+            against the parent's on the validation images) and ``"rows"``.
+    """
+
+    model: keras.Model
+    taps: list[Tap]
+    readout: str
+    output_kind: str
+    fidelity: dict
+
+
+def derive(
+    parent: keras.Model,
+    train_batches: Iterable,
+    val_batches: Iterable,
+    *,
+    taps: Sequence[str] | None = None,
+    readout: str = "linear",
+    output_kind: str | None = None,
+    bank_config: dict | None = None,
+    l2_grid: Sequence[float] = L2_GRID,
+    readout_epochs: int = 5,
+    fine_tune_epochs: int = 0,
+    learning_rate: float = 0.05,
+    blur_sigma: float = 4.0,
+    context_sigmas: Sequence[float] = (),
+    strategy: tf.distribute.Strategy | None = None,
+    progress: bool = True,
+) -> Derivation:
+    """Derives the explainable model of ``parent``.
+
+    Example:
+    ```python
+    parent = tfsal.models.get("cmrnet", taps=tfsal.models.model_info("cmrnet").default_taps)
+    derivation = tfsal.explain.derive(parent, train_images, val_images)
+    derivation.fidelity["taps"]["stage3"]["r2"]
+    derivation.model(images)["contributions"]  # (B, H, W, 73)
+    ```
+
+    Args:
+        parent: a functional Keras model from (B, H, W, 3) RGB images in [0, 255] to
+            its saliency (the ``"saliency"`` of a dict output, or its only output).
+        train_batches: re-iterable batches (a ``tf.data.Dataset`` or a list) of images,
+            or of ``(images, targets)`` pairs whose targets are ignored; every worker
+            must yield the same number of batches.
+        val_batches: held-out batches in the same form.
+        taps: output keys or layer names of ``parent`` to rebuild; ``None`` for the
+            registered default taps of a registered model.
+        readout: ``"linear"`` (transparent) or ``"decoder"`` (the parent's frozen
+            decoder fed the reconstructed taps).
+        output_kind: ``"log_density"`` or ``"map"``; ``None`` for a registered model's.
+        bank_config: ``LogGaborBank`` arguments (not ``output_stride``).
+        l2_grid: ridge penalties per accumulated row, chosen by validation R².
+        readout_epochs: ``linear`` only: epochs of readout fitting, >= 0.
+        fine_tune_epochs: epochs of fine-tuning reconstructions and readout together
+            on the saliency loss, >= 0.
+        learning_rate: Adam learning rate of readout fitting and fine-tuning.
+        blur_sigma: ``linear`` only: blur of the logits in input pixels, >= 0.
+        context_sigmas: ``linear`` only: blurs in input pixels, each > 0, of further
+            readout copies per tap, each with its own vector (``TapReadout``).
+        strategy: a ``MultiWorkerMirroredStrategy`` to sum statistics across workers
+            (each worker passing its own shard); ``None`` for one process.
+        progress: show progress bars.
+
+    Returns:
+        The ``Derivation``.
+
+    Raises:
+        ValueError: for unknown taps, taps that are no whole fraction of the image, an
+            unknown output kind, one-shot iterators, empty data, bad settings.
+    """
+    kind, tap_names = _resolve(parent, taps, readout, output_kind)
+    _check_settings(l2_grid, readout_epochs, fine_tune_epochs, learning_rate)
+    for name, batches in (("train_batches", train_batches), ("val_batches", val_batches)):
+        if iter(batches) is batches:
+            raise ValueError(
+                f"{name} is a one-shot iterator, but the derivation reads the data several "
+                "times; pass a tf.data.Dataset or a list of batches."
+            )
+    tapped = taps_lib.tapped_model(parent, tap_names)
+    decoder = taps_lib.parent_decoder(parent, tap_names) if readout == "decoder" else None
+    run_parent = tf.function(lambda images: tapped(images, training=False), reduce_retracing=True)
+
+    sample = first_images(train_batches, "train_batches")
+    measured = taps_lib.measure_taps(run_parent(sample), sample.shape, tap_names)
+    model = build_explainable_model(
+        measured,
+        readout=readout,
+        output_kind=kind,
+        input_shape=tuple(parent.inputs[0].shape[1:]),
+        bank_config=bank_config,
+        blur_sigma=blur_sigma,
+        context_sigmas=context_sigmas,
+        decoder=decoder,
+        name=f"{parent.name}_explainable",
+    )
+    stream = _Streamer(model, measured, run_parent, strategy, progress)
+    stream.adapt(sample)
+    train = stream.accumulate(train_batches, "reconstruction (training images)")
+    val = stream.accumulate(val_batches, "reconstruction (validation images)")
+    tap_fidelity = _solve(stream.reconstructions, measured, train, val, l2_grid)
+
+    trainer = ReadoutTrainer(model, run_parent, kind, learning_rate, strategy, progress)
+    if readout == "linear" and readout_epochs:
+        trainer.fit(train_batches, readout_epochs, fine_tune=False)
+    if fine_tune_epochs:
+        trainer.fit(train_batches, fine_tune_epochs, fine_tune=True)
+        for tap in measured:  # the feature scaling is fixed, so the statistics still hold
+            layer = stream.reconstructions[tap.name]
+            score = val[tap.name].score(layer.kernel.numpy(), layer.bias.numpy())
+            tap_fidelity[tap.name].update(r2=score.r2, mean_cc=score.mean_cc)
+    fidelity = {
+        "readout": readout,
+        "output_kind": kind,
+        "taps": tap_fidelity,
+        "saliency": stream.saliency_fidelity(val_batches, kind),
+        "rows": {
+            tap.name: {"train": train[tap.name].count, "val": val[tap.name].count}
+            for tap in measured
+        },
+    }
+    return Derivation(model, measured, readout, kind, fidelity)
+
+
+def check_parent(
+    parent: keras.Model,
+    image_size: Sequence[int],
+    *,
+    taps: Sequence[str] | None = None,
+    readout: str = "linear",
+    output_kind: str | None = None,
+) -> list[Tap]:
+    """Checks that an explainable model can be derived from ``parent``, before any data.
+
+    Runs the parent once on a blank image of ``image_size`` to measure its taps.
+
+    Returns:
+        The measured taps.
+
+    Raises:
+        ValueError: for unknown taps, taps that are no whole fraction of the image, a
+            readout the taps do not allow, or an unknown output kind.
+    """
+    _, tap_names = _resolve(parent, taps, readout, output_kind)
+    tapped = taps_lib.tapped_model(parent, tap_names)
+    if readout == "decoder":
+        taps_lib.parent_decoder(parent, tap_names)
+    blank = tf.zeros((1, *image_size, 3))
+    return taps_lib.measure_taps(tapped(blank, training=False), blank.shape, tap_names)
+
+
+def _resolve(parent, taps, readout, output_kind) -> tuple[str, list[str]]:
+    """The output kind and the tap names; raises for a bad readout, kind or taps."""
+    if readout not in READOUTS:
+        raise ValueError(f"readout must be one of {READOUTS}. Received: readout={readout!r}")
+    kind = taps_lib.output_kind(parent, output_kind)
+    tap_names = list(taps) if taps is not None else taps_lib.default_taps(parent)
+    if not tap_names:
+        raise ValueError("taps must name at least one layer to rebuild. Received: taps=[]")
+    return kind, tap_names
+
+
+def _check_settings(l2_grid, readout_epochs, fine_tune_epochs, learning_rate):
+    if not l2_grid or any(not l2 >= 0 for l2 in l2_grid):
+        raise ValueError(f"l2_grid must hold values >= 0. Received: l2_grid={l2_grid!r}")
+    for name, value in (("readout_epochs", readout_epochs), ("fine_tune_epochs", fine_tune_epochs)):
+        if not isinstance(value, int) or value < 0:
+            raise ValueError(f"{name} must be an int >= 0. Received: {name}={value!r}")
+    if not learning_rate > 0:
+        raise ValueError(f"learning_rate must be > 0. Received: learning_rate={learning_rate!r}")
+
+
+class _Streamer:
+    """Streams images through the parent and the banks; accumulates per-tap statistics."""
+
+    def __init__(self, model, measured, run_parent, strategy, progress):
+        self.model = model
+        self.taps = measured
+        self.run_parent = run_parent
+        self.strategy = strategy
+        self.progress = progress
+        self.reconstructions = reconstruction_layers(model)
+        banks = {tap.stride: model.get_layer(bank_name(tap.stride)) for tap in measured}
+        self.features = tf.function(
+            lambda images: {stride: bank(images) for stride, bank in banks.items()},
+            reduce_retracing=True,
+        )
+        self.scaled = tf.function(
+            lambda features: {
+                tap.name: self.reconstructions[tap.name].scale_features(features[tap.stride])
+                for tap in measured
+            },
+            reduce_retracing=True,
+        )
+        self.predict = tf.function(lambda images: model(images, training=False)[SALIENCY])
+
+    def adapt(self, images):
+        """Sets the feature scaling of every reconstruction from a batch of every worker."""
+        features = self.features(images)
+        for tap in self.taps:
+            rows = features[tap.stride].numpy().reshape(-1, features[tap.stride].shape[-1])
+            self.reconstructions[tap.name].adapt(workers.concat_over_workers(self.strategy, rows))
+
+    def accumulate(self, batches, label) -> dict[str, RidgeAccumulator]:
+        """One pass over ``batches``: the normal equations of every tap, summed over workers."""
+        accumulators = {}
+        for batch in with_progress(batches, label, self.progress):
+            images = batch_images(batch)
+            activations = self.run_parent(images)
+            scaled = self.scaled(self.features(images))
+            for tap in self.taps:
+                x = scaled[tap.name].numpy()
+                if tap.name not in accumulators:
+                    accumulators[tap.name] = RidgeAccumulator(x.shape[-1], tap.channels)
+                accumulators[tap.name].update(x, activations[tap.name].numpy())
+        if not accumulators:
+            raise ValueError(f"No batches to stream for {label}; pass at least one batch.")
+        return {name: _sum_accumulator(self.strategy, acc) for name, acc in accumulators.items()}
+
+    def saliency_fidelity(self, batches, kind) -> dict:
+        """Mean per-image CC and KLD of the explainable saliency against the parent's."""
+        totals = np.zeros(3)
+        for batch in with_progress(batches, "fidelity (validation images)", self.progress):
+            images = batch_images(batch)
+            parent = self.run_parent(images)[SALIENCY].numpy()[..., 0].astype(np.float64)
+            explained = self.predict(images).numpy()[..., 0].astype(np.float64)
+            if kind == LOG_DENSITY:
+                parent, explained = np.exp(parent), np.exp(explained)
+            for target, prediction in zip(parent, explained, strict=True):
+                # KLD reads a map as a distribution: shift any negative map to 0 first
+                # (what it does to the prediction itself).
+                target = target - min(target.min(), 0.0)
+                if not target.any():
+                    target = np.ones_like(target)  # a blank map is a uniform distribution
+                totals += (metrics.cc(prediction, target), metrics.kld(prediction, target), 1)
+        totals = workers.sum_over_workers(self.strategy, {"totals": totals})["totals"]
+        count = totals[2]
+        return {
+            "cc": float(totals[0] / count),
+            "kld": float(totals[1] / count),
+            "images": int(count),
+        }
+
+
+def _sum_accumulator(strategy, accumulator: RidgeAccumulator) -> RidgeAccumulator:
+    if workers.num_workers(strategy) == 1:
+        return accumulator
+    count = workers.num_workers(strategy)
+    # A common origin (the mean of the workers' origins) lets the sums add element-wise.
+    origin = workers.sum_over_workers(
+        strategy,
+        {"x": accumulator.state()["shift_x"] / count, "y": accumulator.state()["shift_y"] / count},
+    )
+    state = accumulator.recentred(origin["x"], origin["y"]).state()
+    summed = workers.sum_over_workers(strategy, state)
+    summed["shift_x"], summed["shift_y"] = origin["x"], origin["y"]
+    return RidgeAccumulator.from_state(summed)
+
+
+def _solve(reconstructions, measured, train, val, l2_grid) -> dict:
+    fidelity = {}
+    for tap in measured:
+        rows, features = train[tap.name].count, train[tap.name].num_features
+        if rows < ROWS_PER_FEATURE * (features + 1):
+            warnings.warn(
+                f"Tap {tap.name!r}: {rows} training rows (images x tap pixels) for {features} "
+                f"log-Gabor features; the reconstruction will be fitted to noise. Use at least "
+                f"{ROWS_PER_FEATURE * (features + 1)} rows (more or larger images).",
+                stacklevel=3,
+            )
+        tried = {}
+        for l2 in l2_grid:
+            weights, bias = train[tap.name].solve(l2 * rows)
+            tried[l2] = (val[tap.name].score(weights, bias), weights, bias)
+        best = max(tried, key=lambda l2: np.nan_to_num(tried[l2][0].r2, nan=-np.inf))
+        score, weights, bias = tried[best]
+        layer = reconstructions[tap.name]
+        layer.kernel.assign(weights.astype("float32"))
+        layer.bias.assign(bias.astype("float32"))
+        fidelity[tap.name] = {
+            "stride": tap.stride,
+            "channels": tap.channels,
+            "l2": best,
+            "r2": score.r2,
+            "mean_cc": score.mean_cc,
+            "r2_by_l2": {str(l2): tried[l2][0].r2 for l2 in l2_grid},
+        }
+    return fidelity

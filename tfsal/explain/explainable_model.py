@@ -1,0 +1,176 @@
+"""Assembles the explainable model: log-Gabor banks, tap reconstructions, a readout.
+
+One functional Keras model (DESIGN.md §1):
+
+    image ─► LogGaborBank(output_stride=s) for each tap stride s
+          ─► one reconstruction per tap: Â_t = scale(F_t) W_t + b_t
+          ─► readout "linear":  logits = Σ_t upsample(blur(Â_t · v_t)) + centre prior
+             readout "decoder": the parent's frozen decoder fed the Â_t
+
+Its dict output holds ``"saliency"`` (of the parent's output kind: a log-density
+after a log-softmax over the pixels, or the logits as a map), the reconstruction of
+every tap (``reconstruction_key(tap)``) and, for ``linear``, ``"contributions"``:
+(B, H, W, G), one channel per log-Gabor feature summed over the taps and a last
+``"prior"`` channel (centre prior and constants), adding up to the logits. Every
+layer is a registered Keras layer, so the model saves to ``.keras``, reloads and
+exports as a SavedModel like any other.
+"""
+
+from collections.abc import Sequence
+
+import keras
+
+from tfsal.conventions import CONTRIBUTIONS, LOG_DENSITY, SALIENCY, reconstruction_key
+from tfsal.explain.centre_prior import CentrePrior
+from tfsal.explain.contributions import (
+    PRIOR_GROUP,
+    FeatureContributions,
+    feature_group_name,
+)
+from tfsal.explain.tap_readout import TapReadout
+from tfsal.explain.taps import Tap
+from tfsal.layers.bilinear_upsampling import BilinearUpsampling2D
+from tfsal.layers.log_gabor import LogGaborBank
+from tfsal.layers.reconstruction import LinearReconstruction
+from tfsal.layers.spatial_log_softmax import SpatialLogSoftmax
+
+READOUTS = ("linear", "decoder")
+
+
+def bank_name(stride: int) -> str:
+    """The layer name of the log-Gabor bank at ``stride``."""
+    return f"log_gabor_1_{stride}"
+
+
+def tap_layer_name(tap: str) -> str:
+    """The layer name of a tap's reconstruction (``decoder``) or readout (``linear``)."""
+    return f"explain_{tap}"
+
+
+def build_explainable_model(
+    taps: Sequence[Tap],
+    *,
+    readout: str = "linear",
+    output_kind: str = LOG_DENSITY,
+    input_shape: tuple = (None, None, 3),
+    bank_config: dict | None = None,
+    blur_sigma: float = 1.0,
+    context_sigmas: Sequence[float] = (),
+    prior_widths: Sequence[float] | None = None,
+    decoder: keras.Model | None = None,
+    name: str = "explainable",
+) -> keras.Model:
+    """Builds an (unfitted) explainable model for ``taps``.
+
+    Args:
+        taps: the taps to rebuild, with their channels and strides.
+        readout: ``"linear"`` or ``"decoder"``.
+        output_kind: the parent's output kind, ``"log_density"`` or ``"map"``.
+        input_shape: (H, W, 3) of the image input (None for any size).
+        bank_config: ``LogGaborBank`` arguments shared by every bank (not
+            ``output_stride``).
+        blur_sigma: ``linear`` only: the logits' blur in input pixels (divided by
+            each tap's stride).
+        context_sigmas: ``linear`` only: blurs, in input pixels (divided by each
+            tap's stride), of further readout copies per tap (``TapReadout``).
+        prior_widths: ``linear`` only: widths of the centre prior's maps.
+        decoder: ``decoder`` only: a model from the taps (a list in ``taps`` order)
+            to the saliency.
+        name: the model's name.
+
+    Returns:
+        The functional model; fit it with ``tfsal.explain.derive``.
+    """
+    if readout not in READOUTS:
+        raise ValueError(f"readout must be one of {READOUTS}. Received: readout={readout!r}")
+    if readout == "decoder" and decoder is None:
+        raise ValueError("readout='decoder' needs the parent's decoder (decoder=).")
+    bank_config = dict(bank_config or {})
+    if "output_stride" in bank_config:
+        raise ValueError("bank_config must not set output_stride: each tap sets its own.")
+    image = keras.Input(shape=tuple(input_shape), name="image")
+    banks = {}
+    for stride in sorted({tap.stride for tap in taps}):
+        banks[stride] = LogGaborBank(output_stride=stride, name=bank_name(stride), **bank_config)
+    features = {stride: bank(image) for stride, bank in banks.items()}
+    some_bank = next(iter(banks.values()))
+    grid = (len(some_bank.colour_channels), some_bank.num_scales, some_bank.num_orientations)
+
+    outputs = {}
+    reconstructions = []
+    tap_logits, tap_contributions = [], []
+    for tap in taps:
+        if readout == "decoder":
+            layer = LinearReconstruction(
+                tap.channels, feature_grid=grid, name=tap_layer_name(tap.name)
+            )
+            reconstruction = layer(features[tap.stride])
+        else:
+            layer = TapReadout(
+                tap.channels,
+                feature_grid=grid,
+                blur_sigma=blur_sigma / tap.stride,
+                context_sigmas=tuple(sigma / tap.stride for sigma in context_sigmas),
+                name=tap_layer_name(tap.name),
+            )
+            reconstruction, logits, contributions = layer(features[tap.stride])
+            if tap.stride > 1:
+                upsample = BilinearUpsampling2D(tap.stride, name=f"upsample_{tap.name}")
+                logits, contributions = upsample(logits), upsample(contributions)
+            tap_logits.append(logits)
+            tap_contributions.append(contributions)
+        outputs[reconstruction_key(tap.name)] = reconstruction
+        reconstructions.append(reconstruction)
+
+    if readout == "decoder":
+        decoder.trainable = False
+        saliency = decoder(reconstructions)
+    else:
+        prior = CentrePrior(
+            **({"widths": tuple(prior_widths)} if prior_widths else {}), name="centre_prior"
+        )(image)
+        logits = keras.layers.Add(name="logits")([*tap_logits, prior])
+        names = [feature_group_name(*feature) for feature in some_bank.feature_names]
+        outputs[CONTRIBUTIONS] = FeatureContributions([*names, PRIOR_GROUP], name="contributions")(
+            [*tap_contributions, prior]
+        )
+        if output_kind == LOG_DENSITY:
+            saliency = SpatialLogSoftmax(name="log_density")(logits)
+        else:
+            saliency = keras.layers.Identity(name="saliency_map")(logits)
+    outputs = {SALIENCY: saliency, **outputs}
+    return keras.Model(image, outputs, name=name)
+
+
+def group_names(model: keras.Model) -> list[str]:
+    """The names of the ``contributions`` channels of a ``linear`` explainable model.
+
+    Raises:
+        ValueError: if the model has no contributions (e.g. a ``decoder`` readout).
+    """
+    for layer in model.layers:
+        if isinstance(layer, FeatureContributions):
+            return list(layer.group_names)
+    raise ValueError(
+        f"Model {model.name!r} has no contributions output (only the 'linear' readout has)."
+    )
+
+
+def reconstruction_layers(model: keras.Model) -> dict[str, LinearReconstruction]:
+    """Every tap's ``LinearReconstruction`` in an explainable model, by tap name."""
+    found = {}
+    prefix = tap_layer_name("")
+    for layer in model.layers:
+        if isinstance(layer, TapReadout):
+            found[layer.name[len(prefix) :]] = layer.reconstruction
+        elif isinstance(layer, LinearReconstruction) and layer.name.startswith(prefix):
+            found[layer.name[len(prefix) :]] = layer
+    return found
+
+
+def tap_readouts(model: keras.Model) -> dict[str, TapReadout]:
+    """Every tap's ``TapReadout`` in a ``linear`` explainable model, by tap name."""
+    prefix = tap_layer_name("")
+    return {
+        layer.name[len(prefix) :]: layer for layer in model.layers if isinstance(layer, TapReadout)
+    }

@@ -1,0 +1,90 @@
+"""Gradient fitting of an explainable model's readout to its parent's saliency."""
+
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfsal.conventions import LOG_DENSITY, SALIENCY
+from tfsal.explain import workers
+from tfsal.explain.batches import batch_images, with_progress
+from tfsal.explain.explainable_model import reconstruction_layers, tap_readouts
+
+
+class ReadoutTrainer:
+    """Fits the readout (and, when fine-tuning, the reconstructions) to the parent.
+
+    The loss compares the explainable saliency with the parent's on each batch:
+    KLD(parent || explainable) for log-densities, the mean squared error for maps.
+    Gradients are averaged over the workers of a ``MultiWorkerMirroredStrategy``
+    with its all-reduce, so every worker applies the same update.
+
+    Args:
+        model: the explainable model.
+        run_parent: images -> the parent's outputs (``"saliency"`` among them).
+        kind: the output kind, ``"log_density"`` or ``"map"``.
+        learning_rate: Adam's learning rate.
+        strategy: the distribution strategy, or ``None``.
+        progress: show progress bars.
+    """
+
+    def __init__(self, model, run_parent, kind, learning_rate, strategy, progress):
+        self.model = model
+        self.run_parent = run_parent
+        self.kind = kind
+        self.learning_rate = learning_rate
+        self.strategy = strategy
+        self.progress = progress
+
+    def _variables(self, fine_tune):
+        """Readout vectors and centre prior; with ``fine_tune``, every reconstruction."""
+        readouts = tap_readouts(self.model)
+        variables = [weight for layer in readouts.values() for weight in layer.readout_weights()]
+        if readouts:
+            variables += self.model.get_layer("centre_prior").trainable_weights
+        if fine_tune:
+            for layer in reconstruction_layers(self.model).values():
+                variables += [layer.kernel, layer.bias]
+        return variables
+
+    def loss(self, images):
+        """KLD(parent || explainable) for log-densities, squared error for maps."""
+        target = tf.stop_gradient(self.run_parent(images)[SALIENCY])
+        predicted = self.model(images, training=False)[SALIENCY]
+        if self.kind == LOG_DENSITY:
+            per_image = tf.reduce_sum(tf.exp(target) * (target - predicted), axis=(1, 2, 3))
+        else:
+            per_image = tf.reduce_mean(tf.square(target - predicted), axis=(1, 2, 3))
+        return tf.reduce_mean(per_image)
+
+    def fit(self, batches, epochs: int, fine_tune: bool) -> None:
+        """Runs ``epochs`` over ``batches``; ``fine_tune`` also trains the reconstructions."""
+        variables = self._variables(fine_tune)
+        optimizer = keras.optimizers.Adam(self.learning_rate)
+
+        @tf.function(reduce_retracing=True)
+        def gradients(images):
+            with tf.GradientTape() as tape:
+                loss = self.loss(images)
+            return loss, tape.gradient(loss, variables)
+
+        count = workers.num_workers(self.strategy)
+        label = "fine-tuning reconstructions and readout" if fine_tune else "readout"
+        for epoch in range(1, epochs + 1):
+            # Cosine decay per epoch: a full step first, small steps to settle (a
+            # constant rate oscillated on NUS after three epochs).
+            optimizer.learning_rate.assign(
+                self.learning_rate * 0.5 * (1 + math.cos(math.pi * (epoch - 1) / epochs))
+            )
+            losses = []
+            for batch in with_progress(batches, f"{label}: epoch {epoch}/{epochs}", self.progress):
+                loss, grads = gradients(batch_images(batch))
+                grads = {str(i): g.numpy() for i, g in enumerate(grads)}
+                grads = workers.sum_over_workers(self.strategy, grads)
+                optimizer.apply_gradients(
+                    [(grads[str(i)] / count, v) for i, v in enumerate(variables)]
+                )
+                losses.append(float(loss))
+            if self.progress:
+                print(f"  loss {np.mean(losses):.4f}")

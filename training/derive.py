@@ -1,0 +1,143 @@
+r"""(Re-)derive the explainable model of a finished ``training.fit`` run, without retraining.
+
+    python -m training.derive runs/unisal-nus
+    python -m training.derive runs/unisal-nus --readout decoder
+    python -m training.derive runs/cmrnet --taps stage3 stage4 --set derive.fine_tune_epochs=2
+
+The run's best checkpoint is loaded into its model; the derivation streams the
+run's training and validation split (the same seeded split as training), then
+``<RUN_DIR>/derivation.json`` (fidelity), ``<RUN_DIR>/metrics.json`` (the deep model,
+the explainable model and the baselines on the validation images) and a new
+version under ``<RUN_DIR>/export/<model>_explainable/`` are written.
+"""
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+import yaml
+
+from training import configs
+
+CONFIG_FILE = "config.yaml"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Returns the command-line parser."""
+    parser = argparse.ArgumentParser(
+        prog="python -m training.derive",
+        description="Derive the explainable model of a finished training.fit run (no "
+        "retraining): fidelity to derivation.json, scores to metrics.json, a SavedModel "
+        "to export/<model>_explainable/<version>/.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("run", metavar="RUN_DIR", help="the --out folder of a training.fit run.")
+    parser.add_argument(
+        "--taps", nargs="+", help="taps or layer names to rebuild (default: the model's own)."
+    )
+    parser.add_argument(
+        "--readout", choices=("linear", "decoder"), help="readout (default: linear)."
+    )
+    parser.add_argument("--readout-epochs", type=int, help="epochs of readout fitting.")
+    parser.add_argument("--fine-tune-epochs", type=int, help="epochs of joint fine-tuning.")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a derive setting, e.g. --set derive.blur_sigma=6 (repeatable).",
+    )
+    return parser
+
+
+def load_run_config(run: Path, args: argparse.Namespace) -> configs.FitConfig:
+    """The run's saved configuration with the derive flags applied.
+
+    Raises:
+        ValueError: if ``run`` is not a training.fit run folder, or for bad settings.
+    """
+    if not (run / CONFIG_FILE).is_file():
+        raise ValueError(
+            f"{run} is not a training.fit run folder (no {CONFIG_FILE}); pass the --out "
+            "folder of a run, or train one with python -m training.fit --out DIR."
+        )
+    overrides = {"out": str(run)}
+    for flag in ("taps", "readout", "readout_epochs", "fine_tune_epochs"):
+        if getattr(args, flag) is not None:
+            overrides[f"derive.{flag}"] = getattr(args, flag)
+    for assignment in args.set:
+        key, separator, value = assignment.partition("=")
+        if not separator:
+            raise ValueError(f"--set needs KEY=VALUE. Received: --set {assignment}")
+        overrides[key.strip()] = yaml.safe_load(value)
+    config = configs.apply_overrides(configs.load_yaml(run / CONFIG_FILE), overrides)
+    config = dataclasses.replace(config, derive=dataclasses.replace(config.derive, enabled=True))
+    configs.validate(config)
+    return config
+
+
+def best_checkpoint(run: Path) -> Path:
+    """The run's best checkpoint, else its last one.
+
+    Raises:
+        ValueError: if the run has no checkpoint.
+    """
+    from training import callbacks, job
+
+    folder = run / job.CHECKPOINTS
+    best = folder / callbacks.BEST_WEIGHTS
+    if best.is_file():
+        return best
+    existing = callbacks.list_checkpoints(folder)
+    if not existing:
+        raise ValueError(
+            f"{folder} holds no checkpoint, so there is no trained model to derive from. "
+            f"Train it first (python -m training.fit --out {run}), or finish an interrupted "
+            "run with --resume."
+        )
+    return existing[-1]
+
+
+def derive_run(run: Path, config: configs.FitConfig):
+    """Derives, scores and exports the explainable model of a run; returns its outputs."""
+    from training import callbacks, distributed, job, trainer
+
+    checkpoint = best_checkpoint(run)
+    strategy = distributed.choose_strategy(config.strategy)
+    dataset, train_ids, val_ids = job.load_split(config)
+    model = trainer.build_model(dataclasses.replace(config, weights=None, encoder_weights=None))
+    callbacks.restore_state(checkpoint, model, with_optimizer=False)
+    print(f"derive: {config.model} from {checkpoint}")
+    outputs = job.RunOutputs(run, run / CONFIG_FILE, run / job.CHECKPOINTS, run / job.LOGS)
+    derivation = job.derive_explainable(
+        config, model, dataset, train_ids, val_ids, outputs, strategy
+    )
+    if not distributed.is_chief(strategy):
+        return outputs
+    metrics = job.evaluate(config, dataset, val_ids, model, derivation.model)
+    job.write_metrics(outputs, metrics, len(val_ids))
+    outputs.explainable_export = job.export(
+        config, derivation.model, outputs, name=job.explainable_name(config)
+    )
+    print(f"export: explainable SavedModel -> {outputs.explainable_export}")
+    return outputs
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the command; returns the process exit code (2 for bad input)."""
+    args = build_parser().parse_args(argv)
+    # Imported here so that --help answers without loading TensorFlow.
+    from training.callbacks import CheckpointError
+
+    try:
+        run = Path(args.run)
+        derive_run(run, load_run_config(run, args))
+    except (ValueError, FileNotFoundError, CheckpointError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
