@@ -33,7 +33,7 @@ setup(
         "orjson>=3.8,<4",
         # serving.client's REST protocol.
         "requests>=2.31,<3",
-        "tf-explain>=0.3.1,<0.4",
+        "tf-explain==0.3.1",  # unmaintained: pinned, used only by serving/attribution.py
         "matplotlib>=3.8,<4",
         "tqdm>=4.66,<5",
         "tensorboard>=2.21,<2.22",

@@ -38,15 +38,13 @@ Models without an entry use the CMRNet defaults.
 """
 
 import dataclasses
-import math
 import os
-import typing
 from pathlib import Path
-from types import UnionType
 
 import yaml
 
 from tfsal import models
+from training import settings
 
 
 @dataclasses.dataclass
@@ -357,89 +355,13 @@ def _get_dotted(config, dotted: str):
     return value
 
 
-def _from_dict(cls, values: dict, where: str, prefix: str = ""):
-    """Builds ``cls`` from plain values, each converted to its field's type."""
-    if not isinstance(values, dict):
-        name = prefix.rstrip(".") or "the settings"
-        raise ValueError(
-            f"{name} in {where} must be a mapping of settings (name: value). Received: {values!r}"
-        )
-    fields = {field.name: field for field in dataclasses.fields(cls)}
-    hints = typing.get_type_hints(cls)
-    unknown = sorted(set(values) - set(fields))
-    if unknown:
-        raise ValueError(
-            f"Unknown setting(s) {unknown} in {where}. Known settings: {', '.join(fields)}."
-        )
-    return cls(
-        **{
-            name: _convert(value, hints[name], f"{prefix}{name}", where)
-            for name, value in values.items()
-        }
-    )
-
-
-def _convert(value, hint, name: str, where: str):
-    """Converts one plain value (from YAML or ``--set``) to the type ``hint``.
-
-    PyYAML reads ``1e-3`` as a string (YAML 1.1 floats need a dot), so numbers are
-    also accepted as text; every other mismatch is one error naming the setting.
-    """
-    options = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, UnionType) else ()
-    if options:
-        if value is None and type(None) in options:
-            return None
-        hint = next(option for option in options if option is not type(None))
-    if dataclasses.is_dataclass(hint):
-        return _from_dict(hint, value, where, f"{name}.")
-    if typing.get_origin(hint) is list:
-        if not isinstance(value, list | tuple):
-            raise _type_error(name, "a list", value, where)
-        (item,) = typing.get_args(hint)
-        return [_convert(element, item, f"{name}[{i}]", where) for i, element in enumerate(value)]
-    if hint is bool:
-        if isinstance(value, bool):
-            return value
-        raise _type_error(name, "true or false", value, where)
-    if hint in (int, float):
-        number = _number(value)
-        if number is None or (hint is int and not number.is_integer()):
-            kind = "an integer" if hint is int else "a number"
-            raise _type_error(name, kind, value, where)
-        return int(number) if hint is int else number
-    if hint is str:
-        if isinstance(value, str):
-            return value
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return str(value)  # e.g. --set out=2024
-        raise _type_error(name, "text", value, where)
-    return value
-
-
-def _number(value) -> float | None:
-    """Returns ``value`` as a finite float (numbers and numeric text), else None."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, str):
-        try:
-            value = float(value.strip())
-        except ValueError:
-            return None
-    if isinstance(value, int | float) and math.isfinite(value):
-        return float(value)
-    return None
-
-
-def _type_error(name: str, kind: str, value, where: str) -> ValueError:
-    return ValueError(f"{name} must be {kind} (in {where}). Received: {name}={value!r}")
-
-
 def _merge_optimizer_defaults(values: dict) -> dict:
     """Completes a partial ``optimizer`` mapping with the model's paper defaults."""
     optimizer = values.get("optimizer")
     if not isinstance(optimizer, dict):
         return values
-    # Wrong types are reported by _from_dict; here they only fall back to defaults.
+    # Wrong types are reported by settings.dataclass_from_values; here they only fall
+    # back to defaults.
     model, data = values.get("model"), values.get("data")
     model = model if isinstance(model, str) else FitConfig.model
     data = data if isinstance(data, str) else FitConfig.data
@@ -466,7 +388,7 @@ def load_yaml(path: str | Path) -> FitConfig:
             f"Config file {path} must hold a mapping of settings (name: value), e.g. "
             f"'epochs: 4'. Received: a YAML {type(values).__name__}"
         )
-    return _from_dict(FitConfig, _merge_optimizer_defaults(values), str(path))
+    return settings.dataclass_from_values(FitConfig, _merge_optimizer_defaults(values), str(path))
 
 
 def apply_overrides(config: FitConfig, overrides: dict) -> FitConfig:
@@ -484,7 +406,9 @@ def apply_overrides(config: FitConfig, overrides: dict) -> FitConfig:
                 target[parent] = {}
             target = target[parent]
         target[leaf] = value
-    return _from_dict(FitConfig, _merge_optimizer_defaults(values), "the overrides")
+    return settings.dataclass_from_values(
+        FitConfig, _merge_optimizer_defaults(values), "the overrides"
+    )
 
 
 def to_dict(config: FitConfig) -> dict:
