@@ -276,3 +276,22 @@ def test_explainable_models_without_contributions_explain_their_taps(tmp_path):
         export_model(
             model, tmp_path, "d", input_size=SIZE, output="log_density", contribution_groups=["a"]
         )
+
+
+def test_loaded_model_reads_the_export_like_the_keras_model(deep, deep_export, explainable_export):
+    from serving.loaded_model import load_model
+
+    image = picture(*SIZE)[None].astype(np.float32)
+    loaded = load_model(deep_export[0])
+    assert loaded.input_size == SIZE and loaded.output_kind == "log_density"
+    np.testing.assert_allclose(
+        np.asarray(loaded.model(image)["saliency"]), np.asarray(deep(image)["saliency"]), rtol=1e-5
+    )
+    model, path, _ = explainable_export
+    outputs = load_model(path).model(image)
+    np.testing.assert_allclose(
+        np.asarray(outputs["contributions"]),
+        np.asarray(model(image)["contributions"]),
+        rtol=1e-5,
+        atol=1e-6,
+    )
