@@ -14,8 +14,10 @@ import numpy as np
 
 from tfsal.io_utils import atomic_path, atomic_write_text
 
-# Metrics where lower is better; every other column is higher-is-better.
-LOWER_IS_BETTER = {"KLD"}
+# Metrics where lower is better; every other column is higher-is-better. MSR_bg is
+# the background's peak over the target's and numfix2find the fixations spent before
+# the target is found (tfsal.metrics.popout).
+LOWER_IS_BETTER = {"KLD", "MSR_bg", "numfix2find"}
 
 
 def overlay(image: np.ndarray, saliency: np.ndarray, opacity: float = 0.5) -> np.ndarray:
@@ -127,7 +129,7 @@ figure {{ display: inline-block; margin: 0 1em 1em 0; }} img {{ width: 200px; ma
 <h2>Validation metrics ({html.escape(str(metrics.get("n_images", "?")))} images of
 {html.escape(str(metrics.get("dataset", "?")))})</h2>
 {_metrics_table(metrics)}
-<p>Best value per column in bold (KLD: lowest).</p>
+<p>Best value per column in bold ({html.escape(", ".join(sorted(LOWER_IS_BETTER)))}: lowest).</p>
 <h2>Samples</h2>
 {"".join(figures) or "<p>No samples.</p>"}
 <details><summary>metrics.json</summary><pre>{html.escape(json.dumps(metrics, indent=2))}</pre>
