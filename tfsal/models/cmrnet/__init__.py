@@ -2,6 +2,7 @@
 
 from tfsal.layers.spatial_log_softmax import SpatialLogSoftmax  # re-exported, shared layer
 from tfsal.models.cmrnet.blocks import CrossConcatResidualBlock
+from tfsal.models.cmrnet.global_context import GlobalContextGate
 from tfsal.models.cmrnet.model import cmrnet
 
-__all__ = ["CrossConcatResidualBlock", "SpatialLogSoftmax", "cmrnet"]
+__all__ = ["CrossConcatResidualBlock", "GlobalContextGate", "SpatialLogSoftmax", "cmrnet"]
