@@ -21,7 +21,7 @@ a 0/0, so no loss here returns NaN for them.
 import keras
 from keras import ops
 
-from tfsal.models.registry import OUTPUT_KINDS
+from tfsal.conventions import LOG_DENSITY, MAP, OUTPUT_KINDS
 
 # Guards the standard deviations and sums of degenerate (constant, all-zero) maps.
 _STABILITY_EPSILON = 1e-7
@@ -51,7 +51,7 @@ def _split_target(y_true):
     return density, fixations
 
 
-def predicted_density(y_pred, output: str = "log_density"):
+def predicted_density(y_pred, output: str = LOG_DENSITY):
     """Turns a saliency output into a probability distribution over pixels.
 
     Args:
@@ -64,7 +64,7 @@ def predicted_density(y_pred, output: str = "log_density"):
     """
     _check_output_kind(output)
     flat = _flatten_pixels(y_pred)
-    if output == "log_density":
+    if output == LOG_DENSITY:
         # Renormalise in log space: the models' log-softmax already sums to 1, but a
         # saliency head that does not should not bias KLD.
         return ops.exp(flat - ops.logsumexp(flat, axis=-1, keepdims=True))
@@ -72,7 +72,7 @@ def predicted_density(y_pred, output: str = "log_density"):
     return flat / (ops.sum(flat, axis=-1, keepdims=True) + _STABILITY_EPSILON)
 
 
-def kl_divergence(y_true, y_pred, output: str = "log_density", epsilon: float = 1e-7):
+def kl_divergence(y_true, y_pred, output: str = LOG_DENSITY, epsilon: float = 1e-7):
     """Per-image KL(ground-truth density ‖ predicted density), summed over pixels.
 
     For ``"log_density"`` outputs this is UNISAL's exact ``sum gt·(log gt − log p)``
@@ -91,18 +91,18 @@ def kl_divergence(y_true, y_pred, output: str = "log_density", epsilon: float = 
     _check_output_kind(output)
     density, _ = _split_target(y_true)
     density = density / (ops.sum(density, axis=-1, keepdims=True) + _STABILITY_EPSILON)
-    if output == "log_density":
+    if output == LOG_DENSITY:
         flat = _flatten_pixels(y_pred)
         log_prediction = flat - ops.logsumexp(flat, axis=-1, keepdims=True)
         # log of a clamped density: the clamp only touches pixels where density == 0,
         # whose term is multiplied by 0 anyway, and keeps log(0) out of the graph.
         log_density = ops.log(ops.maximum(density, 1e-30))
         return ops.sum(density * (log_density - log_prediction), axis=-1)
-    prediction = predicted_density(y_pred, "map")
+    prediction = predicted_density(y_pred, MAP)
     return ops.sum(density * ops.log(epsilon + density / (epsilon + prediction)), axis=-1)
 
 
-def normalized_scanpath_saliency(y_true, y_pred, output: str = "log_density"):
+def normalized_scanpath_saliency(y_true, y_pred, output: str = LOG_DENSITY):
     """Per-image NSS: the standardised predicted density averaged at fixations.
 
     Images without fixations score 0 (not NaN).
@@ -125,7 +125,7 @@ def normalized_scanpath_saliency(y_true, y_pred, output: str = "log_density"):
     return ops.divide_no_nan(total, fixation_count)
 
 
-def correlation_coefficient(y_true, y_pred, output: str = "log_density"):
+def correlation_coefficient(y_true, y_pred, output: str = LOG_DENSITY):
     """Per-image Pearson correlation of the predicted and ground-truth densities.
 
     Args:
@@ -191,11 +191,11 @@ class LogDensityLoss(keras.losses.Loss):
 
     def call(self, y_true, y_pred):
         """Returns the per-image loss, ``(batch,)``."""
-        loss = self.kld_weight * kl_divergence(y_true, y_pred, "log_density")
+        loss = self.kld_weight * kl_divergence(y_true, y_pred, LOG_DENSITY)
         if self.nss_weight:
-            loss -= self.nss_weight * normalized_scanpath_saliency(y_true, y_pred, "log_density")
+            loss -= self.nss_weight * normalized_scanpath_saliency(y_true, y_pred, LOG_DENSITY)
         if self.cc_weight:
-            loss -= self.cc_weight * correlation_coefficient(y_true, y_pred, "log_density")
+            loss -= self.cc_weight * correlation_coefficient(y_true, y_pred, LOG_DENSITY)
         return loss
 
     def get_config(self):
@@ -235,7 +235,7 @@ class MapKLDivergence(keras.losses.Loss):
 
     def call(self, y_true, y_pred):
         """Returns the per-image loss, ``(batch,)``."""
-        return kl_divergence(y_true, y_pred, "map", epsilon=self.epsilon)
+        return kl_divergence(y_true, y_pred, MAP, epsilon=self.epsilon)
 
     def get_config(self):
         """Returns the constructor arguments."""
@@ -255,6 +255,6 @@ def loss_for_output(output: str, **kwargs) -> keras.losses.Loss:
         A ``LogDensityLoss`` or ``MapKLDivergence``.
     """
     _check_output_kind(output)
-    if output == "log_density":
+    if output == LOG_DENSITY:
         return LogDensityLoss(**kwargs)
     return MapKLDivergence(**kwargs)

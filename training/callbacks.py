@@ -16,6 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfsal.conventions import LOG_DENSITY, SALIENCY
 from tfsal.io_utils import atomic_path
 
 CHECKPOINT_FORMAT = "tfsal-checkpoint-1"
@@ -248,7 +249,7 @@ class SaliencyImageLogger(keras.callbacks.Callback):
             training, but every worker must take part in ``predict``).
     """
 
-    def __init__(self, log_dir, images, densities, output: str = "log_density", write=True):
+    def __init__(self, log_dir, images, densities, output: str = LOG_DENSITY, write=True):
         super().__init__()
         self.write = write
         self.log_dir = str(Path(log_dir) / "images")
@@ -270,9 +271,9 @@ class SaliencyImageLogger(keras.callbacks.Callback):
         saliency = self.model.predict(self.images, verbose=0)
         if not self.write:
             return
-        saliency = np.asarray(saliency["saliency"] if isinstance(saliency, dict) else saliency)
+        saliency = np.asarray(saliency[SALIENCY] if isinstance(saliency, dict) else saliency)
         saliency = saliency[..., 0]
-        if self.output == "log_density":
+        if self.output == LOG_DENSITY:
             saliency = np.exp(saliency - saliency.max(axis=(1, 2), keepdims=True))
         with self._writer.as_default(step=epoch + 1):
             tf.summary.image("images", self.images / 255.0, max_outputs=len(self.images))

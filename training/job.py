@@ -14,12 +14,14 @@ import numpy as np
 import tensorflow as tf
 
 from serving import constants
+from serving.predictor import predictor_from_function, resolve_model
 from tfsal import models
+from tfsal.conventions import LOG_DENSITY, SALIENCY
 from tfsal.data import open_dataset, split_ids
 from tfsal.data.pipeline import make_pipeline
+from tfsal.evaluation import evaluate_models
 from tfsal.io_utils import atomic_directory, atomic_write_text
 from training import callbacks, configs, distributed, report_page, trainer
-from training.evaluate import evaluate_models, predictor_from_function, resolve_model
 
 CHECKPOINTS, LOGS, EXPORT, REPORT = "checkpoints", "logs", "export", "report"
 METRICS_FILE = "metrics.json"
@@ -136,7 +138,7 @@ def derive_explainable(config: configs.FitConfig, model, outputs: RunOutputs) ->
 
 def evaluate(config, dataset, val_ids, model) -> dict:
     """Scores the model and the baselines on the validation images (evaluation schema)."""
-    serve = tf.function(lambda batch: model(batch, training=False)["saliency"])
+    serve = tf.function(lambda batch: model(batch, training=False)[SALIENCY])
     predictors = {
         config.model: predictor_from_function(
             serve,
@@ -182,10 +184,10 @@ def _report_samples(config, dataset, val_ids, model) -> list[dict]:
         batch_size=len(chosen),
     )
     images, targets = next(iter(batches))
-    saliency = model.predict(images, verbose=0)["saliency"][..., 0]
-    if models.model_info(config.model).output == "log_density":
+    saliency = model.predict(images, verbose=0)[SALIENCY][..., 0]
+    if models.model_info(config.model).output == LOG_DENSITY:
         saliency = np.exp(saliency)
-    density = targets["saliency"].numpy()[..., 0]
+    density = targets[SALIENCY].numpy()[..., 0]
     return [
         {"image_id": i, "image": im, "saliency": s, "density": d}
         for i, im, s, d in zip(chosen, images.numpy(), saliency, density, strict=True)

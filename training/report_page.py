@@ -9,43 +9,11 @@ import html
 import json
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from tfsal.io_utils import atomic_path, atomic_write_text
-
-# Metrics where lower is better; every other column is higher-is-better. MSR_bg is
-# the background's peak over the target's and numfix2find the fixations spent before
-# the target is found (tfsal.metrics.popout).
-LOWER_IS_BETTER = {"KLD", "MSR_bg", "numfix2find"}
-
-
-def overlay(image: np.ndarray, saliency: np.ndarray, opacity: float = 0.5) -> np.ndarray:
-    """Blends a saliency map onto an image as a colour heat map.
-
-    Args:
-        image: ``(h, w, 3)`` RGB, uint8 or float in [0, 255].
-        saliency: ``(h, w)`` map of any range (min-max normalised here).
-        opacity: weight of the heat map.
-
-    Returns:
-        ``(h, w, 3)`` uint8 RGB.
-    """
-    image = np.clip(np.asarray(image, np.float32), 0, 255).astype(np.uint8)
-    saliency = np.asarray(saliency, np.float64)
-    span = saliency.max() - saliency.min()
-    unit = (saliency - saliency.min()) / span if span > 0 else np.zeros_like(saliency)
-    heat = cv2.applyColorMap((unit * 255).astype(np.uint8), cv2.COLORMAP_JET)
-    heat = cv2.cvtColor(heat, cv2.COLOR_BGR2RGB)
-    return cv2.addWeighted(image, 1 - opacity, heat, opacity, 0)
-
-
-def _write_png(path: Path, rgb: np.ndarray) -> None:
-    ok, encoded = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    if not ok:
-        raise ValueError(f"Could not encode {path.name} as PNG.")
-    with atomic_path(path) as temporary:
-        temporary.write_bytes(encoded.tobytes())
+from tfsal.io_utils import atomic_write_text
+from tfsal.metrics import LOWER_IS_BETTER
+from tfsal.visualize import overlay, write_png
 
 
 def _metrics_table(metrics: dict) -> str:
@@ -106,7 +74,7 @@ def write_report(
             ("truth", overlay(sample["image"], sample["density"])),
         ):
             names[kind] = f"sample-{index:02d}-{kind}.png"
-            _write_png(folder / names[kind], picture)
+            write_png(folder / names[kind], picture)
         caption = html.escape(str(sample["image_id"]))
         figures.append(
             "<figure>"
@@ -117,6 +85,7 @@ def write_report(
         f"<li>{html.escape(key)}: <code>{html.escape(str(value))}</code></li>"
         for key, value in details.items()
     )
+    lower = html.escape(", ".join(sorted(LOWER_IS_BETTER)))
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>
@@ -129,7 +98,7 @@ figure {{ display: inline-block; margin: 0 1em 1em 0; }} img {{ width: 200px; ma
 <h2>Validation metrics ({html.escape(str(metrics.get("n_images", "?")))} images of
 {html.escape(str(metrics.get("dataset", "?")))})</h2>
 {_metrics_table(metrics)}
-<p>Best value per column in bold ({html.escape(", ".join(sorted(LOWER_IS_BETTER)))}: lowest).</p>
+<p>Best value per column in bold ({lower}: lowest).</p>
 <h2>Samples</h2>
 {"".join(figures) or "<p>No samples.</p>"}
 <details><summary>metrics.json</summary><pre>{html.escape(json.dumps(metrics, indent=2))}</pre>

@@ -19,8 +19,9 @@ import numpy as np
 import tensorflow as tf
 
 from tfsal import losses, models
+from tfsal.conventions import LOG_DENSITY, SALIENCY
 from tfsal.data.pipeline import make_pipeline
-from tfsal.models.unisal.model import ENCODER_LAYER_PREFIXES
+from tfsal.models.unisal.encoder import ENCODER_LAYER_PREFIXES
 from tfsal.paths import shared_weights_dir
 from training import callbacks, distributed
 from training.configs import FROZEN_THROUGHOUT, FitConfig, run_identity
@@ -129,7 +130,7 @@ def compile_model(
             state) when recompiling.
     """
     loss_settings = config.loss
-    if output == "log_density":
+    if output == LOG_DENSITY:
         loss = losses.LogDensityLoss(
             loss_settings.kld_weight, loss_settings.nss_weight, loss_settings.cc_weight
         )
@@ -137,9 +138,9 @@ def compile_model(
         loss = losses.MapKLDivergence(loss_settings.epsilon)
     model.compile(
         optimizer=optimizer or model.optimizer,
-        loss={"saliency": loss},
+        loss={SALIENCY: loss},
         metrics={
-            "saliency": [
+            SALIENCY: [
                 _saliency_metric(losses.correlation_coefficient, output, "cc"),
                 _saliency_metric(losses.normalized_scanpath_saliency, output, "nss"),
                 _saliency_metric(losses.kl_divergence, output, "kld"),
@@ -341,7 +342,7 @@ def _samples(validation: tf.data.Dataset, count: int):
     images, targets = [], []
     for image_batch, target_batch in validation:
         images.append(image_batch.numpy())
-        targets.append(target_batch["saliency"].numpy())
+        targets.append(target_batch[SALIENCY].numpy())
         if sum(len(batch) for batch in images) >= count:
             break
     return np.concatenate(images)[:count], np.concatenate(targets)[:count]

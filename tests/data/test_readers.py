@@ -1,3 +1,4 @@
+import cv2
 import numpy as np
 import pytest
 
@@ -53,3 +54,14 @@ def test_registered_reader_without_path_and_iteration(monkeypatch):
         Generated(invalid_fixations="keep")
     with pytest.raises(ValueError, match="already registered"):
         register_reader("nus")(Generated)
+
+
+def test_only_generated_data_sets_have_stimuli(tmp_path):
+    popout = data.open_dataset("popout", num_images=2, image_size=64)
+    stimulus = popout.stimulus("popout-0001")
+    assert stimulus.target_mask.shape == (64, 64) and stimulus.target_mask.any()
+    (tmp_path / "images").mkdir()
+    (tmp_path / "maps").mkdir()
+    cv2.imwrite(str(tmp_path / "images" / "a.png"), np.zeros((8, 8, 3), np.uint8))
+    cv2.imwrite(str(tmp_path / "maps" / "a.png"), np.full((8, 8), 255, np.uint8))
+    assert data.open_dataset(f"folder:{tmp_path}").stimulus("a") is None

@@ -2,8 +2,6 @@ import keras
 import numpy as np
 import pytest
 
-import tfsal.layers
-import tfsal.models.unisal
 from tests.test_case import run_layer_test
 from tfsal.layers import EdgePadding2D
 
@@ -42,6 +40,5 @@ def test_free_height_and_width():
         np.testing.assert_array_equal(model(data), expected)
 
 
-def test_exported_from_the_model_families():
-    assert tfsal.models.unisal.EdgePadding2D is tfsal.layers.EdgePadding2D
+def test_registered_under_the_tfsal_package():
     assert keras.saving.get_registered_object("tfsal>EdgePadding2D") is EdgePadding2D

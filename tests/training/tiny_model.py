@@ -8,8 +8,8 @@ per epoch on 32x32 pop-out images.
 
 import keras
 
+from tfsal.layers import SpatialLogSoftmax
 from tfsal.models import build_tapped_model, model_info, register_model
-from tfsal.models.cmrnet import SpatialLogSoftmax
 from tfsal.models.features import FeatureInfo
 
 NAME = "tiny_test"

@@ -24,10 +24,9 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
+from tfsal.conventions import SALIENCY
 from tfsal.data import targets, tfrecords
 from tfsal.data.readers import SaliencyDataset
-
-TARGET_KEY = "saliency"
 
 _RECORD_SHUFFLE_BUFFER = 256
 
@@ -98,7 +97,7 @@ def make_pipeline(
     if augment:
         examples = _flip_randomly(examples, seed)
     examples = examples.map(
-        lambda image, target: (image, {TARGET_KEY: target}), num_parallel_calls=tf.data.AUTOTUNE
+        lambda image, target: (image, {SALIENCY: target}), num_parallel_calls=tf.data.AUTOTUNE
     )
     examples = examples.batch(int(batch_size), drop_remainder=drop_remainder)
     options = tf.data.Options()

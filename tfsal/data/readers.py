@@ -19,6 +19,7 @@ import logging
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import scipy.io
@@ -36,8 +37,9 @@ class SaliencyDataset(abc.ABC):
     """A saliency data set: image identifiers and the records behind them.
 
     Subclasses set ``requires_path`` (False for generated data sets), implement
-    ``ids`` and ``load``, and override ``has_fixations`` / ``has_density`` when the
-    data set lacks one of them.
+    ``ids`` and ``load``, override ``has_fixations`` / ``has_density`` when the
+    data set lacks one of them, and ``stimulus`` when images are generated with a
+    known layout.
 
     Args:
         invalid_fixations: what to do with NaN fixations or fixations outside their
@@ -83,6 +85,19 @@ class SaliencyDataset(abc.ABC):
     def has_density(self) -> bool:
         """Whether records carry a density map read from the data set."""
         return False
+
+    def stimulus(self, image_id: str) -> Any:
+        """Returns what is known about how ``image_id`` was made, or None.
+
+        Generated data sets return the stimulus behind an image (``popout``: a
+        ``tfsal.data.popout.PopoutStimulus`` with its target and distractor masks),
+        which the evaluation scores with the pop-out metrics; recorded data sets
+        have none.
+
+        Args:
+            image_id: one of ``ids()``.
+        """
+        return None
 
     def __len__(self) -> int:
         return len(self.ids())

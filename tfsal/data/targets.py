@@ -11,7 +11,7 @@ requested size. The targets follow the image exactly:
   centres), 0 elsewhere and on the padding.
 
 Both the reader pipeline and the TFRecord pipeline call ``make_example``, so they give
-identical tensors; ``training.predictors`` builds its inputs with the same
+identical tensors; ``serving.predictor`` builds its inputs with the same
 ``model_input``, so a model sees at prediction the pixels it was trained on.
 """
 
@@ -117,7 +117,7 @@ def model_input(
 ) -> tuple[np.ndarray, ResizeGeometry]:
     """Returns the model input of one image and where the image lies on it.
 
-    Training (``make_example``) and prediction (``training.predictors``) both call
+    Training (``make_example``) and prediction (``serving.predictor``) both call
     this, so a model sees the same pixels in both.
 
     Args:

@@ -30,6 +30,12 @@ from tfsal.metrics.popout import (
     target_region,
 )
 
+# Scores where lower is better, by the names ``tfsal.evaluation`` reports them under;
+# every other score is higher-is-better. KLD is a divergence from the ground truth,
+# MSR_bg the background's peak over the target's, numfix2find the fixations a search
+# needs before it lands on the target.
+LOWER_IS_BETTER = frozenset({"KLD", "MSR_bg", "numfix2find"})
+
 _KERAS_METRICS = (
     "AUCJudd",
     "CorrelationCoefficient",
@@ -48,6 +54,7 @@ def __getattr__(name):
 
 __all__ = [
     "EPS",
+    "LOWER_IS_BETTER",
     "auc_borji",
     "auc_judd",
     "auc_shuffled",

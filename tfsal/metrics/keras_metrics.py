@@ -10,7 +10,7 @@ the fixation-based metrics.
 
 Conventions are those of ``tfsal.metrics.functional`` (MIT by default). Scores at
 the model's resolution approximate the benchmark's scores at the original image
-size; ``training.evaluate`` computes the latter.
+size; ``tfsal.evaluation`` computes the latter.
 
 ```python
 model.compile(
@@ -24,9 +24,8 @@ model.compile(
 import keras
 import tensorflow as tf
 
+from tfsal.conventions import LOG_DENSITY, OUTPUT_KINDS
 from tfsal.metrics.functional import EPS
-
-OUTPUT_KINDS = ("log_density", "map")
 
 
 @keras.saving.register_keras_serializable(package="tfsal")
@@ -42,7 +41,7 @@ class SaliencyMetric(keras.metrics.Metric):
         dtype: the dtype of the metric's state.
     """
 
-    def __init__(self, output: str = "log_density", name: str | None = None, dtype=None):
+    def __init__(self, output: str = LOG_DENSITY, name: str | None = None, dtype=None):
         super().__init__(name=name, dtype=dtype)
         if output not in OUTPUT_KINDS:
             raise ValueError(f"output must be one of {OUTPUT_KINDS}. Received: output={output!r}")
@@ -70,7 +69,7 @@ class SaliencyMetric(keras.metrics.Metric):
             )
         batch = tf.shape(y_pred)[0]
         raw = tf.reshape(y_pred, (batch, -1))
-        saliency = tf.exp(raw) if self.output == "log_density" else raw
+        saliency = tf.exp(raw) if self.output == LOG_DENSITY else raw
         density = tf.reshape(y_true[..., 0], (batch, -1))
         fixations = tf.cast(tf.reshape(y_true[..., 1], (batch, -1)) > 0, "float32")
         values, weights = self.score(saliency, density, fixations, raw)
@@ -129,7 +128,7 @@ class CorrelationCoefficient(SaliencyMetric):
         dtype: the state's dtype.
     """
 
-    def __init__(self, output: str = "log_density", name: str = "cc", dtype=None):
+    def __init__(self, output: str = LOG_DENSITY, name: str = "cc", dtype=None):
         super().__init__(output=output, name=name, dtype=dtype)
 
     def score(self, saliency, density, fixations, raw):
@@ -149,7 +148,7 @@ class NormalizedScanpathSaliency(SaliencyMetric):
         dtype: the state's dtype.
     """
 
-    def __init__(self, output: str = "log_density", ddof: int = 1, name: str = "nss", dtype=None):
+    def __init__(self, output: str = LOG_DENSITY, ddof: int = 1, name: str = "nss", dtype=None):
         super().__init__(output=output, name=name, dtype=dtype)
         if ddof not in (0, 1):
             raise ValueError(f"ddof must be 0 or 1. Received: ddof={ddof}")
@@ -176,7 +175,7 @@ class KLDivergence(SaliencyMetric):
         dtype: the state's dtype.
     """
 
-    def __init__(self, output: str = "log_density", name: str = "kld", dtype=None):
+    def __init__(self, output: str = LOG_DENSITY, name: str = "kld", dtype=None):
         super().__init__(output=output, name=name, dtype=dtype)
 
     def score(self, saliency, density, fixations, raw):
@@ -201,7 +200,7 @@ class Similarity(SaliencyMetric):
     """
 
     def __init__(
-        self, output: str = "log_density", min_max: bool = True, name: str = "sim", dtype=None
+        self, output: str = LOG_DENSITY, min_max: bool = True, name: str = "sim", dtype=None
     ):
         super().__init__(output=output, name=name, dtype=dtype)
         self.min_max = bool(min_max)
@@ -235,7 +234,7 @@ class AUCJudd(SaliencyMetric):
         dtype: the state's dtype.
     """
 
-    def __init__(self, output: str = "log_density", name: str = "auc_judd", dtype=None):
+    def __init__(self, output: str = LOG_DENSITY, name: str = "auc_judd", dtype=None):
         super().__init__(output=output, name=name, dtype=dtype)
 
     def score(self, saliency, density, fixations, raw):

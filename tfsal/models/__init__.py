@@ -1,8 +1,9 @@
 """Deep saliency models, built by name: ``tfsal.models.get("unisal")``."""
 
 # Model families register themselves on import; a new family adds its name here.
+from tfsal.conventions import SALIENCY
 from tfsal.models import cmrnet, msinet, unisal  # noqa: F401
-from tfsal.models.features import SALIENCY, FeatureInfo, build_tapped_model, select_taps
+from tfsal.models.features import FeatureInfo, build_tapped_model, select_taps
 from tfsal.models.registry import (
     ModelInfo,
     check_input_size,

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 
 import keras
 
-SALIENCY = "saliency"
+from tfsal.conventions import SALIENCY
 
 
 @dataclasses.dataclass(frozen=True)

@@ -26,9 +26,9 @@ from collections.abc import Callable
 
 import keras
 
-ModelBuilder = Callable[..., keras.Model]
+from tfsal.conventions import LOG_DENSITY, OUTPUT_KINDS
 
-OUTPUT_KINDS = ("log_density", "map")
+ModelBuilder = Callable[..., keras.Model]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,7 +56,7 @@ _MODELS: dict[str, ModelInfo] = {}
 def register_model(
     name: str,
     *,
-    output: str = "log_density",
+    output: str = LOG_DENSITY,
     size_multiple: int = 32,
     default_input_size: tuple[int, int] = (288, 384),
 ) -> Callable[[ModelBuilder], ModelBuilder]:

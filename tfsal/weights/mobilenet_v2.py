@@ -21,7 +21,7 @@ import re
 import keras
 
 from tfsal import paths
-from tfsal.models.unisal import model as unisal_model
+from tfsal.models.unisal import encoder as unisal_encoder
 from tfsal.weights.torch_mapping import ModuleMapping, load_state_dict_into
 from tfsal.weights.torch_reader import CheckpointError, read_state_dict
 
@@ -95,7 +95,7 @@ def encoder_mappings(layout: str, prefix: str = "") -> list[ModuleMapping]:
         ModuleMapping("stem_bn", "batch_norm", f"{prefix}features.0.1"),
     ]
     index = 1
-    for expand_ratio, _channels, num_blocks, _stride in unisal_model.ENCODER_STAGES:
+    for expand_ratio, _channels, num_blocks, _stride in unisal_encoder.ENCODER_STAGES:
         for _ in range(num_blocks):
             mappings += inverted_residual_mappings(
                 f"block_{index}", f"{prefix}features.{index}", expand_ratio != 1, layout
@@ -182,7 +182,7 @@ def mobilenet_v2_classifier(
         A model mapping images to 1000 ImageNet logits.
     """
     images = keras.Input(shape=(*input_size, 3), name="image")
-    features = unisal_model.mobilenet_v2_encoder(unisal_model.imagenet_normalization()(images))
+    features = unisal_encoder.mobilenet_v2_encoder(unisal_encoder.imagenet_normalization()(images))
     pooled = keras.layers.GlobalAveragePooling2D(name="pool")(features["bottleneck"])
     logits = keras.layers.Dense(1000, name="classifier")(pooled)
     model = keras.Model(images, logits, name="mobilenet_v2_classifier")

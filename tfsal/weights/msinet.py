@@ -21,7 +21,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from tfsal.models.msinet.model import ASPP_RATES, DECODER_CHANNELS, ENCODER_STAGES
+from tfsal.models.msinet.architecture import ASPP_RATES, DECODER_CHANNELS, ENCODER_STAGES
 from tfsal.weights import tf_checkpoint
 
 _OPTIMIZER_SUFFIXES = ("/Adam", "/Adam_1", "/Momentum", "/RMSProp", "/RMSProp_1")

@@ -23,7 +23,7 @@ import re
 import keras
 import numpy as np
 
-from tfsal.weights.mobilenet_v2 import encoder_mappings, inverted_residual_mappings
+from tfsal.weights import mobilenet_v2
 from tfsal.weights.torch_mapping import ModuleMapping, load_state_dict_into, state_dict_from
 from tfsal.weights.torch_reader import CheckpointError, read_state_dict
 
@@ -49,8 +49,10 @@ def unisal_mappings(source: str = IMAGE_SOURCE) -> list[ModuleMapping]:
     """
     domain_bn = f".bn_{source}"
     suffix = source.lower()
-    mappings = encoder_mappings("tonylins", prefix="cnn.")
-    mappings += inverted_residual_mappings("post_cnn", "post_cnn.inv_res", False, "tonylins")
+    mappings = mobilenet_v2.encoder_mappings("tonylins", prefix="cnn.")
+    mappings += mobilenet_v2.inverted_residual_mappings(
+        "post_cnn", "post_cnn.inv_res", False, "tonylins"
+    )
     for skip in ("skip_2x", "skip_4x"):
         mappings += [
             ModuleMapping(f"{skip}_expansion", "conv", f"{skip}.expansion.0"),
@@ -59,7 +61,7 @@ def unisal_mappings(source: str = IMAGE_SOURCE) -> list[ModuleMapping]:
             ModuleMapping(f"{skip}_reduction_bn", "batch_norm", f"{skip}.reduction.1{domain_bn}"),
         ]
     for block in ("upsampling_2", "post_upsampling_2"):
-        mappings += inverted_residual_mappings(
+        mappings += mobilenet_v2.inverted_residual_mappings(
             block, f"{block}.inv_res", True, "tonylins", batch_norm_child=domain_bn
         )
     mappings += [

@@ -51,6 +51,7 @@ from pathlib import Path
 
 import keras
 
+from tfsal.conventions import LOG_DENSITY
 from tfsal.layers.bilinear_upsampling import BilinearUpsampling2D
 from tfsal.layers.spatial_log_softmax import SpatialLogSoftmax
 from tfsal.models.cmrnet.blocks import CrossConcatResidualBlock
@@ -88,7 +89,7 @@ def _validate(widths, blocks_per_stage, global_context_stages):
         )
 
 
-@register_model("cmrnet", output="log_density", size_multiple=16, default_input_size=(240, 320))
+@register_model("cmrnet", output=LOG_DENSITY, size_multiple=16, default_input_size=(240, 320))
 def cmrnet(
     *,
     taps: TapSelection = (),

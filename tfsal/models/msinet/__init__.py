@@ -1,13 +1,12 @@
 """MSI-Net (Kroner et al., Neural Networks 2020), registered as "msinet"."""
 
-from tfsal.layers.bilinear_upsampling import BilinearUpsampling2D  # re-exported, shared layer
+from tfsal.models.msinet.architecture import CAFFE_MEAN_AS_RELEASED, DATASET_INPUT_SIZES
 from tfsal.models.msinet.layers import MinMaxNormalization, SpatialBroadcast
-from tfsal.models.msinet.model import CAFFE_MEAN_AS_RELEASED, DATASET_INPUT_SIZES, msinet
+from tfsal.models.msinet.model import msinet
 
 __all__ = [
     "CAFFE_MEAN_AS_RELEASED",
     "DATASET_INPUT_SIZES",
-    "BilinearUpsampling2D",
     "MinMaxNormalization",
     "SpatialBroadcast",
     "msinet",

@@ -27,30 +27,23 @@ import os
 
 import keras
 
+from tfsal.conventions import MAP
 from tfsal.layers.bilinear_upsampling import BilinearUpsampling2D
 from tfsal.models.features import FeatureInfo, TapSelection, build_tapped_model
+from tfsal.models.msinet.architecture import (
+    ASPP_CHANNELS,
+    ASPP_RATES,
+    CAFFE_MEAN_AS_RELEASED,
+    DECODER_CHANNELS,
+    ENCODER_STAGES,
+)
 from tfsal.models.msinet.layers import MinMaxNormalization, SpatialBroadcast
 from tfsal.models.registry import check_input_size, register_model
 
-# The released MSI-Net subtracts the Caffe BGR means from RGB inputs, in this order.
-CAFFE_MEAN_AS_RELEASED = (103.939, 116.779, 123.68)
-
-# Network input (height, width) the released models were trained with, per data set.
-DATASET_INPUT_SIZES = {
-    "salicon": (240, 320),
-    "mit1003": (360, 360),
-    "cat2000": (216, 384),
-    "dutomron": (360, 360),
-    "pascals": (360, 360),
-    "osie": (240, 320),
-    "fiwi": (216, 384),
-}
-
-# (stage, convolutions, channels, dilation) of the VGG16 encoder.
-ENCODER_STAGES = ((1, 2, 64, 1), (2, 2, 128, 1), (3, 3, 256, 1), (4, 3, 512, 1), (5, 3, 512, 2))
-ASPP_RATES = (4, 8, 12)
-ASPP_CHANNELS = 256
-DECODER_CHANNELS = (128, 64, 32)
+# Modules, not names: tfsal.weights.msinet imports this family's architecture, so either
+# side may be imported first.
+from tfsal.weights import msinet as msinet_weights
+from tfsal.weights import vgg16 as vgg16_weights
 
 
 def _conv(x, filters, kernel_size, name, dilation=1, activation="relu"):
@@ -129,7 +122,7 @@ def _decoder(x, legacy_resize, tap_tensors, feature_info):
     return logits
 
 
-@register_model("msinet", output="map", size_multiple=8, default_input_size=(240, 320))
+@register_model("msinet", output=MAP, size_multiple=8, default_input_size=(240, 320))
 def msinet(
     *,
     taps: TapSelection = (),
@@ -177,11 +170,7 @@ def msinet(
     model = build_tapped_model(image, saliency, tap_tensors, feature_info, taps, name="msinet")
 
     if encoder_weights is not None:
-        from tfsal.weights.vgg16 import load_vgg16_encoder
-
-        load_vgg16_encoder(model, encoder_weights)
+        vgg16_weights.load_vgg16_encoder(model, encoder_weights)
     if weights is not None:
-        from tfsal.weights.msinet import load_msinet_weights
-
-        load_msinet_weights(model, weights)
+        msinet_weights.load_msinet_weights(model, weights)
     return model

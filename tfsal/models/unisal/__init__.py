@@ -1,18 +1,12 @@
 """UNISAL (Droste, Jiao, Noble, ECCV 2020), image mode: registered as ``"unisal"``."""
 
-from tfsal.layers.edge_padding import EdgePadding2D  # re-exported, shared layer
+from tfsal.models.unisal.encoder import encoder_layers, imagenet_normalization
 from tfsal.models.unisal.input_size import unisal_input_size
 from tfsal.models.unisal.layers import GaussianPriorMaps
-from tfsal.models.unisal.model import (
-    FEATURE_INFO,
-    encoder_layers,
-    imagenet_normalization,
-    unisal,
-)
+from tfsal.models.unisal.model import FEATURE_INFO, unisal
 
 __all__ = [
     "FEATURE_INFO",
-    "EdgePadding2D",
     "GaussianPriorMaps",
     "encoder_layers",
     "imagenet_normalization",

@@ -15,10 +15,7 @@ The released model keeps one set of BatchNorm statistics, Gaussian priors,
 adaptation and smoothing per data source ("domain"); this port is the "SALICON"
 domain, the one UNISAL uses for all still images (SALICON, MIT1003, MIT300).
 
-The encoder reproduces UNISAL's stride trick: the first block of the 1/16 and the
-1/32 stages runs at stride 1, its output is tapped (``feat_4x``, ``feat_2x``) and
-then subsampled with ``[:, ::2, ::2]``. The other strided blocks use stride 2 with
-symmetric padding, which gives exactly the same result more cheaply.
+The encoder (``tfsal.models.unisal.encoder``) reproduces UNISAL's stride trick.
 
 The two bilinear x2 steps are ``BilinearUpsampling2D`` on the half-pixel grid
 (PyTorch ``align_corners=False``): the same values as
@@ -32,43 +29,33 @@ from collections.abc import Sequence
 
 import keras
 
+from tfsal.conventions import LOG_DENSITY
 from tfsal.layers.bilinear_upsampling import BilinearUpsampling2D
 from tfsal.layers.edge_padding import EdgePadding2D
 from tfsal.layers.spatial_log_softmax import SpatialLogSoftmax
 from tfsal.models.features import FeatureInfo, TapSelection, build_tapped_model
 from tfsal.models.registry import check_input_size, register_model
 from tfsal.models.unisal import blocks
+from tfsal.models.unisal.encoder import (
+    BOTTLENECK_CHANNELS,
+    STEM_CHANNELS,
+    imagenet_normalization,
+    mobilenet_v2_encoder,
+)
 from tfsal.models.unisal.layers import GaussianPriorMaps
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-# MobileNetV2 inverted-residual stages: (expand ratio, channels, blocks, stride).
-ENCODER_STAGES = (
-    (1, 16, 1, 1),
-    (6, 24, 2, 2),
-    (6, 32, 3, 2),
-    (6, 64, 4, 2),
-    (6, 96, 3, 1),
-    (6, 160, 3, 2),
-    (6, 320, 1, 1),
-)
-STEM_CHANNELS = 32
-BOTTLENECK_CHANNELS = 1280
-ENCODER_LAYER_PREFIXES = ("stem_", "block_", "head")
-# Encoder blocks (``features.N``) whose stride-1 output is tapped before subsampling.
-SKIP_BLOCKS = {7: "feat_4x", 14: "feat_2x"}
-# Encoder blocks whose output is exposed as a tap (the end of each stage).
-STAGE_END_TAPS = (1, 3, 6, 10, 13, 16, 17)
+# Modules, not names: tfsal.weights imports this family's encoder, so either side may be
+# imported first.
+from tfsal.weights import mobilenet_v2 as mobilenet_v2_weights
+from tfsal.weights import unisal as unisal_weights
 
 POST_CNN_CHANNELS = 256
 CHANNELS_2X = 128
 CHANNELS_4X = 64
 SMOOTHING_SIZE = 41
 
-# PyTorch BatchNorm momenta of the released configuration: 0.1 in the encoder and
-# the SALICON-domain decoder BatchNorms ("static_bn_momentum"), 0.01 in post-CNN.
-ENCODER_BN_MOMENTUM = 0.1
+# PyTorch BatchNorm momenta of the released configuration: 0.1 in the SALICON-domain
+# decoder BatchNorms ("static_bn_momentum", as in the encoder), 0.01 in post-CNN.
 POST_CNN_BN_MOMENTUM = 0.01
 DECODER_BN_MOMENTUM = 0.1
 
@@ -93,62 +80,6 @@ FEATURE_INFO = (
     FeatureInfo("adaptation", 1, 8),
     FeatureInfo("smoothed", 1, 1),
 )
-
-
-def imagenet_normalization(name="imagenet_normalization"):
-    """Maps RGB in [0, 255] to ImageNet-standardised values (torchvision convention)."""
-    return keras.layers.Normalization(
-        mean=[255.0 * m for m in IMAGENET_MEAN],
-        variance=[(255.0 * s) ** 2 for s in IMAGENET_STD],
-        name=name,
-    )
-
-
-def mobilenet_v2_encoder(images):
-    """UNISAL's MobileNetV2 encoder on normalised images.
-
-    Args:
-        images: (batch, height, width, 3) ImageNet-standardised tensor.
-
-    Returns:
-        A dict of the encoder taps: ``stem``, ``block_N`` at the end of each stage,
-        ``feat_4x`` (1/8, 64 ch), ``feat_2x`` (1/16, 160 ch) and ``bottleneck``
-        (1/32, 1280 ch).
-    """
-    taps = {}
-    x = blocks.stem(images, STEM_CHANNELS)
-    taps["stem"] = x
-    index = 1
-    for expand_ratio, channels, num_blocks, stage_stride in ENCODER_STAGES:
-        for block in range(num_blocks):
-            name = f"block_{index}"
-            skip_tap = SKIP_BLOCKS.get(index)
-            # Skip blocks run at stride 1 so their tap keeps the finer resolution.
-            strides = 1 if skip_tap or block > 0 else stage_stride
-            x = blocks.inverted_residual(
-                x, channels, expand_ratio, name, strides=strides, torch_momentum=ENCODER_BN_MOMENTUM
-            )
-            if skip_tap:
-                taps[skip_tap] = x
-                x = blocks.subsample(x, f"{name}_subsample")
-            if index in STAGE_END_TAPS:
-                taps[name] = x
-            index += 1
-    x = blocks.pointwise_conv_bn_relu6(x, BOTTLENECK_CHANNELS, "head", ENCODER_BN_MOMENTUM)
-    taps["bottleneck"] = x
-    return taps
-
-
-def encoder_layers(model: keras.Model) -> list[keras.layers.Layer]:
-    """The MobileNetV2 encoder layers of a UNISAL model, e.g. to freeze them.
-
-    Args:
-        model: a model built by ``tfsal.models.get("unisal")``.
-
-    Returns:
-        The layers named ``stem_*``, ``block_*`` and ``head*``, in model order.
-    """
-    return [layer for layer in model.layers if layer.name.startswith(ENCODER_LAYER_PREFIXES)]
 
 
 def unisal_decoder(tap_tensors, skip_dropout=0.6):
@@ -198,7 +129,7 @@ def unisal_decoder(tap_tensors, skip_dropout=0.6):
     return x
 
 
-@register_model("unisal", output="log_density", size_multiple=32, default_input_size=(288, 384))
+@register_model("unisal", output=LOG_DENSITY, size_multiple=32, default_input_size=(288, 384))
 def unisal(
     *,
     input_size: Sequence[int] = (288, 384),
@@ -273,16 +204,12 @@ def unisal(
     saliency = SpatialLogSoftmax(name="log_density")(x)
 
     model = build_tapped_model(images, saliency, tap_tensors, FEATURE_INFO, taps, name)
-    # Imported here because tfsal.weights imports this module. Whole-model weights
-    # are loaded last, so they override encoder weights when both are given.
+    # Whole-model weights are loaded last, so they override encoder weights when both
+    # are given.
     if encoder_weights is not None:
-        from tfsal.weights.mobilenet_v2 import load_mobilenet_v2_encoder
-
-        load_mobilenet_v2_encoder(model, encoder_weights)
+        mobilenet_v2_weights.load_mobilenet_v2_encoder(model, encoder_weights)
     if weights is not None:
-        from tfsal.weights.unisal import load_unisal_weights
-
-        load_unisal_weights(model, weights)
+        unisal_weights.load_unisal_weights(model, weights)
     return model
 
 

@@ -1,8 +1,9 @@
 """Turns model specifications into predictors: ``image -> (H, W) saliency map``.
 
 A predictor takes an (H, W, 3) RGB image and returns its saliency map at the same
-size, whatever the model's input size. ``resolve_model`` reads one ``--model`` value of
-``training.evaluate``: ``baseline:NAME`` (``tfsal.baselines``), a SavedModel folder
+size, whatever the model's input size. ``resolve_model`` reads one model
+specification (the ``--model`` value of ``training.evaluate``): ``baseline:NAME``
+(``tfsal.baselines``), a SavedModel folder
 (``load_saved_model``, with the ``assets.extra/tfsal.json`` metadata of tfsal's
 exporter), or a ``training.fit`` run folder (every model under ``export/<name>/``,
 newest version). ``predictor_from_function`` wraps an in-memory model the same way.
@@ -14,8 +15,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import tensorflow as tf
 
+from serving import constants
 from tfsal import baselines
+from tfsal.conventions import LOG_DENSITY
 from tfsal.data.targets import model_input
 
 BASELINE_PREFIX = "baseline:"
@@ -30,7 +34,7 @@ def predictor_from_function(
 
     Args:
         serve: maps a (1, h, w, 3) float32 RGB batch in [0, 255] to the
-            (1, h, w, 1) saliency, or to a dict holding it under "saliency" (a
+            (1, h, w, 1) saliency, or to a dict holding it under ``constants.SALIENCY_OUTPUT`` (a
             SavedModel's ``serve``, a Keras model).
         input_size: the model's (h, w).
         output: "log_density" (exponentiated) or "map".
@@ -40,8 +44,10 @@ def predictor_from_function(
     Returns:
         A predictor giving maps at the original image size.
     """
-    if output not in ("log_density", "map"):
-        raise ValueError(f"output must be 'log_density' or 'map'. Received: output={output!r}")
+    if output not in constants.OUTPUT_KINDS:
+        raise ValueError(
+            f"output must be one of {constants.OUTPUT_KINDS}. Received: output={output!r}"
+        )
     height, width = (int(v) for v in input_size)
 
     def predict(image: np.ndarray) -> np.ndarray:
@@ -49,10 +55,10 @@ def predictor_from_function(
         canvas, geometry = model_input(image, (height, width), resize)
         result = serve(canvas[None])
         if isinstance(result, Mapping):
-            result = result["saliency"]
+            result = result[constants.SALIENCY_OUTPUT]
         saliency = np.asarray(result, np.float64).reshape(height, width)
         saliency = saliency[geometry.content_window]
-        if output == "log_density":
+        if output == LOG_DENSITY:
             saliency = np.exp(saliency - saliency.max())  # metrics ignore the scale
         original = (image.shape[1], image.shape[0])
         return cv2.resize(saliency, original, interpolation=cv2.INTER_LINEAR)
@@ -69,10 +75,6 @@ def load_saved_model(path: str | Path) -> Predictor:
     Returns:
         A predictor giving maps at the original image size.
     """
-    import tensorflow as tf
-
-    from serving import constants
-
     path = Path(path)
     metadata_path = path / constants.METADATA_DIR / constants.METADATA_FILE
     if not metadata_path.is_file():
