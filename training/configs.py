@@ -32,7 +32,9 @@ data sets:
   epochs: trained from scratch, it needs a larger step than MSI-Net's fine-tuning
   rate and no backbone schedule.
 
-Models without an entry use the CMRNet defaults.
+Models without an entry use the CMRNet defaults. The generated ``popout`` data set
+(the no-argument run) has its own defaults, which win over these:
+``training.job.DATA_DEFAULTS``.
 """
 
 import dataclasses
