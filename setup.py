@@ -29,6 +29,7 @@ setup(
         "tqdm>=4.66,<5",
         "tensorboard>=2.21,<2.22",
         "pyyaml>=6,<7",
+        "h5py>=3.10,<4",  # read directly by tfsal.weights (Keras needs it too)
     ],
     extras_require={
         # Peer libraries used only to check results, never at run time.

@@ -132,6 +132,49 @@ def test_dependencies_run_training_serving_tfsal():
     assert not wrong, "\n".join(wrong)
 
 
+def test_training_and_serving_reach_model_families_only_through_the_registry():
+    families = _family_packages()
+    wrong = [
+        f"{module} imports {imported} (line {line})"
+        for module, imported_lines in GRAPH.items()
+        if module.split(".")[0] in ("serving", "training")
+        for imported, line in imported_lines.items()
+        if any(imported == family or imported.startswith(family + ".") for family in families)
+    ]
+    assert not wrong, "\n".join(wrong)
+
+
+def _code_strings(tree: ast.AST):
+    """String constants of a module's code: docstrings left out."""
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+    for node in ast.walk(tree):
+        is_string = isinstance(node, ast.Constant) and isinstance(node.value, str)
+        if is_string and id(node) not in docstrings:
+            yield node
+
+
+def test_only_the_training_recipes_name_a_model_family():
+    # Facts about a model live in its registration (tfsal.models.ModelInfo); the
+    # per-model training recipes in training/configs.py are the one exception.
+    families = {family.rpartition(".")[2] for family in _family_packages()}
+    wrong = []
+    for module, path in MODULES.items():
+        if module.split(".")[0] not in ("serving", "training") or module == "training.configs":
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in _code_strings(tree):
+            if node.value.strip().lower() in families:
+                wrong.append(f"{module}:{node.lineno} names {node.value!r}")
+    assert not wrong, "\n".join(wrong)
+
+
 FIRST_IMPORTS = (
     "tfsal.weights",
     "tfsal.weights.mobilenet_v2",

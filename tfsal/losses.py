@@ -22,6 +22,7 @@ import keras
 from keras import ops
 
 from tfsal.conventions import LOG_DENSITY, MAP, OUTPUT_KINDS
+from tfsal.metrics import tensor_metrics
 
 # Guards the standard deviations and sums of degenerate (constant, all-zero) maps.
 _STABILITY_EPSILON = 1e-7
@@ -94,12 +95,9 @@ def kl_divergence(y_true, y_pred, output: str = LOG_DENSITY, epsilon: float = 1e
     if output == LOG_DENSITY:
         flat = _flatten_pixels(y_pred)
         log_prediction = flat - ops.logsumexp(flat, axis=-1, keepdims=True)
-        # log of a clamped density: the clamp only touches pixels where density == 0,
-        # whose term is multiplied by 0 anyway, and keeps log(0) out of the graph.
-        log_density = ops.log(ops.maximum(density, 1e-30))
-        return ops.sum(density * (log_density - log_prediction), axis=-1)
+        return tensor_metrics.log_density_kl_divergence(density, log_prediction)
     prediction = predicted_density(y_pred, MAP)
-    return ops.sum(density * ops.log(epsilon + density / (epsilon + prediction)), axis=-1)
+    return tensor_metrics.kl_divergence(density, prediction, epsilon)
 
 
 def normalized_scanpath_saliency(y_true, y_pred, output: str = LOG_DENSITY):
@@ -117,12 +115,10 @@ def normalized_scanpath_saliency(y_true, y_pred, output: str = LOG_DENSITY):
     """
     _, fixations = _split_target(y_true)
     prediction = predicted_density(y_pred, output)
-    mean = ops.mean(prediction, axis=-1, keepdims=True)
-    std = ops.std(prediction, axis=-1, keepdims=True)
-    standardised = (prediction - mean) / (std + _STABILITY_EPSILON)
-    fixation_count = ops.sum(fixations, axis=-1)
-    total = ops.sum(standardised * fixations, axis=-1)
-    return ops.divide_no_nan(total, fixation_count)
+    # The population standard deviation (ddof 0), as the loss has always used.
+    return tensor_metrics.normalized_scanpath_saliency(
+        prediction, fixations, ddof=0, epsilon=_STABILITY_EPSILON
+    )
 
 
 def correlation_coefficient(y_true, y_pred, output: str = LOG_DENSITY):
@@ -138,14 +134,7 @@ def correlation_coefficient(y_true, y_pred, output: str = LOG_DENSITY):
     """
     density, _ = _split_target(y_true)
     prediction = predicted_density(y_pred, output)
-    centred_prediction = prediction - ops.mean(prediction, axis=-1, keepdims=True)
-    centred_density = density - ops.mean(density, axis=-1, keepdims=True)
-    covariance = ops.sum(centred_prediction * centred_density, axis=-1)
-    norms = ops.sqrt(
-        ops.sum(ops.square(centred_prediction), axis=-1)
-        * ops.sum(ops.square(centred_density), axis=-1)
-    )
-    return covariance / (norms + 1e-12)
+    return tensor_metrics.correlation_coefficient(prediction, density, epsilon=1e-12)
 
 
 @keras.saving.register_keras_serializable(package="tfsal")

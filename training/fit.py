@@ -57,7 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--config", help="YAML file of settings (see training/configs.py).")
-    parser.add_argument("--model", help="registered model name (default: cmrnet).")
+    parser.add_argument(
+        "--model", help=f"registered model name (default: {configs.FitConfig.model})."
+    )
     parser.add_argument(
         "--data", help="data set: FORMAT:PATH (e.g. nus:../shared/datasets/nus-scene) or popout."
     )

@@ -17,7 +17,7 @@ from serving import constants
 from serving.predictor import predictor_from_function, resolve_model
 from tfsal import models
 from tfsal.conventions import LOG_DENSITY, SALIENCY
-from tfsal.data import open_dataset, split_ids
+from tfsal.data import check_records, open_dataset, split_ids
 from tfsal.data.pipeline import make_pipeline
 from tfsal.evaluation import evaluate_models
 from tfsal.io_utils import atomic_directory, atomic_write_text
@@ -26,26 +26,6 @@ from training import callbacks, configs, distributed, report_page, trainer
 CHECKPOINTS, LOGS, EXPORT, REPORT = "checkpoints", "logs", "export", "report"
 METRICS_FILE = "metrics.json"
 BASELINES = ("baseline:centre-bias", "baseline:spectral-residual")
-# The no-argument run: CMRNet on generated pop-out arrays, within 5 minutes on two CPU
-# cores (measured in BENCHMARKS.md, "Default run"). Fresh arrays matter more than
-# epochs: on 240 arrays CMRNet learnt its training targets by heart (validation CC
-# 0.14); on 1800 it finds the singletons of arrays it has not seen. 96x96 inputs keep
-# the items about 7 px across; the learning rate halves every epoch so the last ones
-# settle (validation CC 0.93 against 0.89 with CMRNet's usual decay of 0.9). Fields a
-# user left at their FitConfig default take these values.
-DATA_DEFAULTS = {
-    "popout": {
-        "image_size": [96, 96],
-        "epochs": 4,
-        "val_fraction": 0.1,
-        "optimizer": configs.OptimizerConfig(name="adam", learning_rate=1e-3, decay_per_epoch=0.5),
-    }
-}
-# Constructor arguments of generated data sets: 2000 arrays (1800 to train on, 200 to
-# validate), drawn at 128 px rather than the reader's 256 px default, which costs a
-# quarter per array and still gives the smallest targets a hit circle of 2 px radius
-# for fixations-to-find (at 96 px a peak one pixel off the centre misses it).
-GENERATED_DATA_OPTIONS = {"popout": {"num_images": 2000, "image_size": 128}}
 
 
 @dataclasses.dataclass
@@ -59,27 +39,6 @@ class RunOutputs:
     metrics: Path | None = None
     export: Path | None = None
     report: Path | None = None
-
-
-def resolve(config: configs.FitConfig) -> configs.FitConfig:
-    """Checks the model and fills per-model defaults and the image size.
-
-    Raises:
-        ValueError: for an unknown model, bad settings or an image size the model
-            cannot take.
-    """
-    info = models.model_info(config.model)  # unknown model -> ValueError listing models
-    untouched = configs.FitConfig()
-    for field, value in DATA_DEFAULTS.get(config.data, {}).items():
-        if getattr(config, field) == getattr(untouched, field):
-            copied = dataclasses.replace(value) if dataclasses.is_dataclass(value) else value
-            config = dataclasses.replace(config, **{field: copied})
-    config = configs.resolve_model_defaults(config)
-    if config.image_size is None:
-        config = dataclasses.replace(config, image_size=list(info.default_input_size))
-    configs.validate(config)
-    models.check_input_size(config.model, *config.image_size)
-    return config
 
 
 def prepare_output(config: configs.FitConfig, resume: bool) -> tuple[RunOutputs, Path | None]:
@@ -124,7 +83,7 @@ def load_split(config: configs.FitConfig):
     Raises:
         ValueError: for an unknown format, an empty data set or a bad split.
     """
-    dataset = open_dataset(config.data, **GENERATED_DATA_OPTIONS.get(config.data, {}))
+    dataset = open_dataset(config.data, **configs.GENERATED_DATA_OPTIONS.get(config.data, {}))
     image_ids = list(dataset.ids())
     if config.max_images:
         image_ids = image_ids[: config.max_images]
@@ -215,11 +174,14 @@ def _report_samples(config, dataset, val_ids, model) -> list[dict]:
 def run(config: configs.FitConfig, resume: bool = False) -> RunOutputs:
     """Runs every stage of the main job; returns where the outputs went."""
     started = time.monotonic()
-    config = resolve(config)
+    config = configs.resolve(config)
     strategy = distributed.choose_strategy(config.strategy)
     chief = distributed.is_chief(strategy)
     outputs, resume_from = prepare_output(config, resume)
     dataset, train_ids, val_ids = load_split(config)
+    # Every record once, before the first epoch: a bad file is named here, not in a
+    # TensorFlow traceback mid-epoch.
+    check_records(dataset, [*train_ids, *val_ids], config.image_size, config.resize)
     if chief:
         atomic_write_text(outputs.config, configs.to_yaml(config))
     print(

@@ -9,32 +9,19 @@ have seen, with the same weights and optimizer state.
 """
 
 import dataclasses
-import functools
 import importlib.util
-import inspect
 from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from tfsal import losses, models
+from tfsal import losses, metrics, models
 from tfsal.conventions import LOG_DENSITY, SALIENCY
 from tfsal.data.pipeline import make_pipeline
-from tfsal.models.unisal.encoder import ENCODER_LAYER_PREFIXES
 from tfsal.paths import shared_weights_dir
 from training import callbacks, distributed
 from training.configs import FROZEN_THROUGHOUT, FitConfig, run_identity
-
-# Pretrained encoders available offline, per model (``encoder_weights: auto``).
-AUTO_ENCODER_WEIGHTS = {"unisal": "mobilenet_v2-b0353104.pth"}
-# Layer-name prefixes of each model's pretrained encoder (frozen during the warm-up).
-BACKBONE_PREFIXES = {"unisal": ENCODER_LAYER_PREFIXES}
-DEFAULT_BACKBONE_PREFIXES = ("encoder", "backbone")
-# Layers kept fixed as well when the encoder is frozen for every epoch: UNISAL's
-# 41x41 Gaussian output smoothing (its kernel gradient costs more than the rest of a
-# training step on a CPU, and a few hundred images cannot improve on the Gaussian).
-FIXED_WITH_FROZEN_BACKBONE = {"unisal": ("smoothing",)}
 
 
 @dataclasses.dataclass
@@ -59,7 +46,7 @@ def resolve_encoder_weights(config: FitConfig) -> str | None:
     """Returns the encoder weights to pass to the model builder, or ``None``."""
     if config.encoder_weights != "auto":
         return config.encoder_weights
-    file_name = AUTO_ENCODER_WEIGHTS.get(config.model)
+    file_name = models.model_info(config.model).pretrained_encoder_file
     if file_name is None:
         return None
     path = shared_weights_dir() / file_name
@@ -71,9 +58,7 @@ def resolve_encoder_weights(config: FitConfig) -> str | None:
 
 def build_model(config: FitConfig) -> keras.Model:
     """Builds the registered model, its encoder weights and ``--weights`` applied."""
-    kwargs = {"taps": ()}
-    if "input_size" in inspect.signature(models.get_builder(config.model)).parameters:
-        kwargs["input_size"] = tuple(config.image_size)
+    kwargs = {"taps": (), "input_size": tuple(config.image_size)}
     encoder_weights = resolve_encoder_weights(config)
     if encoder_weights:
         kwargs["encoder_weights"] = encoder_weights
@@ -97,21 +82,15 @@ def build_optimizer(config: FitConfig) -> keras.optimizers.Optimizer:
 
 
 def backbone_layers(model: keras.Model, model_name: str) -> list[keras.layers.Layer]:
-    """Returns the layers of the model's pretrained encoder (by name prefix)."""
-    prefixes = BACKBONE_PREFIXES.get(model_name, DEFAULT_BACKBONE_PREFIXES)
-    return [layer for layer in model.layers if layer.name.startswith(prefixes)]
+    """Returns the layers of the model's pretrained encoder (by registered name prefix)."""
+    prefixes = models.model_info(model_name).encoder_layer_prefixes
+    return [layer for layer in model.layers if prefixes and layer.name.startswith(prefixes)]
 
 
 def epoch_order(image_ids, seed: int, epoch: int) -> list[str]:
     """Returns the training images in the order of ``epoch``, fixed by ``(seed, epoch)``."""
     permutation = np.random.default_rng([seed, epoch]).permutation(len(image_ids))
     return [image_ids[i] for i in permutation]
-
-
-def _saliency_metric(function, output: str, name: str):
-    return keras.metrics.MeanMetricWrapper(
-        functools.partial(function, output=output), name=name, dtype="float32"
-    )
 
 
 def compile_model(
@@ -141,9 +120,9 @@ def compile_model(
         loss={SALIENCY: loss},
         metrics={
             SALIENCY: [
-                _saliency_metric(losses.correlation_coefficient, output, "cc"),
-                _saliency_metric(losses.normalized_scanpath_saliency, output, "nss"),
-                _saliency_metric(losses.kl_divergence, output, "kld"),
+                metrics.CorrelationCoefficient(output, name="cc"),
+                metrics.NormalizedScanpathSaliency(output, name="nss"),
+                metrics.KLDivergence(output, name="kld"),
             ]
         },
     )
@@ -311,12 +290,12 @@ def train(
 def _set_backbone_frozen(model, frozen, strategy, config, output, throughout=False) -> None:
     """Freezes or unfreezes the encoder and recompiles, keeping the optimiser state.
 
-    Frozen for every epoch (``throughout``), the model's ``FIXED_WITH_FROZEN_BACKBONE``
-    layers are frozen too.
+    Frozen for every epoch (``throughout``), the layers registered as the model's
+    ``fixed_with_frozen_encoder`` are frozen too.
     """
     layers = backbone_layers(model, config.model)
     if frozen and throughout:
-        fixed = FIXED_WITH_FROZEN_BACKBONE.get(config.model, ())
+        fixed = models.model_info(config.model).fixed_with_frozen_encoder
         layers += [layer for layer in model.layers if layer.name in fixed]
     for layer in layers:
         layer.trainable = not frozen

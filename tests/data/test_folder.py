@@ -62,6 +62,48 @@ def test_bad_fixation_files_raise(tiny_folder, text, message):
         data.open_dataset(f"folder:{tiny_folder}").load("cat")
 
 
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("1;2\n3,4\n", "line 1: expected numbers"),  # a malformed first line, no header
+        ("12,abc\n3,4\n", "line 1: expected numbers"),
+        ("1,2,0.5\n", "observer ids are not whole numbers"),
+        ("1,2,1e12\n", "observer ids are not whole numbers"),
+        ("1,2,-1\n", "observer ids are not whole numbers"),
+    ],
+)
+def test_malformed_lines_and_observer_ids_raise(tiny_folder, text, message):
+    (tiny_folder / "fixations" / "cat.csv").write_text(text)
+    with pytest.raises(ValueError, match=message):
+        data.open_dataset(f"folder:{tiny_folder}").load("cat")
+
+
+def test_header_of_column_names_is_skipped(tiny_folder):
+    (tiny_folder / "fixations" / "cat.csv").write_text("y, x, subject_id\n1,2,0\n3,4,7\n")
+    record = data.open_dataset(f"folder:{tiny_folder}").load("cat")
+    np.testing.assert_array_equal(record.fixations, [[1, 2], [3, 4]])
+    np.testing.assert_array_equal(record.observers, [0, 7])
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"root:x:0:0:SECRET-LINE\n", b"1,2\nSECRET-LINE,3\n", b"\x00SECRET-LINE\xff\xfe"],
+)
+def test_errors_never_echo_the_file_content(tiny_folder, content):
+    (tiny_folder / "fixations" / "cat.csv").write_bytes(content)
+    with pytest.raises(ValueError, match=r"cat\.csv") as raised:
+        data.open_dataset(f"folder:{tiny_folder}").load("cat")
+    assert "SECRET" not in str(raised.value)
+
+
+def test_npy_of_text_is_refused_without_echo(tiny_folder):
+    (tiny_folder / "fixations" / "cat.csv").unlink()
+    np.save(tiny_folder / "fixations" / "cat.npy", np.array([["SECRET", "1"]]))
+    with pytest.raises(ValueError, match="fixations must be numbers") as raised:
+        data.open_dataset(f"folder:{tiny_folder}").load("cat")
+    assert "SECRET" not in str(raised.value)
+
+
 def test_unreadable_image_raises_naming_it(tiny_folder):
     (tiny_folder / "images" / "eel.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
     with pytest.raises(ValueError, match="eel.png: truncated PNG"):

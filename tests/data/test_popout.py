@@ -180,3 +180,36 @@ def test_fixations_to_find_follows_winner_take_all_with_inhibition():
         popout.fixations_to_find(saliency, region, 4, max_fixations=0)
     with pytest.raises(ValueError, match="same shape"):
         popout.fixations_to_find(saliency, region[:5], 4)
+
+
+def test_lab_conversions_match_scikit_image():
+    rng = np.random.default_rng(0)
+    rgb = rng.random((500, 3))
+    np.testing.assert_allclose(
+        popout.rgb_to_lab(rgb), skimage.color.rgb2lab(rgb[None])[0], rtol=0, atol=1e-10
+    )
+    lab = np.stack(
+        [rng.uniform(0, 100, 500), rng.uniform(-120, 120, 500), rng.uniform(-120, 120, 500)], 1
+    )
+    with pytest.warns(UserWarning):  # scikit-image warns about the clipped colours
+        expected = skimage.color.lab2rgb(lab[None])[0]
+    np.testing.assert_allclose(popout.lab_to_rgb(lab), expected, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("dilation", [1, 2, 5])
+def test_mask_dilation_matches_a_scikit_image_disk(dilation):
+    import skimage.morphology
+
+    from tfsal.metrics.popout import _popout_inputs
+
+    rng = np.random.default_rng(dilation)
+    saliency = rng.random((40, 37))
+    target, distractors = rng.random((2, 40, 37)) > 0.97
+    _, dilated_target, dilated_distractors = _popout_inputs(
+        saliency, target, distractors, dilation, "test"
+    )
+    disk = skimage.morphology.disk(dilation)
+    np.testing.assert_array_equal(dilated_target, skimage.morphology.dilation(target, disk))
+    np.testing.assert_array_equal(
+        dilated_distractors, skimage.morphology.dilation(distractors, disk)
+    )

@@ -20,7 +20,13 @@ def test_unknown_format_lists_the_known_ones():
 
 
 @pytest.mark.parametrize(
-    "spec, message", [("nus", "needs a path"), ("nus:", "path after 'nus:' is empty"), ("", "spec")]
+    "spec, message",
+    [
+        ("nus", "needs a path"),
+        ("nus:", "path after 'nus:' is empty"),
+        ("", "spec"),
+        ("popout:/some/path", "'popout' is generated and takes no path"),
+    ],
 )
 def test_bad_specs_raise(spec, message):
     with pytest.raises(ValueError, match=message):

@@ -101,3 +101,30 @@ def test_2015_truncated_json_raises_naming_it(tmp_path):
     path.write_text(path.read_text()[:-10])
     with pytest.raises(ValueError, match="fixations_train2014.json is not a readable JSON file"):
         data.open_dataset(f"salicon:{root}", release="2015")
+
+
+def _rewrite_annotations(root, change):
+    path = root / "fixations_train2014.json"
+    contents = json.loads(path.read_text())
+    for annotation in contents["annotations"]:
+        change(annotation)
+    path.write_text(json.dumps(contents))
+
+
+def test_2015_observer_ids_are_checked_or_unknown(tmp_path):
+    root = write_salicon_2015(tmp_path / "s", {"C_1": (random_image(8, 8), {1: [[2, 2]]})})
+    _rewrite_annotations(root, lambda annotation: annotation.update(worker_id=0.5))
+    dataset = data.open_dataset(f"salicon:{root}", release="2015")
+    with pytest.raises(ValueError, match="C_1: 1 of 1 observer ids are not whole numbers"):
+        dataset.load("C_1")
+    _rewrite_annotations(root, lambda annotation: annotation.pop("worker_id"))
+    record = data.open_dataset(f"salicon:{root}", release="2015").load("C_1")
+    assert record.observers is None and len(record.fixations) == 1
+
+
+def test_2015_malformed_fixations_are_not_echoed(tmp_path):
+    root = write_salicon_2015(tmp_path / "s", {"C_1": (random_image(8, 8), {1: [[2, 2]]})})
+    _rewrite_annotations(root, lambda annotation: annotation.update(fixations=[["SECRET", 1]]))
+    with pytest.raises(ValueError, match="not a COCO-style fixation file") as raised:
+        data.open_dataset(f"salicon:{root}", release="2015")
+    assert "SECRET" not in str(raised.value)

@@ -108,6 +108,80 @@ def test_interrupted_shard_leaves_no_partial_file(tmp_path):
     ]
 
 
+@pytest.mark.parametrize("damage", ["truncate", "flip"])
+def test_damaged_shard_is_named_by_the_pipeline_and_rewritten_by_a_rerun(damage, tmp_path):
+    out = tmp_path / "s"
+    paths = tfrecords.write_shards(MemoryDataset(count=4), out, num_shards=2)
+    content = bytearray(paths[1].read_bytes())
+    if damage == "truncate":
+        del content[-30:]
+    else:
+        content[len(content) // 2] ^= 0x01
+    paths[1].write_bytes(bytes(content))
+    pattern = tfrecords.shard_pattern(out)
+    with pytest.raises(ValueError, match=r"shard-00001-of-00002.tfrecord: the shard is trunc"):
+        data.make_pipeline(pattern, image_size=(12, 16))
+    again = MemoryDataset(count=4)
+    tfrecords.write_shards(again, out, num_shards=2)
+    assert again.loads == 2  # only the damaged shard is written again
+    images, _ = _elements(data.make_pipeline(pattern, image_size=(12, 16)))
+    assert [int(image[6, 8, 0]) for image in images] == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip"])
+def test_damaged_shard_without_a_plan_is_named(damage, tmp_path):
+    out = tmp_path / "s"
+    paths = tfrecords.write_shards(MemoryDataset(count=4), out, num_shards=2)
+    (out / tfrecords.PLAN_FILE).unlink()
+    pattern = tfrecords.shard_pattern(out)
+    data.make_pipeline(pattern, image_size=(12, 16))  # intact shards pass
+    content = bytearray(paths[1].read_bytes())
+    if damage == "truncate":
+        del content[-30:]
+    else:
+        content[len(content) // 2] ^= 0x01
+    paths[1].write_bytes(bytes(content))
+    with pytest.raises(ValueError, match=r"shard-00001-of-00002.tfrecord: the shard is trunc"):
+        data.make_pipeline(pattern, image_size=(12, 16))
+
+
+def test_plan_records_finished_shards_and_unlisted_shards_are_refused(tmp_path):
+    out = tmp_path / "s"
+    paths = tfrecords.write_shards(MemoryDataset(count=4), out, num_shards=2)
+    plan = json.loads((out / tfrecords.PLAN_FILE).read_text())
+    recorded = plan[tfrecords.FINISHED_KEY][paths[0].name]
+    assert recorded["bytes"] == paths[0].stat().st_size and len(recorded["sha256"]) == 64
+    del plan[tfrecords.FINISHED_KEY][paths[0].name]
+    (out / tfrecords.PLAN_FILE).write_text(json.dumps(plan))
+    with pytest.raises(ValueError, match="does not list this shard as finished"):
+        data.make_pipeline(tfrecords.shard_pattern(out), image_size=(12, 16))
+
+
+def test_damaged_plan_is_named(tmp_path):
+    out = tmp_path / "s"
+    tfrecords.write_shards(MemoryDataset(count=2), out, num_shards=1)
+    (out / tfrecords.PLAN_FILE).write_bytes(b"\x00{not json")
+    with pytest.raises(ValueError, match="tfsal_shards.json is not a readable shard plan"):
+        data.make_pipeline(tfrecords.shard_pattern(out), image_size=(12, 16))
+    with pytest.raises(ValueError, match="tfsal_shards.json is not a readable shard plan"):
+        tfrecords.write_shards(MemoryDataset(count=2), out, num_shards=1)
+
+
+def test_rerun_removes_temporary_files_of_a_killed_run(tmp_path):
+    out = tmp_path / "s"
+    tfrecords.write_shards(MemoryDataset(count=4), out, num_shards=2)
+    leftovers = [
+        out / ".shard-00001-of-00002.tfrecord.abc123.tmp",
+        out / f".{tfrecords.PLAN_FILE}.xyz.tmp",
+    ]
+    for leftover in leftovers:
+        leftover.write_bytes(b"half written")
+    (out / "notes.tmp").write_text("not ours")
+    tfrecords.write_shards(MemoryDataset(count=4), out, num_shards=2)
+    assert not any(leftover.exists() for leftover in leftovers)
+    assert (out / "notes.tmp").exists()
+
+
 def test_bad_shard_counts_raise(tmp_path):
     with pytest.raises(ValueError, match="num_shards must be between 1 and the number of images"):
         tfrecords.write_shards(MemoryDataset(count=2), tmp_path, num_shards=3)
@@ -119,6 +193,10 @@ def test_prepare_command_writes_and_resumes(tiny_folder, tmp_path, capsys):
     assert prepare.main([*arguments, "--image-size", "10", "14"]) == 0
     assert "Wrote 3 images in 2 shards" in capsys.readouterr().out
     assert prepare.main([*arguments, "--image-size", "10", "14"]) == 0  # resumes: nothing to do
+    shard = sorted(out.glob("shard-*"))[0]
+    shard.write_bytes(shard.read_bytes()[:-10])
+    assert prepare.main([*arguments, "--image-size", "10", "14"]) == 0  # rewrites the shard
+    capsys.readouterr()
     assert prepare.main(arguments) == 2
     assert "written with other arguments" in capsys.readouterr().err
     images, _ = _elements(data.make_pipeline(tfrecords.shard_pattern(out), image_size=SIZE))

@@ -1,8 +1,10 @@
+import time
+
 import numpy as np
 import pytest
 
 from tfsal import metrics
-from tfsal.metrics import functional
+from tfsal.metrics import functional, roc
 
 # The hand-checkable example of the reference notes (§2.3).
 S = np.array([[0.1, 0.4, 0.2], [0.9, 0.3, 0.6]])
@@ -53,11 +55,83 @@ def test_constant_map():
     assert 0.3 < jittered < 0.7 and jittered != 0.5
 
 
+def test_constant_map_with_large_values_is_fast():
+    saliency, fixations = random_case(0, shape=(40, 50))
+    constant = np.full(fixations.shape, 1e6)
+    others = 1 - fixations
+    started = time.perf_counter()
+    assert metrics.auc_borji(constant, fixations) == 0.5
+    assert metrics.auc_shuffled(constant, fixations, others) == 0.5
+    assert time.perf_counter() - started < 1.0  # 11 s before constant maps became zeros
+    # A large offset on a non-constant map changes nothing either.
+    assert metrics.auc_borji(saliency + 1e6, fixations) == pytest.approx(
+        metrics.auc_borji(saliency, fixations), abs=1e-9
+    )
+
+
+def test_stepped_auc_matches_the_mit_loop_at_fine_steps():
+    saliency, fixations = random_case(4)
+    reference = mit_stepped_auc(
+        saliency[fixations > 0], [saliency.ravel()[:25], saliency.ravel()[25:50]], 0.001
+    )
+    ours = roc._stepped_auc(
+        saliency[fixations > 0], np.stack([saliency.ravel()[:25], saliency.ravel()[25:50]]), 0.001
+    )
+    assert ours == pytest.approx(reference, abs=1e-12)
+
+
+def test_huge_and_tiny_finite_values_do_not_overflow():
+    saliency, fixations = random_case(3)
+    density = np.random.default_rng(5).random(saliency.shape)
+    for factor in (1e200, 1e-200, 1e300):
+        assert metrics.cc(saliency * factor, density) == pytest.approx(
+            metrics.cc(saliency, density), abs=1e-12
+        )
+        assert metrics.cc(saliency, density * factor) == pytest.approx(
+            metrics.cc(saliency, density), abs=1e-12
+        )
+        assert metrics.nss(saliency * factor, fixations) == pytest.approx(
+            metrics.nss(saliency, fixations), abs=1e-12
+        )
+        assert metrics.sim(saliency * factor, density * factor) == pytest.approx(
+            metrics.sim(saliency, density), abs=1e-12
+        )
+        assert metrics.kld(saliency * factor, density) == pytest.approx(
+            metrics.kld(saliency, density), abs=1e-12
+        )
+
+
+@pytest.mark.parametrize("metric", [metrics.cc, metrics.sim, metrics.kld, metrics.emd])
+@pytest.mark.parametrize("density", [np.zeros_like(S), G - 1, -G])
+def test_density_metrics_refuse_negative_or_all_zero_densities(metric, density):
+    with pytest.raises(ValueError, match="density must be non-negative and not all zero"):
+        metric(S, density)
+
+
+@pytest.mark.parametrize(
+    "metric, maps",
+    [
+        (metrics.nss, (np.zeros((0, 2, 3)),)),
+        (metrics.cc, (np.zeros((0, 2, 3)),)),
+        (metrics.auc_judd, (np.zeros((0, 2, 3)),)),
+        (metrics.auc_shuffled, (np.zeros((0, 2, 3)), F)),
+    ],
+)
+def test_empty_batch_is_an_error(metric, maps):
+    with pytest.raises(ValueError, match="the batch is empty"):
+        metric(np.zeros((0, 2, 3)), *maps)
+
+
+def test_step_size_is_bounded():
+    with pytest.raises(ValueError, match=r"step_size must be in \[0.0001, 1\]"):
+        metrics.auc_borji(S, F, step_size=1e-6)
+
+
 def test_identical_and_affine_maps():
     saliency, _ = random_case(2)
     assert metrics.cc(saliency, saliency) == pytest.approx(1.0, abs=1e-12)
     assert metrics.cc(saliency, 3 * saliency + 7) == pytest.approx(1.0, abs=1e-12)
-    assert metrics.cc(saliency, -saliency) == pytest.approx(-1.0, abs=1e-12)
+    assert metrics.cc(-saliency, saliency) == pytest.approx(-1.0, abs=1e-12)
     assert metrics.sim(saliency, saliency) == pytest.approx(1.0, abs=1e-12)
     assert metrics.sim(saliency, saliency, min_max=False) == pytest.approx(1.0, abs=1e-12)
     assert metrics.kld(saliency, saliency) == pytest.approx(0.0, abs=1e-12)

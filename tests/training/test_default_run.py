@@ -10,12 +10,12 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 
 def test_the_default_run_is_cmrnet_on_2000_generated_arrays_at_96_px():
-    config = job.resolve(configs.FitConfig(out="unused"))
+    config = configs.resolve(configs.FitConfig(out="unused"))
     assert (config.model, config.data) == ("cmrnet", "popout")
     assert config.image_size == [96, 96] and config.epochs == 4 and config.val_fraction == 0.1
     assert config.optimizer.decay_per_epoch == 0.5
     # A value the user gave wins over the default run's.
-    changed = job.resolve(configs.FitConfig(out="unused", epochs=1, val_fraction=0.3))
+    changed = configs.resolve(configs.FitConfig(out="unused", epochs=1, val_fraction=0.3))
     assert changed.epochs == 1 and changed.val_fraction == 0.3
 
 

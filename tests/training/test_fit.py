@@ -91,6 +91,21 @@ def test_an_empty_data_set_is_refused(tmp_path, capsys):
     assert "0 image" in line or "no image" in line.lower()
 
 
+def test_a_bad_training_file_is_named_before_the_first_epoch(tmp_path, capsys):
+    from tests.data.conftest import random_image, write_folder
+
+    entries = {f"im{i}": (random_image(32, 32, i), [(4, 5, 0), (20, 9, 1)]) for i in range(6)}
+    root = write_folder(tmp_path / "f", entries)
+    image = root / "images" / "im4.png"
+    image.write_bytes(image.read_bytes()[:-30])
+    assert _fit(tmp_path, "--data", f"folder:{root}") == 2
+    error = capsys.readouterr().err
+    assert "error: 1 of 6 images of the folder data set cannot be used" in error
+    assert "im4.png: truncated PNG" in error and "Traceback" not in error
+    assert not (tmp_path / "run" / "config.yaml").exists()
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
 def _write_checkpoint(folder, identity, epoch=1):
     model = tiny_model._build()
     path = callbacks.checkpoint_path(folder, epoch)

@@ -50,4 +50,10 @@ def _build(*, taps=(), weights=None, encoder_weights=None, input_size=None):
 try:
     model_info(NAME)
 except ValueError:
-    register_model(NAME, output="log_density", size_multiple=4, default_input_size=(32, 32))(_build)
+    register_model(
+        NAME,
+        output="log_density",
+        size_multiple=4,
+        default_input_size=(32, 32),
+        encoder_layer_prefixes=("encoder",),
+    )(_build)

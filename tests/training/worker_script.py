@@ -18,7 +18,7 @@ from training import configs, job, trainer  # noqa: E402
 
 
 def main(out: Path) -> None:
-    config = job.resolve(
+    config = configs.resolve(
         configs.FitConfig(
             model=tiny_model.NAME,
             image_size=[32, 32],

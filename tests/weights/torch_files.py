@@ -2,9 +2,11 @@
 
 It emits the pickle opcodes that ``torch.save`` produces for a state dict, in both
 the zip format and the legacy pickle-sequence format, and can also write pickles
-naming arbitrary globals (to check that the reader refuses them).
+naming arbitrary globals, raw opcodes (``Raw``) and code-running payloads
+(``Payload``), to check that the reader refuses them.
 """
 
+import os
 import pickle
 import struct
 import zipfile
@@ -45,6 +47,28 @@ class Persistent:
         self.saved_id = saved_id
 
 
+class Raw:
+    """Opcodes emitted verbatim (one value on the stack when they are done)."""
+
+    def __init__(self, opcodes):
+        self.opcodes = opcodes
+
+
+class Payload:
+    """Creates the directory ``marker`` when unpickled by ``pickle.load``."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return os.mkdir, (self.marker,)
+
+
+def payload_pickle(marker, protocol=2) -> bytes:
+    """A pickle that runs ``os.mkdir(marker)`` when loaded, as an attacker writes it."""
+    return pickle.dumps(Payload(marker), protocol=protocol)
+
+
 class OrderedDictOf:
     """An ``OrderedDict`` built with SETITEMS, as torch state dicts are."""
 
@@ -62,6 +86,8 @@ def _emit(value) -> bytes:
         return b"c" + value.module.encode() + b"\n" + value.name.encode() + b"\n"
     if isinstance(value, Call):
         return _emit(value.function) + _emit(tuple(value.args)) + b"R"
+    if isinstance(value, Raw):
+        return value.opcodes
     if isinstance(value, Persistent):
         return _emit(value.saved_id) + b"Q"
     if isinstance(value, OrderedDictOf):
@@ -76,7 +102,10 @@ def _emit(value) -> bytes:
     if value is False:
         return b"\x89"
     if isinstance(value, int):
-        return b"J" + struct.pack("<i", value)
+        if -(2**31) <= value < 2**31:
+            return b"J" + struct.pack("<i", value)
+        encoded = pickle.encode_long(value)
+        return b"\x8a" + bytes([len(encoded)]) + encoded
     if isinstance(value, str):
         data = value.encode()
         return b"X" + struct.pack("<I", len(data)) + data
@@ -140,18 +169,29 @@ def write_zip(path, state_dict=None, main_pickle=None, storages=None, byteorder=
         archive.writestr("archive/version", "3\n")
 
 
-def write_legacy(path, state_dict=None, main_pickle=None, storages=None):
-    """Writes a legacy-format checkpoint (a sequence of pickles) of ``state_dict``."""
+LEGACY_SLOTS = ("magic", "protocol", "sys_info", "object", "storage_keys")
+
+
+def write_legacy(path, state_dict=None, main_pickle=None, storages=None, slots=None):
+    """Writes a legacy-format checkpoint (a sequence of pickles) of ``state_dict``.
+
+    ``slots`` replaces pickles of the sequence (names in ``LEGACY_SLOTS``) by bytes.
+    """
     if state_dict is not None:
         main_pickle, storages = state_dict_pickle(state_dict, legacy=True)
     storages = storages or {}
+    sys_info = {"protocol_version": 1001, "little_endian": True, "type_sizes": {"int": 4}}
+    pickles = {
+        "magic": pickle.dumps(0x1950A86A20F9469CFC6C, protocol=2),
+        "protocol": pickle.dumps(1001, protocol=2),
+        "sys_info": pickle.dumps(sys_info, protocol=2),
+        "object": main_pickle,
+        "storage_keys": pickle.dumps(list(storages), protocol=2),
+        **(slots or {}),
+    }
     with open(path, "wb") as file:
-        file.write(pickle.dumps(0x1950A86A20F9469CFC6C, protocol=2))
-        file.write(pickle.dumps(1001, protocol=2))
-        sys_info = {"protocol_version": 1001, "little_endian": True, "type_sizes": {"int": 4}}
-        file.write(pickle.dumps(sys_info, protocol=2))
-        file.write(main_pickle)
-        file.write(pickle.dumps(list(storages), protocol=2))
+        for slot in LEGACY_SLOTS:
+            file.write(pickles[slot])
         for flat in storages.values():
             file.write(struct.pack("<q", flat.size))
             file.write(flat.astype(flat.dtype.newbyteorder("<")).tobytes())

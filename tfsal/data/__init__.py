@@ -7,6 +7,7 @@ names the formats. Every reader returns ``SaliencyRecord`` objects with 0-based
 
 # Importing a reader module registers its format.
 from tfsal.data import cat2000, folder, mit1003, nus, popout, salicon  # noqa: F401
+from tfsal.data.checks import check_records
 from tfsal.data.density import density_from_fixations, fixation_map
 from tfsal.data.pipeline import make_pipeline
 from tfsal.data.readers import SaliencyDataset, list_formats, open_dataset, register_reader
@@ -16,6 +17,7 @@ from tfsal.data.splits import split_ids
 __all__ = [
     "SaliencyDataset",
     "SaliencyRecord",
+    "check_records",
     "density_from_fixations",
     "fixation_map",
     "list_formats",

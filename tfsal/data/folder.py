@@ -9,8 +9,10 @@ ROOT/maps/<stem>.<ext>          optional continuous density maps, any image form
                                 the image; normalised to sum 1 when read
 ROOT/fixations/<stem>.csv       optional fixations, one per line: ``row,col`` or
                                 ``row,col,observer``; 0-based pixel coordinates of
-                                the original image (fractions allowed); an optional
-                                header line such as ``row,col,observer``
+                                the original image (fractions allowed), observers
+                                whole numbers from 0; line 1 may be a header of
+                                column names (words only, e.g. ``row,col,observer``),
+                                any other line that is not numbers is an error
 ROOT/fixations/<stem>.npy       alternatively, an (N, 2) or (N, 3) array in the same
                                 column order
 ```
@@ -22,6 +24,7 @@ no density (enough for prediction, not for training).
 """
 
 import csv
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -35,9 +38,11 @@ from tfsal.data.readers import (
     register_reader,
     require_directory,
 )
-from tfsal.data.record import SaliencyRecord, clean_fixations
+from tfsal.data.record import SaliencyRecord, as_observer_ids, clean_fixations
 
 FIXATION_SUFFIXES = (".csv", ".npy")
+# A header names the columns: words only, e.g. "row,col,observer" or "y, x".
+_COLUMN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_ ]*")
 
 
 @register_reader("folder")
@@ -145,15 +150,17 @@ def read_fixation_file(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
         try:
             table = np.load(path, allow_pickle=False)
         except (OSError, EOFError, ValueError) as error:
+            # The reason only, not the message: NumPy quotes the bytes it found.
             raise ValueError(
-                f"{path}: not a readable NumPy array of fixations ({error})."
+                f"{path}: not a readable NumPy array of fixations ({type(error).__name__})."
             ) from error
+        if table.dtype.kind not in "iuf":
+            raise ValueError(
+                f"{path}: fixations must be numbers. Received: an array of dtype {table.dtype}"
+            )
     else:
         table = _read_csv(path)
-    try:
-        table = np.asarray(table, dtype=np.float64)
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"{path}: fixations must be numbers ({error}).") from error
+    table = np.asarray(table, dtype=np.float64)
     if table.size == 0:
         return np.zeros((0, 2)), None
     if table.ndim != 2 or table.shape[1] not in (2, 3):
@@ -161,7 +168,7 @@ def read_fixation_file(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
             f"{path}: fixations must have 2 columns (row, col) or 3 (row, col, observer). "
             f"Received: shape={table.shape}"
         )
-    observers = table[:, 2].astype(np.int32) if table.shape[1] == 3 else None
+    observers = as_observer_ids(table[:, 2], str(path)) if table.shape[1] == 3 else None
     return table[:, :2], observers
 
 
@@ -179,21 +186,48 @@ def _by_stem(paths: Iterable[Path]) -> dict[str, Path]:
 
 
 def _read_csv(path: Path) -> list[list[float]]:
+    """Reads the numbers of a fixation CSV; messages give line numbers, never content.
+
+    The path may point at any file (a typo, a link), so no line of it is echoed.
+    """
     rows = []
-    with open(path, newline="", encoding="utf-8") as handle:
-        for line_number, fields in enumerate(csv.reader(handle), start=1):
-            if not fields or all(not field.strip() for field in fields):
-                continue
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            reader = csv.reader(handle)
             try:
-                rows.append([float(field) for field in fields])
-            except ValueError as error:
-                if line_number == 1 and not rows:
-                    continue  # a header such as "row,col,observer"
+                for fields in reader:
+                    if not fields or all(not field.strip() for field in fields):
+                        continue
+                    numbers = _numbers(fields)
+                    if numbers is not None:
+                        rows.append(numbers)
+                    elif not (reader.line_num == 1 and _is_header(fields)):
+                        raise ValueError(
+                            f"{path}, line {reader.line_num}: expected numbers "
+                            f"'row,col[,observer]', but not all of its {len(fields)} field(s) "
+                            "are numbers (only line 1 may be a header of column names)."
+                        )
+            except csv.Error as error:  # e.g. a NUL byte: a binary file
                 raise ValueError(
-                    f"{path}, line {line_number}: expected numbers 'row,col[,observer]'. "
-                    f"Received: {','.join(fields)!r}"
+                    f"{path}, line {reader.line_num + 1}: not CSV text; is this a fixation file?"
                 ) from error
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"{path}: not a UTF-8 text file of fixations (byte {error.start} is not text)."
+        ) from error
     widths = {len(row) for row in rows}
     if len(widths) > 1:
         raise ValueError(f"{path}: lines have different numbers of columns {sorted(widths)}.")
     return rows
+
+
+def _numbers(fields: list[str]) -> list[float] | None:
+    try:
+        return [float(field) for field in fields]
+    except ValueError:
+        return None
+
+
+def _is_header(fields: list[str]) -> bool:
+    """Whether every field is a column name, such as ``row,col,observer``."""
+    return all(_COLUMN_NAME.fullmatch(field.strip()) for field in fields)

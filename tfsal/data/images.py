@@ -9,6 +9,14 @@ Conversions (documented policy, applied by every reader):
 
 Unreadable files, truncated JPEGs (no end-of-image marker after the last scan) and
 truncated PNGs (no IEND chunk) raise ``ImageDecodeError`` naming the file.
+
+Size limit: decoders allocate what the header declares, so the size is read from the
+header first (``tfsal.data.image_header``) and an image of more than
+``MAX_IMAGE_PIXELS`` pixels (default 100 million, e.g. 10000 x 10000) is refused
+before decoding. Set the environment variable ``TFSAL_MAX_IMAGE_PIXELS`` (read at
+import, so it reaches command-line jobs) or assign
+``tfsal.data.images.MAX_IMAGE_PIXELS`` to change it. Only formats whose header tfsal
+reads (PNG, JPEG, BMP, TIFF, WebP) are decoded.
 """
 
 import os
@@ -16,6 +24,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
+from tfsal.data.image_header import image_format, image_size_from_header
+
+DEFAULT_MAX_IMAGE_PIXELS = 100_000_000
+MAX_IMAGE_PIXELS_VARIABLE = "TFSAL_MAX_IMAGE_PIXELS"
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -28,6 +41,65 @@ _PNG_END = b"IEND"
 
 class ImageDecodeError(ValueError):
     """An image file that cannot be read, is truncated or has an unsupported layout."""
+
+
+def _max_pixels_from_environment() -> int:
+    text = os.environ.get(MAX_IMAGE_PIXELS_VARIABLE, "").strip()
+    if not text:
+        return DEFAULT_MAX_IMAGE_PIXELS
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(
+            f"{MAX_IMAGE_PIXELS_VARIABLE} must be a positive whole number of pixels. "
+            f"Received: {MAX_IMAGE_PIXELS_VARIABLE}={text!r}"
+        )
+    return value
+
+
+MAX_IMAGE_PIXELS = _max_pixels_from_environment()
+
+
+def check_image_size(
+    data: bytes, source: str = "<bytes>", max_pixels: int | None = None
+) -> tuple[int, int]:
+    """Returns the (height, width) that encoded image bytes declare, if within the limit.
+
+    Reads only the header: a caller can refuse an image (an upload, a file of a data
+    set) before any decoder allocates its pixels.
+
+    Args:
+        data: the encoded image.
+        source: names the image in error messages.
+        max_pixels: the largest height x width accepted; default ``MAX_IMAGE_PIXELS``.
+
+    Returns:
+        The declared (height, width).
+
+    Raises:
+        ImageDecodeError: if the format is not PNG, JPEG, BMP, TIFF or WebP, the
+            header is malformed, or the image has more than ``max_pixels`` pixels.
+    """
+    limit = MAX_IMAGE_PIXELS if max_pixels is None else int(max_pixels)
+    if image_format(data) is None:
+        raise ImageDecodeError(
+            f"{source}: not a readable image (not PNG, JPEG, BMP, TIFF or WebP data); "
+            "convert it to one of those formats."
+        )
+    size = image_size_from_header(data)
+    if size is None:
+        raise ImageDecodeError(f"{source}: the image header is malformed or cut short.")
+    height, width = size
+    if height * width > limit:
+        raise ImageDecodeError(
+            f"{source}: the image declares {width}x{height} = {height * width:,} pixels, "
+            f"more than the limit of {limit:,}. Shrink the image, or raise the limit with "
+            f"the environment variable {MAX_IMAGE_PIXELS_VARIABLE} (or "
+            "tfsal.data.images.MAX_IMAGE_PIXELS) if the machine has the memory."
+        )
+    return height, width
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
@@ -86,8 +158,10 @@ def read_map(path: str | os.PathLike) -> np.ndarray:
     if scale is None:
         raise ImageDecodeError(f"{path}: unsupported map pixel type {pixels.dtype}.")
     if pixels.ndim == 3:
-        pixels = pixels[..., :3].astype(np.float32).mean(axis=-1)
-    return pixels.astype(np.float32) / scale
+        pixels = pixels[..., :3].mean(axis=-1, dtype=np.float32)
+    values = pixels.astype(np.float32, copy=False)  # the one full-size float copy
+    values /= scale
+    return values
 
 
 def encode_png(image: np.ndarray) -> bytes:
@@ -127,7 +201,12 @@ def _read_bytes(path: str | os.PathLike) -> bytes:
 
 def _decode(data: bytes, source: str) -> np.ndarray:
     _check_complete(data, source)
-    pixels = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    check_image_size(data, source)
+    try:
+        pixels = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error as error:  # e.g. beyond OpenCV's own OPENCV_IO_MAX_IMAGE_PIXELS
+        message = str(error).strip().splitlines()[-1]
+        raise ImageDecodeError(f"{source}: OpenCV cannot decode the image ({message}).") from error
     if pixels is None or pixels.size == 0:
         raise ImageDecodeError(f"{source}: not a readable image (unknown format or corrupt data).")
     return pixels
@@ -153,7 +232,9 @@ def _to_uint8(pixels: np.ndarray, source: str) -> np.ndarray:
     if pixels.dtype == np.uint8:
         return pixels
     if pixels.dtype == np.uint16:
-        return np.rint(pixels.astype(np.float32) / 257.0).astype(np.uint8)
+        # round(value / 257) straight into uint8: no full-size float copy. No value
+        # lies within rounding error of a half (v / 257 has fractions k / 257).
+        return cv2.convertScaleAbs(pixels, alpha=1.0 / 257.0)
     raise ImageDecodeError(
         f"{source}: unsupported pixel type {pixels.dtype}; convert the image to 8- or 16-bit."
     )

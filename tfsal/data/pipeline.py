@@ -150,6 +150,7 @@ def _from_shards(pattern, image_ids, image_size, resize, shuffle, seed, shard):
             f"No TFRecord shards match {pattern!r}; write them with "
             "`python -m training.prepare --data FORMAT:PATH --out DIR`."
         )
+    tfrecords.check_shards(files)
     prepared_size, prepared_resize = tfrecords.read_layout(files)
     if prepared_size is not None and (prepared_size != image_size or prepared_resize != resize):
         raise ValueError(

@@ -17,12 +17,10 @@ mask. The metrics ``gsi``, ``msr_target``, ``msr_background`` and
 
 import dataclasses
 import re
-import warnings
 
 import cv2
 import numpy as np
 import scipy.ndimage
-import skimage.color
 
 from tfsal.data.readers import SaliencyDataset, register_reader
 from tfsal.data.record import SaliencyRecord
@@ -48,6 +46,17 @@ JITTER = 15.0 / (1024 / GRID)
 ITEM_SIZE = 0.5
 BAR_LENGTH, BAR_WIDTH = 0.6, 0.15
 SUPERSAMPLING = 4
+# CIE XYZ of the D65 white (2 degree observer) and the sRGB primaries' XYZ matrix:
+# the constants of scikit-image's rgb2lab/lab2rgb, so colours match its results.
+D65_WHITE = np.array([0.95047, 1.0, 1.08883])
+XYZ_FROM_LINEAR_RGB = np.array(
+    [
+        [0.412453, 0.357580, 0.180423],
+        [0.212671, 0.715160, 0.072169],
+        [0.019334, 0.119193, 0.950227],
+    ]
+)
+LINEAR_RGB_FROM_XYZ = np.linalg.inv(XYZ_FROM_LINEAR_RGB)
 
 
 @dataclasses.dataclass
@@ -94,14 +103,53 @@ def isoluminant_colours(rng: np.random.Generator, hue_difference: float) -> np.n
     hues = np.radians([first_hue, first_hue + hue_difference])
     for chroma in np.arange(40.0, 0.0, -2.0):
         lab = np.stack([np.full(2, LIGHTNESS), chroma * np.cos(hues), chroma * np.sin(hues)], 1)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # out-of-gamut clipping is detected below
-            rgb = skimage.color.lab2rgb(lab[None])[0]
+        rgb = lab_to_rgb(lab)  # clipped into the gamut; detected below
         colours = np.clip(np.rint(rgb * 255), 0, 255).astype(np.uint8)
-        achieved = skimage.color.rgb2lab(colours[None])[0]
+        achieved = rgb_to_lab(colours / 255.0)
         if np.abs(achieved - lab).max() < 1.0:
             return colours
     raise AssertionError("a grey of L* = 70 is always in gamut")
+
+
+def lab_to_rgb(lab: np.ndarray) -> np.ndarray:
+    """Converts CIELAB (D65) to sRGB in [0, 1], clipping colours outside the gamut.
+
+    Args:
+        lab: (..., 3) L*, a*, b*.
+
+    Returns:
+        (..., 3) sRGB.
+    """
+    y = (lab[..., 0] + 16.0) / 116.0
+    # A negative z has no colour; clamping it is what the out-of-gamut check expects.
+    xyz = np.stack([lab[..., 1] / 500.0 + y, y, np.maximum(y - lab[..., 2] / 200.0, 0.0)], -1)
+    xyz = np.where(xyz > 0.2068966, xyz**3, (xyz - 16.0 / 116.0) / 7.787) * D65_WHITE
+    linear = xyz @ LINEAR_RGB_FROM_XYZ.T
+    with np.errstate(invalid="ignore"):  # negative values take the linear branch
+        rgb = np.where(linear > 0.0031308, 1.055 * linear ** (1 / 2.4) - 0.055, 12.92 * linear)
+    return np.clip(rgb, 0.0, 1.0)
+
+
+def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
+    """Converts sRGB in [0, 1] to CIELAB (D65).
+
+    Args:
+        rgb: (..., 3) sRGB.
+
+    Returns:
+        (..., 3) L*, a*, b*.
+    """
+    linear = np.where(rgb > 0.04045, ((rgb + 0.055) / 1.055) ** 2.4, rgb / 12.92)
+    xyz = linear @ XYZ_FROM_LINEAR_RGB.T / D65_WHITE
+    f = np.where(xyz > 0.008856, np.cbrt(xyz), 7.787 * xyz + 16.0 / 116.0)
+    return np.stack(
+        [
+            116.0 * f[..., 1] - 16.0,
+            500.0 * (f[..., 0] - f[..., 1]),
+            200.0 * (f[..., 1] - f[..., 2]),
+        ],
+        -1,
+    )
 
 
 def _item_polygon(centre, size, angle_degrees, family) -> np.ndarray | None:

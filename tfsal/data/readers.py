@@ -162,7 +162,8 @@ def open_dataset(spec: str, **kwargs) -> SaliencyDataset:
         The opened data set.
 
     Raises:
-        ValueError: for an unknown format or a missing path.
+        ValueError: for an unknown format, a missing path, or a path given to a
+            generated data set.
     """
     if not isinstance(spec, str) or not spec:
         raise ValueError(f"spec must be a 'FORMAT:PATH' string. Received: spec={spec!r}")
@@ -172,6 +173,11 @@ def open_dataset(spec: str, **kwargs) -> SaliencyDataset:
         raise ValueError(
             f"Unknown data set format {format_name!r} in spec={spec!r}. "
             f"Known formats: {', '.join(list_formats())}."
+        )
+    if separator and not reader.requires_path:
+        raise ValueError(
+            f"Format {format_name!r} is generated and takes no path: write {format_name!r} "
+            f"alone. Received: spec={spec!r}"
         )
     if not separator:
         if reader.requires_path:

@@ -20,6 +20,8 @@ INVALID_FIXATION_POLICIES = ("error", "drop")
 # first or last pixel centre still lies on the border pixel and is clamped onto it.
 BORDER_TOLERANCE_PX = 1.0
 
+_MAX_OBSERVER = int(np.iinfo(np.int32).max)
+
 
 @dataclasses.dataclass
 class SaliencyRecord:
@@ -56,7 +58,7 @@ class SaliencyRecord:
         self.image = image
         self.fixations = fixations
         if self.observers is not None:
-            observers = np.asarray(self.observers).astype(np.int32).reshape(-1)
+            observers = as_observer_ids(self.observers, where)
             if len(observers) != len(fixations):
                 raise ValueError(
                     f"{where}: observers must have one entry per fixation. "
@@ -84,6 +86,39 @@ class SaliencyRecord:
     def has_fixations(self) -> bool:
         """Whether the record holds at least one fixation."""
         return len(self.fixations) > 0
+
+
+def as_observer_ids(observers, where: str) -> np.ndarray:
+    """Returns observer indices as (N,) int32, refusing values that are not indices.
+
+    An observer index is a whole number in [0, 2**31 - 1]. Casting anything else
+    would change it silently (0.5 -> 0, 1e12 -> a wrapped-around number), merging
+    or splitting observers.
+
+    Args:
+        observers: the indices, any numeric array (floats must be whole numbers).
+        where: names the record or file in the message.
+
+    Raises:
+        ValueError: for values that are not whole numbers in range.
+    """
+    values = np.asarray(observers).reshape(-1)
+    if values.dtype.kind not in "iuf" and values.dtype != np.bool_:
+        raise ValueError(
+            f"{where}: observers must be whole numbers. Received: dtype={values.dtype}"
+        )
+    with np.errstate(invalid="ignore"):
+        valid = np.isfinite(values) & (values >= 0) & (values <= _MAX_OBSERVER)
+        if values.dtype.kind == "f":
+            valid &= values == np.floor(values)
+    if not valid.all():
+        first = int(np.argmax(~valid))
+        raise ValueError(
+            f"{where}: {int((~valid).sum())} of {len(values)} observer ids are not whole "
+            f"numbers in [0, {_MAX_OBSERVER}] (first: entry {first}, {values[first]!r}); "
+            "observer ids index the observers from 0."
+        )
+    return values.astype(np.int32)
 
 
 def check_fixations(fixations: np.ndarray, shape: tuple[int, int], where: str) -> None:

@@ -31,7 +31,7 @@ import numpy as np
 
 from tfsal.data import images
 from tfsal.data.readers import SaliencyDataset, load_mat, register_reader, require_directory
-from tfsal.data.record import SaliencyRecord, clean_fixations
+from tfsal.data.record import SaliencyRecord, as_observer_ids, clean_fixations
 
 RELEASES = ("2017", "2015")
 
@@ -120,11 +120,15 @@ class SALICONDataset(SaliencyDataset):
                 for annotation in contents["annotations"]:
                     stem = stems[annotation["image_id"]]
                     points = np.asarray(annotation["fixations"], dtype=np.float64).reshape(-1, 2)
-                    worker = int(annotation.get("worker_id", -1))
+                    # Checked as an observer id when the record is built; None: unknown.
+                    worker = annotation.get("worker_id")
                     self._annotations.setdefault(stem, []).append((worker, points))
             except (KeyError, TypeError, ValueError) as error:
+                # The reason is not quoted: it would echo values from the file.
                 raise ValueError(
-                    f"SALICON 2015: {path} is not a COCO-style fixation file ({error!r})."
+                    f"SALICON 2015: {path} is not a COCO-style fixation file: it needs "
+                    "'images' with 'id' and 'file_name', and 'annotations' with 'image_id' "
+                    f"and numeric 'fixations' ({type(error).__name__})."
                 ) from error
         self._ids = sorted(self._annotations)
 
@@ -153,9 +157,14 @@ class SALICONDataset(SaliencyDataset):
         blocks = [points - 1.0 for _, points in per_observer if len(points)]
         if not blocks:
             raise ValueError(f"SALICON: {source} holds no fixation for {image_id}.")
-        observers = np.concatenate(
-            [np.full(len(points), observer) for observer, points in per_observer if len(points)]
-        )
+        observers = None
+        if all(observer is not None for observer, _ in per_observer):
+            observers = as_observer_ids(
+                np.concatenate(
+                    [np.full(len(points), observer) for observer, points in per_observer]
+                ),
+                str(source),
+            )
         fixations, observers = clean_fixations(
             np.concatenate(blocks), image.shape[:2], observers, self.invalid_fixations, str(source)
         )

@@ -12,10 +12,15 @@ Each ``tf.train.Example`` holds one image:
   ``image`` is already the model input and reading needs no resizing.
 
 A folder of shards holds ``shard-IIIII-of-NNNNN.tfrecord`` files and the plan
-``tfsal_shards.json`` (data set, image identifiers per shard, size), which makes a
-rerun skip the shards already complete.
+``tfsal_shards.json`` (data set, image identifiers per shard, size, and the byte
+count and SHA-256 of every finished shard). A rerun keeps the shards that match the
+plan, rewrites missing, truncated or corrupted ones and removes temporary files a
+kill left behind; ``check_shards`` verifies shards against their plan before a
+pipeline reads them, so damage is reported with the shard's name instead of as a
+``DataLossError`` in the middle of an epoch.
 """
 
+import hashlib
 import json
 import logging
 from pathlib import Path
@@ -33,6 +38,8 @@ logger = logging.getLogger(__name__)
 
 PLAN_FILE = "tfsal_shards.json"
 SHARD_SUFFIX = ".tfrecord"
+# The plan's record of finished shards: file name -> {"bytes": N, "sha256": HEX}.
+FINISHED_KEY = "finished"
 
 FEATURES = {
     "image_id": tf.io.FixedLenFeature([], tf.string),
@@ -126,7 +133,7 @@ def read_planned_ids(files: list[str]) -> set[str] | None:
         return None
     written = set()
     for plan in plans:
-        blocks = json.loads(plan.read_text(encoding="utf-8"))["ids_per_shard"]
+        blocks = _read_plan(plan)["ids_per_shard"]
         written.update(image_id for block in blocks for image_id in block)
     return written
 
@@ -143,9 +150,9 @@ def write_shards(
     """Writes a data set as sharded TFRecords; shards already complete are kept.
 
     Images are split into ``num_shards`` contiguous blocks in ``image_ids`` order.
-    Every shard is written under a temporary name and renamed when complete, so an
-    interrupted run leaves only complete shards and a rerun with the same arguments
-    writes just the missing ones.
+    Every shard is written under a temporary name and renamed when complete, and its
+    byte count and SHA-256 go into the plan, so a rerun with the same arguments
+    keeps the shards that still match and rewrites missing or damaged ones.
 
     Args:
         dataset: the data set to read.
@@ -185,35 +192,139 @@ def write_shards(
         "resize": resize if image_size is not None else None,
         "ids_per_shard": blocks,
     }
-    _check_or_write_plan(out_dir / PLAN_FILE, plan)
+    plan_path = out_dir / PLAN_FILE
+    plan[FINISHED_KEY] = _check_or_write_plan(plan_path, plan)
+    _remove_leftovers(out_dir)
     paths = [
         out_dir / f"shard-{index:05d}-of-{num_shards:05d}{SHARD_SUFFIX}"
         for index in range(num_shards)
     ]
-    done = sum(len(block) for block, path in zip(blocks, paths, strict=True) if path.exists())
+    complete = [_is_complete(path, plan[FINISHED_KEY].get(path.name)) for path in paths]
+    done = sum(len(block) for block, ok in zip(blocks, complete, strict=True) if ok)
     if done:
         logger.info("Resuming: %d of %d images are in complete shards.", done, len(image_ids))
     with tqdm(total=len(image_ids), initial=done, desc="Writing shards", unit="image") as bar:
-        for block, path in zip(blocks, paths, strict=True):
-            if path.exists():
+        for block, path, ok in zip(blocks, paths, complete, strict=True):
+            if ok:
                 continue
+            if path.exists():
+                logger.warning(
+                    "%s does not match its plan (truncated or corrupted): rewriting.", path
+                )
             with atomic_path(path) as temporary, tf.io.TFRecordWriter(str(temporary)) as writer:
                 for image_id in block:
                     writer.write(serialize_record(dataset.load(image_id), image_size, resize))
                     bar.update(1)
+            plan[FINISHED_KEY][path.name] = _fingerprint(path)
+            atomic_write_text(plan_path, json.dumps(plan, indent=1) + "\n")
     return paths
 
 
-def _check_or_write_plan(path: Path, plan: dict) -> None:
+def check_shards(files: list[str]) -> None:
+    """Checks shards against the byte counts and checksums their plans recorded.
+
+    Shards in a folder without a plan, or with a plan of an older tfsal that did not
+    record them, are read through once instead, which checks every record's CRC.
+
+    Args:
+        files: shard files.
+
+    Raises:
+        ValueError: naming the first shard that is missing from its plan's finished
+            shards, or whose size or checksum differs from the plan's.
+    """
+    plans: dict[Path, dict | None] = {}
+    for name in tqdm(files, desc="Checking shards", unit="shard", disable=len(files) < 8):
+        path = Path(name)
+        if path.parent not in plans:
+            plans[path.parent] = _finished_shards(path.parent / PLAN_FILE)
+        finished = plans[path.parent]
+        remedy = (
+            "re-run the `python -m training.prepare` command that wrote these shards: it "
+            "rewrites damaged shards and keeps the others."
+        )
+        if finished is None:
+            _check_records_readable(path, remedy)
+            continue
+        if path.name not in finished:
+            raise ValueError(
+                f"{path}: the plan {PLAN_FILE} does not list this shard as finished "
+                f"(an interrupted or foreign write); {remedy}"
+            )
+        if not _is_complete(path, finished[path.name]):
+            raise ValueError(
+                f"{path}: the shard is truncated or corrupted (its size or SHA-256 differs "
+                f"from what {PLAN_FILE} recorded when it was written); {remedy}"
+            )
+
+
+def _check_records_readable(path: Path, remedy: str) -> None:
+    try:
+        # Counting in the dataset runtime reads every record and checks its CRC.
+        tf.data.TFRecordDataset(str(path)).reduce(np.int64(0), lambda count, _: count + 1)
+    except tf.errors.DataLossError as error:
+        reason = error.message.strip().splitlines()[0]
+        raise ValueError(
+            f"{path}: the shard is truncated or corrupted ({reason}); {remedy}"
+        ) from error
+
+
+def _finished_shards(plan_path: Path) -> dict | None:
+    if not plan_path.is_file():
+        return None
+    return _read_plan(plan_path).get(FINISHED_KEY)
+
+
+def _read_plan(path: Path) -> dict:
+    problem = (
+        f"{path} is not a readable shard plan (damaged, or not written by tfsal); delete "
+        "the folder and run training.prepare again."
+    )
+    try:
+        plan = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(problem) from error
+    if not isinstance(plan, dict) or not isinstance(plan.get("ids_per_shard"), list):
+        raise ValueError(problem)
+    return plan
+
+
+def _fingerprint(path: Path) -> dict:
+    with open(path, "rb") as handle:
+        digest = hashlib.file_digest(handle, "sha256").hexdigest()
+    return {"bytes": path.stat().st_size, "sha256": digest}
+
+
+def _is_complete(path: Path, recorded: dict | None) -> bool:
+    """Whether ``path`` exists with the size and checksum ``recorded`` for it."""
+    if recorded is None or not path.is_file() or path.stat().st_size != recorded["bytes"]:
+        return False
+    return _fingerprint(path) == recorded
+
+
+def _remove_leftovers(out_dir: Path) -> None:
+    """Removes temporary shards and plans of a run that was killed mid-write."""
+    for leftover in [
+        *out_dir.glob(f".shard-*{SHARD_SUFFIX}.*.tmp"),
+        *out_dir.glob(f".{PLAN_FILE}.*.tmp"),
+    ]:
+        logger.info("Removing %s, left by an interrupted run.", leftover)
+        leftover.unlink(missing_ok=True)
+
+
+def _check_or_write_plan(path: Path, plan: dict) -> dict:
+    """Writes ``plan`` or checks it against the one in ``path``; returns its finished shards."""
     if path.exists():
-        existing = json.loads(path.read_text(encoding="utf-8"))
+        existing = _read_plan(path)
+        finished = existing.pop(FINISHED_KEY, {})
         if existing != plan:
             raise ValueError(
                 f"{path.parent} holds shards written with other arguments (see {path}). "
                 "Choose a new output folder, or delete that one to start again."
             )
-        return
-    atomic_write_text(path, json.dumps(plan, indent=1) + "\n")
+        return finished
+    atomic_write_text(path, json.dumps({**plan, FINISHED_KEY: {}}, indent=1) + "\n")
+    return {}
 
 
 def _bytes_feature(value: bytes) -> tf.train.Feature:

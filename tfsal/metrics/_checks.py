@@ -11,6 +11,10 @@ import numpy as np
 
 REDUCTIONS = ("mean", "none")
 
+# Maps whose largest magnitude lies outside [2**-256, 2**256] are rescaled: squares
+# and sums over a billion pixels then stay far inside float64's range.
+_SAFE_LOW, _SAFE_HIGH = 2.0**-256, 2.0**256
+
 
 def _batched(metric):
     """Lets ``metric(saliency, *maps, **options)`` take (B, H, W) batches too."""
@@ -22,6 +26,11 @@ def _batched(metric):
         saliency = np.asarray(saliency)
         if saliency.ndim != 3:
             return metric(saliency, *maps, **options)
+        if len(saliency) == 0:
+            raise ValueError(
+                f"{metric.__name__}: the batch is empty (saliency.shape={saliency.shape}); "
+                "a mean over no image is undefined. Score at least one image."
+            )
         maps = [np.asarray(m) for m in maps]
         for position, m in enumerate(maps, start=2):
             if m.ndim == 3 and len(m) != len(saliency):
@@ -56,6 +65,30 @@ def _as_map(array, name: str, metric: str) -> np.ndarray:
             f"{metric}: {name} contains NaN or infinite values; check the model output "
             "(a log-density must be exponentiated, a division by zero in normalisation "
             "gives NaN)."
+        )
+    return _in_safe_range(array)
+
+
+def _in_safe_range(array: np.ndarray) -> np.ndarray:
+    """Scales ``array`` by a power of two if squares or sums of it could overflow.
+
+    Every metric is invariant to scaling a map, and a power-of-two scale is exact,
+    so scores do not change; without it, values near 1e200 overflow to inf in the
+    variance and values near 1e-200 underflow to 0.
+    """
+    magnitude = max(abs(float(array.max())), abs(float(array.min())))
+    if magnitude == 0 or _SAFE_LOW <= magnitude <= _SAFE_HIGH:
+        return array
+    return np.ldexp(array, -np.frexp(magnitude)[1])
+
+
+def _density(array, name: str, saliency: np.ndarray, metric: str) -> np.ndarray:
+    """A ground-truth density: the saliency map's shape, non-negative, not all zero."""
+    array = _same_shape(array, name, saliency, metric)
+    if array.min() < 0 or array.max() <= 0:
+        raise ValueError(
+            f"{metric}: {name} must be non-negative and not all zero (a fixation density). "
+            f"Received: min={array.min():.3g}, max={array.max():.3g}"
         )
     return array
 

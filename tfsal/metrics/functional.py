@@ -11,9 +11,15 @@ argument selects its convention. Conventions shared by every function:
   non-zero. Values above 1 count repeated fixations on that pixel; MIT collapses
   them (a binary map), ``count_duplicates=True`` weights each pixel by its count as
   pysaliency does.
-- ``density`` is a continuous (H, W) fixation density (blurred fixation map).
+- ``density`` is a continuous (H, W) fixation density (blurred fixation map). It
+  must be non-negative and not all zero: ``cc``, ``kld``, ``sim`` and ``emd`` raise
+  a ``ValueError`` otherwise, as no fixation distribution looks like that. (To
+  compare with a signed map, shift it to a minimum of 0 first.)
 - Min-max normalising a constant map would divide by zero (NaN in MATLAB); here a
-  constant map is left constant, so it scores AUC 0.5, NSS 0 and CC 0.
+  constant map is normalised to all zeros, so it scores AUC 0.5, NSS 0 and CC 0.
+- Maps are scaled by a power of two when their magnitude is beyond 2**256 or below
+  2**-256 (every metric is scale invariant), so huge or tiny finite values do not
+  overflow or underflow. NaN or infinite values, and empty batches, raise.
 - Batches: with (B, H, W) inputs every function scores each image and returns the
   mean over images, or the (B,) per-image values with ``reduction="none"``. Maps
   without a batch axis (such as a shared baseline) apply to every image.
@@ -27,7 +33,14 @@ import cv2
 import numpy as np
 from numpy.typing import ArrayLike
 
-from tfsal.metrics._checks import REDUCTIONS, _as_map, _batched, _fixation_weights, _same_shape
+from tfsal.metrics._checks import (
+    REDUCTIONS,
+    _as_map,
+    _batched,
+    _density,
+    _fixation_weights,
+    _same_shape,
+)
 from tfsal.metrics.roc import auc_borji, auc_judd, auc_shuffled
 
 __all__ = [
@@ -127,10 +140,13 @@ def cc(saliency: ArrayLike, density: ArrayLike) -> float:
 
     Returns:
         The correlation, in [-1, 1].
+
+    Raises:
+        ValueError: if ``density`` is negative somewhere or all zero.
     """
     first_map = _as_map(saliency, "saliency", "cc")
     first = first_map.ravel()
-    second = _same_shape(density, "density", first_map, "cc").ravel()
+    second = _density(density, "density", first_map, "cc").ravel()
     first_mean, first_variance = _mean_and_variance(first)
     second_mean, second_variance = _mean_and_variance(second)
     if first_variance <= 0 or second_variance <= 0:
@@ -158,12 +174,13 @@ def kld(saliency: ArrayLike, density: ArrayLike, *, eps: float = EPS) -> float:
 
     Returns:
         The divergence; 0 is perfect, lower is better.
+
+    Raises:
+        ValueError: if ``density`` is negative somewhere or all zero.
     """
     predicted = _as_map(saliency, "saliency", "kld")
-    target = _same_shape(density, "density", predicted, "kld")
+    target = _density(density, "density", predicted, "kld")
     target_total = target.sum()
-    if target.min() < 0 or target_total <= 0:
-        raise ValueError("kld: density must be non-negative and not all zero.")
     scale, offset = _distribution_coefficients(predicted, min_max=False)
     # log(eps + Q / (P + eps)) computed in one buffer.
     buffer = predicted * scale
@@ -190,9 +207,12 @@ def sim(saliency: ArrayLike, density: ArrayLike, *, min_max: bool = True) -> flo
 
     Returns:
         The similarity, in [0, 1]; 1 for identical distributions.
+
+    Raises:
+        ValueError: if ``density`` is negative somewhere or all zero.
     """
     first = _as_map(saliency, "saliency", "sim")
-    second = _same_shape(density, "density", first, "sim")
+    second = _density(density, "density", first, "sim")
     first_scale, first_offset = _distribution_coefficients(first, min_max)
     second_scale, second_offset = _distribution_coefficients(second, min_max)
     first = first * first_scale
@@ -261,7 +281,7 @@ def emd(saliency: ArrayLike, density: ArrayLike, *, downsize: int = 32) -> float
     if downsize < 1:
         raise ValueError(f"emd: downsize must be >= 1. Received: downsize={downsize}")
     predicted = _as_map(saliency, "saliency", "emd")
-    target = _same_shape(density, "density", predicted, "emd")
+    target = _density(density, "density", predicted, "emd")
     if downsize > 1:
         height = max(1, round(target.shape[0] / downsize))
         width = max(1, round(target.shape[1] / downsize))

@@ -25,6 +25,7 @@ import keras
 import tensorflow as tf
 
 from tfsal.conventions import LOG_DENSITY, OUTPUT_KINDS
+from tfsal.metrics import tensor_metrics
 from tfsal.metrics.functional import EPS
 
 
@@ -93,14 +94,6 @@ class SaliencyMetric(keras.metrics.Metric):
         return {**super().get_config(), "output": self.output}
 
 
-def _standardise(values, ddof=0):
-    mean = tf.reduce_mean(values, axis=1, keepdims=True)
-    centred = values - mean
-    size = tf.cast(tf.shape(values)[1], values.dtype)
-    spread = tf.sqrt(tf.reduce_sum(centred**2, axis=1, keepdims=True) / (size - ddof))
-    return tf.math.divide_no_nan(centred, spread)
-
-
 def _min_max(values):
     low = tf.reduce_min(values, axis=1, keepdims=True)
     high = tf.reduce_max(values, axis=1, keepdims=True)
@@ -133,7 +126,7 @@ class CorrelationCoefficient(SaliencyMetric):
 
     def score(self, saliency, density, fixations, raw):
         """See ``SaliencyMetric.score``."""
-        values = tf.reduce_mean(_standardise(saliency) * _standardise(density), axis=1)
+        values = tensor_metrics.correlation_coefficient(saliency, density)
         return values, tf.ones_like(values)
 
 
@@ -156,9 +149,8 @@ class NormalizedScanpathSaliency(SaliencyMetric):
 
     def score(self, saliency, density, fixations, raw):
         """See ``SaliencyMetric.score``."""
-        count = tf.reduce_sum(fixations, axis=1)
-        summed = tf.reduce_sum(_standardise(saliency, self.ddof) * fixations, axis=1)
-        return tf.math.divide_no_nan(summed, count), _has_fixations(fixations)
+        values = tensor_metrics.normalized_scanpath_saliency(saliency, fixations, self.ddof)
+        return values, _has_fixations(fixations)
 
     def get_config(self):
         """Returns the constructor arguments."""
@@ -180,10 +172,10 @@ class KLDivergence(SaliencyMetric):
 
     def score(self, saliency, density, fixations, raw):
         """See ``SaliencyMetric.score``."""
-        predicted = _to_distribution(saliency)
-        target = _to_distribution(density)
         # float32 cannot hold MATLAB's eps next to 1; it still guards the zeros.
-        values = tf.reduce_sum(target * tf.math.log(EPS + target / (predicted + EPS)), axis=1)
+        values = tensor_metrics.kl_divergence(
+            _to_distribution(density), _to_distribution(saliency), EPS
+        )
         return values, tf.ones_like(values)
 
 

@@ -10,6 +10,7 @@ and their masks come from ``tfsal.data.popout``, which re-exports these function
 
 import cv2
 import numpy as np
+import scipy.ndimage
 from numpy.typing import ArrayLike
 
 
@@ -44,11 +45,9 @@ def _popout_inputs(
         if not mask.any():
             raise ValueError(f"{metric}: {name} is empty.")
         if dilation > 0:
-            # Imported here: skimage.morphology takes seconds to import and only
-            # dilation needs it, so ``import tfsal.metrics`` stays cheap.
-            import skimage.morphology
-
-            mask = skimage.morphology.dilation(mask, skimage.morphology.disk(dilation))
+            rows, cols = np.ogrid[-dilation : dilation + 1, -dilation : dilation + 1]
+            disk = rows**2 + cols**2 <= dilation**2
+            mask = scipy.ndimage.binary_dilation(mask, structure=disk)
         masks.append(mask)
     return saliency, masks[0], masks[1]
 

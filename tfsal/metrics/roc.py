@@ -12,17 +12,24 @@ from numpy.typing import ArrayLike
 
 from tfsal.metrics._checks import _as_map, _batched, _fixation_weights
 
+# The sampled ROC evaluates 1 / step_size + 1 thresholds per split; this bounds it.
+MIN_STEP_SIZE = 1e-4
+
 
 def _min_max(array: np.ndarray) -> np.ndarray:
     return _min_max_function(array)(array)
 
 
 def _min_max_function(array: np.ndarray):
-    """Returns the min-max normalisation of ``array``, to apply to a few of its values."""
+    """Returns the min-max normalisation of ``array``, to apply to a few of its values.
+
+    A constant map becomes all zeros: left at its value (say 1e6), the stepped ROC
+    would walk 1e7 thresholds up to it (11 s and 3.9 GB for a 40 x 50 map).
+    """
     low, high = array.min(), array.max()
     if high > low:
         return lambda values: (values - low) / (high - low)
-    return lambda values: values
+    return np.zeros_like
 
 
 def _weighted_pairwise_auc(positives, positive_weights, negatives, negative_weights) -> float:
@@ -44,17 +51,29 @@ def _weighted_pairwise_auc(positives, positive_weights, negatives, negative_weig
 
 
 def _stepped_auc(positives, negative_samples, step_size) -> float:
-    """MIT's AUC_Borji ROC: thresholds 0:step:max per split, trapezoids, mean over splits."""
+    """MIT's AUC_Borji ROC: thresholds 0:step:max per split, trapezoids, mean over splits.
+
+    Rates come from bisecting sorted values, so time and memory grow with
+    (splits x thresholds), not (splits x samples x thresholds).
+    """
     top = max(positives.max(), negative_samples.max())
     thresholds = np.arange(int(np.floor(top / step_size + 1e-10)), -1, -1) * step_size
-    hit_rate = (positives[None, :] >= thresholds[:, None]).mean(axis=1)
-    false_rate = (negative_samples[:, None, :] >= thresholds[None, :, None]).mean(axis=2)
+    hit_rate = _fraction_reaching(np.sort(positives), thresholds)
+    false_rate = np.stack(
+        [_fraction_reaching(row, thresholds) for row in np.sort(negative_samples, axis=1)]
+    )
     # Thresholds above a split's maximum give the point (0, 0) again: zero area, so
     # one grid up to the overall maximum serves every split.
     start, end = np.zeros((len(false_rate), 1)), np.ones((len(false_rate), 1))
     tp = np.hstack([start, np.broadcast_to(hit_rate, false_rate.shape), end])
     fp = np.hstack([start, false_rate, end])
     return float(np.trapezoid(tp, fp, axis=1).mean())
+
+
+def _fraction_reaching(sorted_values: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """The fraction of ``sorted_values`` >= each threshold."""
+    below = np.searchsorted(sorted_values, thresholds, side="left")
+    return (sorted_values.size - below) / sorted_values.size
 
 
 @_batched
@@ -222,8 +241,11 @@ def _check_splits(
     """Validates the sampling arguments of AUC-Borji and sAUC."""
     if not isinstance(num_splits, int | np.integer) or num_splits < 1:
         raise ValueError(f"{metric}: num_splits must be >= 1. Received: num_splits={num_splits}")
-    if not 0 < step_size <= 1:
-        raise ValueError(f"{metric}: step_size must be in (0, 1]. Received: step_size={step_size}")
+    if not MIN_STEP_SIZE <= step_size <= 1:
+        raise ValueError(
+            f"{metric}: step_size must be in [{MIN_STEP_SIZE}, 1] (at most "
+            f"{round(1 / MIN_STEP_SIZE) + 1} thresholds). Received: step_size={step_size}"
+        )
     if count_duplicates and not exact:
         # MIT's sampled ROC works on the binary fixation map: it has no duplicates to count.
         raise ValueError(

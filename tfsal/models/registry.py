@@ -2,14 +2,25 @@
 
 Adding a model is one folder under ``tfsal/models`` and one decorator::
 
-    @register_model("mymodel")
-    def mymodel(*, taps=(), weights=None, encoder_weights=None, **config):
+    @register_model("mymodel", output=LOG_DENSITY, size_multiple=16,
+                    default_input_size=(240, 320))
+    def mymodel(*, input_size, taps=(), weights=None, encoder_weights=None, **config):
         ...
 
-Every builder accepts ``taps`` (see ``tfsal.models.features.select_taps``),
+Every builder accepts ``input_size`` (``(height, width)``, or ``None`` for any size
+when the model can take one), ``taps`` (see ``tfsal.models.features.select_taps``),
 ``weights`` (a checkpoint of the whole model) and ``encoder_weights`` (pretrained
 weights for the encoder only), and returns a functional ``keras.Model`` whose
-output is a dict holding ``"saliency"`` and the requested taps.
+output is a dict holding ``"saliency"`` and the requested taps. The registry checks
+these arguments once, the same way for every model, before the builder runs:
+``input_size`` is two positive integers that are multiples of ``size_multiple``
+(``default_input_size`` when not given, unless the model takes any size), and a
+weight path exists (a file, a SavedModel folder or a TF checkpoint prefix;
+``"imagenet"`` names the model's own pretrained download or copy).
+
+What training needs to know about a model's pretrained encoder is registered with
+it too (``ModelInfo``): the layers that form it, the file in the shared weights
+folder that ``encoder_weights: auto`` loads, and the layers kept fixed with it.
 
 Conventions shared by every model, so data pipelines, training, evaluation and
 serving treat them alike:
@@ -22,13 +33,22 @@ serving treat them alike:
 """
 
 import dataclasses
-from collections.abc import Callable
+import functools
+import inspect
+import numbers
+import os
+from collections.abc import Callable, Sequence
 
 import keras
 
 from tfsal.conventions import LOG_DENSITY, OUTPUT_KINDS
 
 ModelBuilder = Callable[..., keras.Model]
+
+# The keyword every builder takes besides its own configuration.
+BUILDER_ARGUMENTS = ("input_size", "taps", "weights", "encoder_weights")
+# ``weights`` / ``encoder_weights`` value naming the model's own pretrained weights.
+PRETRAINED = "imagenet"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,10 +57,21 @@ class ModelInfo:
 
     Attributes:
         name: the registry name.
-        builder: builds the model (keyword arguments only).
+        builder: builds the model (keyword arguments only, checked by the registry).
         output: ``"log_density"`` or ``"map"``: what ``"saliency"`` holds.
         size_multiple: input height and width must be multiples of this.
         default_input_size: (height, width) used when none is given.
+        any_input_size: whether ``input_size=None`` builds a model taking any
+            height and width (multiples of ``size_multiple``); otherwise ``None``
+            means ``default_input_size``.
+        encoder_layer_prefixes: name prefixes of the layers of the pretrained
+            encoder (what a frozen warm-up freezes); empty without one, and then
+            ``encoder_weights`` is refused.
+        pretrained_encoder_file: the file in the shared weights folder
+            (``tfsal.paths.shared_weights_dir``) holding the encoder's pretrained
+            weights, or None.
+        fixed_with_frozen_encoder: names of further layers that stay fixed while
+            the encoder is frozen for a whole run.
     """
 
     name: str
@@ -48,6 +79,10 @@ class ModelInfo:
     output: str
     size_multiple: int
     default_input_size: tuple[int, int]
+    any_input_size: bool = True
+    encoder_layer_prefixes: tuple[str, ...] = ()
+    pretrained_encoder_file: str | None = None
+    fixed_with_frozen_encoder: tuple[str, ...] = ()
 
 
 _MODELS: dict[str, ModelInfo] = {}
@@ -59,6 +94,10 @@ def register_model(
     output: str = LOG_DENSITY,
     size_multiple: int = 32,
     default_input_size: tuple[int, int] = (288, 384),
+    any_input_size: bool = True,
+    encoder_layer_prefixes: Sequence[str] = (),
+    pretrained_encoder_file: str | None = None,
+    fixed_with_frozen_encoder: Sequence[str] = (),
 ) -> Callable[[ModelBuilder], ModelBuilder]:
     """Registers a model builder under ``name``.
 
@@ -67,13 +106,19 @@ def register_model(
         output: ``"log_density"`` or ``"map"``: what the model's ``"saliency"`` holds.
         size_multiple: input height and width must be multiples of this.
         default_input_size: (height, width) used when none is given.
+        any_input_size: whether the model can be built for any input size.
+        encoder_layer_prefixes: name prefixes of the pretrained encoder's layers.
+        pretrained_encoder_file: the encoder's weights in the shared weights folder.
+        fixed_with_frozen_encoder: layers fixed while the encoder is frozen throughout.
 
     Returns:
-        A decorator that registers the builder and returns it unchanged.
+        A decorator that registers the builder and returns it wrapped, so that
+        direct calls have their arguments checked as ``get`` does.
 
     Raises:
         ValueError: if another builder is already registered under ``name`` or an
             argument is invalid.
+        TypeError: if the builder lacks one of ``BUILDER_ARGUMENTS``.
     """
     if output not in OUTPUT_KINDS:
         raise ValueError(f"output must be one of {OUTPUT_KINDS}. Received: output={output!r}")
@@ -87,10 +132,79 @@ def register_model(
                 f"A model named '{name}' is already registered "
                 f"(by {existing.__module__}.{existing.__qualname__})."
             )
-        _MODELS[name] = ModelInfo(name, builder, output, size_multiple, tuple(default_input_size))
-        return builder
+        parameters = inspect.signature(builder).parameters
+        lacking = [argument for argument in BUILDER_ARGUMENTS if argument not in parameters]
+        if lacking:
+            raise TypeError(
+                f"The builder of '{name}' must accept {', '.join(BUILDER_ARGUMENTS)}. "
+                f"Received: a builder without {', '.join(lacking)}"
+            )
+
+        @functools.wraps(builder)
+        def build(**kwargs) -> keras.Model:
+            return builder(**_checked_arguments(_MODELS[name], kwargs))
+
+        _MODELS[name] = ModelInfo(
+            name,
+            build,
+            output,
+            size_multiple,
+            _size_pair("default_input_size", default_input_size),
+            any_input_size,
+            tuple(encoder_layer_prefixes),
+            pretrained_encoder_file,
+            tuple(fixed_with_frozen_encoder),
+        )
+        return build
 
     return decorator
+
+
+def _size_pair(argument: str, size) -> tuple[int, int]:
+    if (
+        isinstance(size, str)
+        or not isinstance(size, Sequence)
+        or len(size) != 2
+        or not all(
+            isinstance(side, numbers.Integral) and not isinstance(side, bool) and side > 0
+            for side in size
+        )
+    ):
+        raise ValueError(
+            f"{argument} must be (height, width) with positive integer sides. "
+            f"Received: {argument}={size!r}"
+        )
+    return int(size[0]), int(size[1])
+
+
+def _check_weight_path(argument: str, path) -> None:
+    """Raises FileNotFoundError unless ``path`` can hold weights (before a slow build)."""
+    if path is None or str(path) == PRETRAINED:
+        return
+    path = os.fspath(path)
+    # A file, a SavedModel folder, or a TF checkpoint prefix (``model.ckpt`` of
+    # ``model.ckpt.index`` and its data shards).
+    if not (os.path.exists(path) or os.path.isfile(path + ".index")):
+        raise FileNotFoundError(f"{argument} file not found. Received: {argument}={path!r}")
+
+
+def _checked_arguments(info: ModelInfo, kwargs: dict) -> dict:
+    """Checks the arguments every builder takes; fills ``input_size``."""
+    input_size = kwargs.get("input_size")
+    if input_size is None and not info.any_input_size:
+        input_size = info.default_input_size
+    if input_size is not None:
+        input_size = _size_pair("input_size", input_size)
+        check_input_size(info.name, *input_size)
+    encoder_weights = kwargs.get("encoder_weights")
+    if encoder_weights is not None and not info.encoder_layer_prefixes:
+        raise ValueError(
+            f"Model '{info.name}' has no pretrained encoder; train it from scratch or pass "
+            f"a whole-model checkpoint as weights=. Received: encoder_weights={encoder_weights!r}"
+        )
+    for argument in ("weights", "encoder_weights"):
+        _check_weight_path(argument, kwargs.get(argument))
+    return {**kwargs, "input_size": input_size}
 
 
 def list_models() -> list[str]:

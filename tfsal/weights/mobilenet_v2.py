@@ -25,8 +25,6 @@ from tfsal.models.unisal import encoder as unisal_encoder
 from tfsal.weights.torch_mapping import ModuleMapping, load_state_dict_into
 from tfsal.weights.torch_reader import CheckpointError, read_state_dict
 
-IMAGENET_FILE = "mobilenet_v2-b0353104.pth"
-
 # Module indices inside one inverted residual block, per layout:
 # (expand conv, expand BN, depthwise conv, depthwise BN, project conv, project BN).
 _BLOCK_INDICES = {
@@ -124,7 +122,7 @@ def detect_layout(state_dict, prefix: str = "") -> str:
 def resolve_imagenet_path(path: str | os.PathLike) -> str:
     """Maps ``"imagenet"`` to the torchvision file in the shared weights folder."""
     if str(path) == "imagenet":
-        return str(paths.shared_weights_dir() / IMAGENET_FILE)
+        return str(paths.shared_weights_dir() / unisal_encoder.IMAGENET_FILE)
     return os.fspath(path)
 
 

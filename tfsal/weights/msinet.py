@@ -23,6 +23,7 @@ import numpy as np
 
 from tfsal.models.msinet.architecture import ASPP_RATES, DECODER_CHANNELS, ENCODER_STAGES
 from tfsal.weights import tf_checkpoint
+from tfsal.weights.keras_weights import load_keras_weights
 
 _OPTIMIZER_SUFFIXES = ("/Adam", "/Adam_1", "/Momentum", "/RMSProp", "/RMSProp_1")
 _OPTIMIZER_NAMES = ("beta1_power", "beta2_power", "global_step")
@@ -157,12 +158,7 @@ def load_msinet_weights(model: keras.Model, path: str | os.PathLike) -> None:
     """
     weight_format = tf_checkpoint.detect_format(path)
     if weight_format == tf_checkpoint.KERAS_WEIGHTS:
-        try:
-            model.load_weights(str(path))
-        except (ValueError, OSError) as error:
-            raise ValueError(
-                f"Cannot load {path} into MSI-Net: {str(error).splitlines()[0]}"
-            ) from error
+        load_keras_weights(model, path)
         return
     source = f"{weight_format.replace('_', ' ')} {Path(path)}"
     tensors = map_msinet_tensors(tf_checkpoint.read_tensors(path), source)

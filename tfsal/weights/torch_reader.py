@@ -9,136 +9,32 @@ beside it, in one of two layouts:
   version, system info, the object, the list of storage keys) followed by each
   storage as an int64 element count and its raw bytes.
 
-Unpickling runs whatever callables a pickle names, so a checkpoint from the
-internet could execute arbitrary code. ``_SafeUnpickler`` resolves only an allow
-list of globals (``OrderedDict``, torch's tensor and parameter rebuild functions
-and storage types) to harmless stand-ins and refuses everything else before it
-is called.
+Unpickling with ``pickle`` runs whatever callables a pickle names, so a checkpoint
+from the internet could execute arbitrary code. Every pickle of both layouts, the
+legacy header included, is read by ``restricted_pickle.unpickle``, which resolves
+only the allow list of ``torch_objects.TorchObjects`` (``OrderedDict``, torch's
+tensor and parameter rebuild functions, its storage types) and never calls
+anything else. What reading may cost is bounded by ``READ_LIMITS`` (values and
+reasons in ``restricted_pickle``): a file beyond them ends in one
+``CheckpointError``, before the memory is allocated.
 """
 
 import collections
-import io
+import mmap
 import os
-import pickle
 import tarfile
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 
+from tfsal.weights.read_limits import READ_LIMITS, Budget, CheckpointError
+from tfsal.weights.restricted_pickle import unpickle
+from tfsal.weights.torch_objects import Storage, TorchObjects
+
 LEGACY_MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
 LEGACY_PROTOCOL_VERSION = 1001
-
-# torch storage class name -> numpy dtype of one element ("bfloat16" is decoded by hand).
-STORAGE_DTYPES = {
-    "DoubleStorage": np.dtype("<f8"),
-    "FloatStorage": np.dtype("<f4"),
-    "HalfStorage": np.dtype("<f2"),
-    "BFloat16Storage": np.dtype("<u2"),
-    "LongStorage": np.dtype("<i8"),
-    "IntStorage": np.dtype("<i4"),
-    "ShortStorage": np.dtype("<i2"),
-    "CharStorage": np.dtype("i1"),
-    "ByteStorage": np.dtype("u1"),
-    "BoolStorage": np.dtype("?"),
-}
-
-
-class CheckpointError(ValueError):
-    """A file is not a readable PyTorch checkpoint, or does not fit the model."""
-
-
-class _StorageType:
-    """Stand-in for a ``torch.<X>Storage`` class named by a pickle."""
-
-    def __init__(self, name):
-        self.name = name
-        self.dtype = STORAGE_DTYPES[name]
-
-
-class _Storage:
-    """A storage block referenced by the pickle; its bytes arrive later (legacy)."""
-
-    def __init__(self, key, storage_type, numel):
-        self.key = key
-        self.storage_type = storage_type
-        self.numel = numel
-        self.data = None
-
-
-class _TensorRef:
-    """A tensor view into a storage, materialised once every storage is read."""
-
-    def __init__(self, storage, offset, size, stride):
-        self.storage = storage
-        self.offset = int(offset)
-        self.size = tuple(int(s) for s in size)
-        self.stride = tuple(int(s) for s in stride)
-
-
-def _rebuild_tensor(storage, storage_offset, size, stride, *_ignored):
-    return _TensorRef(storage, storage_offset, size, stride)
-
-
-def _rebuild_parameter(data, *_ignored):
-    return data
-
-
-_ALLOWED_GLOBALS = {
-    ("collections", "OrderedDict"): collections.OrderedDict,
-    ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
-    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
-    ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
-    ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
-    **{("torch", name): _StorageType(name) for name in STORAGE_DTYPES},
-}
-
-
-class _SafeUnpickler(pickle.Unpickler):
-    """Unpickler that resolves only allow-listed globals and torch storage ids."""
-
-    def __init__(self, file, path, storages):
-        super().__init__(file)
-        self._path = path
-        self._storages = storages
-
-    def find_class(self, module, name):
-        try:
-            return _ALLOWED_GLOBALS[(module, name)]
-        except KeyError:
-            raise CheckpointError(
-                f"{self._path}: the checkpoint's pickle references the global "
-                f"'{module}.{name}', which is not on the allow list of tensor and "
-                "state-dict types; refusing to load it (it could run arbitrary code)."
-            ) from None
-
-    def persistent_load(self, saved_id):
-        if not (isinstance(saved_id, tuple) and saved_id and saved_id[0] == "storage"):
-            raise CheckpointError(
-                f"{self._path}: unsupported persistent id {saved_id!r:.80} "
-                "(only tensor storages are supported)."
-            )
-        storage_type, key, _location, numel = saved_id[1:5]
-        if not isinstance(storage_type, _StorageType):
-            raise CheckpointError(f"{self._path}: unknown storage type {storage_type!r}.")
-        view_metadata = saved_id[5] if len(saved_id) > 5 else None
-        if key not in self._storages:
-            self._storages[key] = _Storage(key, storage_type, int(numel))
-        storage = self._storages[key]
-        if view_metadata is not None:
-            # Legacy storage views: (view key, element offset, element count).
-            _view_key, view_offset, view_size = view_metadata
-            return _StorageView(storage, int(view_offset), int(view_size))
-        return storage
-
-
-class _StorageView:
-    """A slice of a storage (legacy format only)."""
-
-    def __init__(self, storage, offset, numel):
-        self.storage = storage
-        self.offset = offset
-        self.numel = numel
 
 
 def read_checkpoint(path: str | os.PathLike):
@@ -159,14 +55,16 @@ def read_checkpoint(path: str | os.PathLike):
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"No checkpoint file at {path}.")
-    storages = {}
-    if zipfile.is_zipfile(path):
-        result = _read_zip(path, storages)
+    objects = TorchObjects(Budget(str(path), READ_LIMITS))
+    with open(path, "rb") as file:
+        head = file.read(4)
+    # Told apart by their first bytes, as torch.load does: a legacy file's storages
+    # may happen to hold the end-of-archive record zipfile.is_zipfile looks for.
+    if head == b"PK\x03\x04":
+        result = _read_zip(path, objects)
     else:
-        with open(path, "rb") as file:
-            head = file.read(2)
         if head[:1] == b"\x80":
-            result = _read_legacy(path, storages)
+            result = _read_legacy(path, objects)
         elif tarfile.is_tarfile(path):
             raise CheckpointError(
                 f"{path} is a tar-format PyTorch checkpoint (torch < 0.4), which is not "
@@ -177,7 +75,7 @@ def read_checkpoint(path: str | os.PathLike):
                 f"{path} is not a PyTorch checkpoint (neither the zip format of torch >= 1.6 "
                 "nor the legacy pickle format)."
             )
-    return _materialise(result, path)
+    return objects.materialise(result)
 
 
 def read_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
@@ -212,86 +110,155 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
     return collections.OrderedDict((str(key), value) for key, value in content.items())
 
 
-def _read_zip(path, storages):
+def _read_zip(path, objects):
     try:
         with zipfile.ZipFile(path) as archive:
-            names = archive.namelist()
-            pickles = [name for name in names if name.endswith("/data.pkl")]
+            entries = {info.filename: info for info in archive.infolist()}
+            pickles = [name for name in entries if name.endswith("/data.pkl")]
             if len(pickles) != 1:
                 raise CheckpointError(
                     f"{path} is a zip file but not a PyTorch checkpoint (no '<archive>/data.pkl')."
                 )
             prefix = pickles[0][: -len("data.pkl")]
             byteorder = "little"
-            if f"{prefix}byteorder" in names:
-                byteorder = archive.read(f"{prefix}byteorder").decode().strip()
-            result = _unpickle(io.BytesIO(archive.read(pickles[0])), path, storages)
-            for key, storage in storages.items():
-                entry = f"{prefix}data/{key}"
-                if entry not in names:
-                    raise CheckpointError(f"{path}: storage entry '{entry}' is missing.")
-                storage.data = _decode_storage(archive.read(entry), storage, byteorder, path)
-    except (zipfile.BadZipFile, EOFError, OSError) as error:
+            if f"{prefix}byteorder" in entries:
+                entry = entries[f"{prefix}byteorder"]
+                raw = _read_entry(archive, entry, path, what="the byte order", max_bytes=16)
+                byteorder = raw.decode("ascii", "replace").strip()
+                if byteorder not in ("little", "big"):
+                    raise CheckpointError(f"{path}: unknown byte order {byteorder!r:.20}.")
+            data = _read_entry(
+                archive,
+                entries[pickles[0]],
+                path,
+                what="the pickle 'data.pkl'",
+                max_bytes=READ_LIMITS.max_pickle_bytes,
+            )
+            result = _unpickle(data, 0, objects, with_storages=True)[0]
+            _check_declared_storage_bytes(objects, path)
+            for key, storage in objects.storages.items():
+                entry = entries.get(f"{prefix}data/{key}")
+                if entry is None:
+                    raise CheckpointError(f"{path}: storage entry '{prefix}data/{key}' is missing.")
+                expected = storage.numel * storage.storage_type.dtype.itemsize
+                raw = _read_entry(
+                    archive,
+                    entry,
+                    path,
+                    what=f"storage '{key}'",
+                    max_bytes=expected,
+                    expected=expected,
+                )
+                storage.data = _decode_storage(raw, storage, byteorder)
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError) as error:
         raise CheckpointError(f"{path} is a damaged or truncated zip checkpoint: {error}") from None
+    except RuntimeError as error:  # encrypted entries
+        raise CheckpointError(f"{path} is not a plain zip checkpoint: {error}") from None
     return result
 
 
-def _read_legacy(path, storages):
-    with open(path, "rb") as file:
-        try:
-            magic = pickle.load(file)
-            if magic != LEGACY_MAGIC_NUMBER:
-                raise CheckpointError(
-                    f"{path} starts with a pickle but is not a PyTorch checkpoint "
-                    "(wrong magic number)."
-                )
-            protocol = pickle.load(file)
-            if protocol != LEGACY_PROTOCOL_VERSION:
-                raise CheckpointError(f"{path}: unsupported legacy protocol version {protocol}.")
-            _sys_info = _unpickle(file, path, {})
-            result = _unpickle(file, path, storages)
-            keys = _unpickle(file, path, {})
-        except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as error:
-            if isinstance(error, CheckpointError):
-                raise
-            raise CheckpointError(
-                f"{path} is a damaged or truncated legacy checkpoint: {error}"
-            ) from None
-        for key in keys:
-            if key not in storages:
-                raise CheckpointError(f"{path}: storage '{key}' is listed but never used.")
-            storage = storages[key]
-            count_bytes = file.read(8)
-            if len(count_bytes) < 8:
-                raise CheckpointError(f"{path} is truncated: storage '{key}' is missing.")
-            count = int.from_bytes(count_bytes, "little", signed=True)
-            if count != storage.numel:
-                raise CheckpointError(
-                    f"{path}: storage '{key}' holds {count} elements, its tensors expect "
-                    f"{storage.numel}; the file is corrupt."
-                )
-            raw = file.read(count * storage.storage_type.dtype.itemsize)
-            storage.data = _decode_storage(raw, storage, "little", path)
-    return result
-
-
-def _unpickle(file, path, storages):
-    try:
-        return _SafeUnpickler(file, path, storages).load()
-    except CheckpointError:
-        raise
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as error:
-        raise CheckpointError(f"{path}: the checkpoint's pickle is damaged: {error}") from None
-
-
-def _decode_storage(raw, storage, byteorder, path):
-    dtype = storage.storage_type.dtype
-    expected = storage.numel * dtype.itemsize
-    if len(raw) != expected:
+def _check_declared_storage_bytes(objects, path):
+    # Entries can share one compressed stream (a zip bomb that passes the check of
+    # each entry's ratio); all storages together cannot expand more than deflate can.
+    declared = sum(
+        storage.numel * storage.storage_type.dtype.itemsize for storage in objects.storages.values()
+    )
+    ratio, file_size = READ_LIMITS.max_compression_ratio, path.stat().st_size
+    if declared > ratio * file_size:
         raise CheckpointError(
-            f"{path} is truncated or corrupt: storage '{storage.key}' has {len(raw)} bytes, "
+            f"{path}: its storages declare {declared} bytes, more than {ratio} times the "
+            f"file's {file_size}; refusing to read them."
+        )
+
+
+def _read_entry(archive, entry, path, *, what, max_bytes, expected=None):
+    """Reads a zip entry of ``expected`` (or at most ``max_bytes``) bytes in chunks.
+
+    The sizes in the zip directory are checked before reading and the decompressed
+    read never goes beyond them, so an entry that inflates past what it declares
+    costs no more memory than the declaration, which the pickle must agree with
+    and ``_check_declared_storage_bytes`` bounds.
+    """
+    if expected is not None and entry.file_size != expected:
+        raise CheckpointError(
+            f"{path} is truncated or corrupt: {what} has {entry.file_size} bytes, "
             f"expected {expected}."
         )
+    if entry.file_size > max_bytes:
+        raise CheckpointError(
+            f"{path}: {what} declares {entry.file_size} bytes, more than the {max_bytes} "
+            "it may hold."
+        )
+    chunks, remaining = [], entry.file_size
+    with archive.open(entry) as stream:
+        while remaining:
+            chunk = stream.read(min(remaining, READ_LIMITS.read_chunk_bytes))
+            if not chunk:
+                raise CheckpointError(f"{path} is truncated: {what} ends early.")
+            chunks.append(chunk)
+            remaining -= len(chunk)
+    return b"".join(chunks)
+
+
+def _read_legacy(path, objects):
+    with open(path, "rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        magic, position = _unpickle(data, 0, objects)
+        if type(magic) is not int or magic != LEGACY_MAGIC_NUMBER:
+            raise CheckpointError(
+                f"{path} starts with a pickle but is not a PyTorch checkpoint (wrong magic number)."
+            )
+        protocol, position = _unpickle(data, position, objects)
+        if type(protocol) is not int or protocol != LEGACY_PROTOCOL_VERSION:
+            raise CheckpointError(f"{path}: unsupported legacy protocol version.")
+        _sys_info, position = _unpickle(data, position, objects)
+        result, position = _unpickle(data, position, objects, with_storages=True)
+        keys, position = _unpickle(data, position, objects)
+        if type(keys) is not list or not all(type(key) is str for key in keys):
+            raise CheckpointError(f"{path}: the list of storage keys is not a list of strings.")
+        for key in keys:
+            storage = objects.storages.get(key)
+            if storage is None or storage.data is not None:
+                raise CheckpointError(
+                    f"{path}: storage '{key:.40}' is listed twice or never used; the file is "
+                    "corrupt."
+                )
+            position = _read_legacy_storage(data, position, storage, path)
+    return result
+
+
+def _read_legacy_storage(data, position, storage, path):
+    count_bytes = data[position : position + 8]
+    if len(count_bytes) < 8:
+        raise CheckpointError(f"{path} is truncated: storage '{storage.key}' is missing.")
+    count = int.from_bytes(count_bytes, "little", signed=True)
+    if count != storage.numel:
+        raise CheckpointError(
+            f"{path}: storage '{storage.key}' holds {count} elements, its tensors expect "
+            f"{storage.numel}; the file is corrupt."
+        )
+    start = position + 8
+    end = start + count * storage.storage_type.dtype.itemsize
+    if end > len(data):
+        raise CheckpointError(
+            f"{path} is truncated or corrupt: storage '{storage.key}' needs {end - start} "
+            f"bytes, {len(data) - start} remain."
+        )
+    storage.data = _decode_storage(data[start:end], storage, "little")
+    return end
+
+
+def _unpickle(data, start, objects, with_storages=False):
+    return unpickle(
+        data,
+        start,
+        budget=objects.budget,
+        allowed_globals=objects.allowed_globals if with_storages else {},
+        persistent_load=objects.persistent_load if with_storages else None,
+    )
+
+
+def _decode_storage(raw, storage: Storage, byteorder):
+    dtype = storage.storage_type.dtype
     if byteorder == "big":
         dtype = dtype.newbyteorder(">")
     data = np.frombuffer(raw, dtype=dtype)
@@ -299,45 +266,3 @@ def _decode_storage(raw, storage, byteorder, path):
         # bfloat16 is the upper half of a float32.
         data = (data.astype("<u4") << 16).view("<f4")
     return data.astype(data.dtype.newbyteorder("="), copy=False)
-
-
-def _materialise(obj, path):
-    if isinstance(obj, _TensorRef):
-        return _tensor_array(obj, path)
-    if isinstance(obj, dict):
-        materialised = type(obj)() if isinstance(obj, collections.OrderedDict) else {}
-        for key, value in obj.items():
-            materialised[key] = _materialise(value, path)
-        return materialised
-    if isinstance(obj, list):
-        return [_materialise(item, path) for item in obj]
-    if isinstance(obj, tuple):
-        return tuple(_materialise(item, path) for item in obj)
-    return obj
-
-
-def _tensor_array(ref, path):
-    storage, offset = ref.storage, ref.offset
-    if isinstance(storage, _StorageView):
-        offset += storage.offset
-        storage = storage.storage
-    data = storage.data
-    if data is None:
-        raise CheckpointError(f"{path}: storage '{storage.key}' was never read.")
-    if any(size == 0 for size in ref.size):
-        return np.zeros(ref.size, dtype=data.dtype)
-    last = offset + sum(
-        (size - 1) * stride for size, stride in zip(ref.size, ref.stride, strict=True)
-    )
-    if offset < 0 or last >= len(data) or any(stride < 0 for stride in ref.stride):
-        raise CheckpointError(
-            f"{path}: a tensor of shape {ref.size} lies outside its storage '{storage.key}'; "
-            "the file is corrupt."
-        )
-    view = np.lib.stride_tricks.as_strided(
-        data[offset:],
-        shape=ref.size,
-        strides=tuple(stride * data.itemsize for stride in ref.stride),
-        writeable=False,
-    )
-    return np.array(view)

@@ -24,6 +24,7 @@ import keras
 import numpy as np
 
 from tfsal.weights import mobilenet_v2
+from tfsal.weights.keras_weights import is_keras_weights_file, load_keras_weights
 from tfsal.weights.torch_mapping import ModuleMapping, load_state_dict_into, state_dict_from
 from tfsal.weights.torch_reader import CheckpointError, read_state_dict
 
@@ -83,14 +84,15 @@ def load_unisal_weights(model: keras.Model, path: str | os.PathLike) -> None:
     Args:
         model: a model built by ``tfsal.models.get("unisal")``.
         path: ``weights_best.pth`` / ``weights_ft_mit1003.pth`` (or any UNISAL
-            state dict), or a ``.weights.h5`` file saved from this model.
+            state dict), or a Keras weight file saved from this model (detected by
+            its content, see ``keras_weights``).
 
     Raises:
         CheckpointError: if a tensor is missing, unexpected or mis-shaped.
     """
     path = os.fspath(path)
-    if path.endswith(".weights.h5"):
-        model.load_weights(path)
+    if is_keras_weights_file(path):
+        load_keras_weights(model, path)
         return
     state_dict = read_state_dict(path)
     state_dict = {re.sub(r"^module\.", "", key): value for key, value in state_dict.items()}

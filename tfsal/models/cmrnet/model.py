@@ -47,7 +47,6 @@ Every stage is a named tap. Input height and width must be multiples of 16.
 """
 
 import os
-from pathlib import Path
 
 import keras
 
@@ -57,7 +56,8 @@ from tfsal.layers.spatial_log_softmax import SpatialLogSoftmax
 from tfsal.models.cmrnet.blocks import CrossConcatResidualBlock
 from tfsal.models.cmrnet.global_context import GlobalContextGate
 from tfsal.models.features import FeatureInfo, TapSelection, build_tapped_model
-from tfsal.models.registry import check_input_size, register_model
+from tfsal.models.registry import register_model
+from tfsal.weights import keras_weights
 
 DEFAULT_WIDTHS = (24, 48, 96, 192)
 DEFAULT_BLOCKS_PER_STAGE = (1, 1, 2, 1)
@@ -106,8 +106,8 @@ def cmrnet(
     Args:
         taps: which intermediate outputs to expose (see ``select_taps``).
         weights: a ``.weights.h5`` file saved from a CMRNet of the same configuration.
-        encoder_weights: not supported: CMRNet has no pretrained encoder; it must be
-            ``None``.
+        encoder_weights: not supported: CMRNet has no pretrained encoder (it registers
+            no encoder layers), so the registry refuses anything but ``None``.
         input_size: (height, width) to fix the input shape; ``None`` accepts any size
             whose sides are multiples of 16.
         widths: channels of the four encoder stages (1/2, 1/4, 1/8, 1/16); the
@@ -127,15 +127,7 @@ def cmrnet(
     widths, blocks_per_stage = tuple(widths), tuple(blocks_per_stage)
     global_context_stages = tuple(global_context_stages)
     _validate(widths, blocks_per_stage, global_context_stages)
-    if encoder_weights is not None:
-        raise ValueError(
-            "CMRNet has no pretrained encoder; train it from scratch or pass a whole-model "
-            f"checkpoint as weights=. Received: encoder_weights={encoder_weights!r}"
-        )
-    height, width = (None, None)
-    if input_size is not None:
-        height, width = input_size
-        check_input_size("cmrnet", height, width)
+    height, width = input_size or (None, None)
 
     image = keras.Input(shape=(height, width, 3), name="image")
     x = keras.layers.Rescaling(1.0 / 255.0, name="rescale_to_unit")(image)
@@ -177,10 +169,5 @@ def cmrnet(
 
     model = build_tapped_model(image, saliency, tap_tensors, feature_info, taps, name="cmrnet")
     if weights is not None:
-        if not Path(weights).is_file():
-            raise FileNotFoundError(
-                f"No CMRNet weights at {weights}: pass a .weights.h5 file saved from a CMRNet "
-                "of the same configuration."
-            )
-        model.load_weights(weights)
+        keras_weights.load_keras_weights(model, weights)
     return model

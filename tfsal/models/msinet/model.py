@@ -38,7 +38,7 @@ from tfsal.models.msinet.architecture import (
     ENCODER_STAGES,
 )
 from tfsal.models.msinet.layers import MinMaxNormalization, SpatialBroadcast
-from tfsal.models.registry import check_input_size, register_model
+from tfsal.models.registry import register_model
 
 # Modules, not names: tfsal.weights.msinet imports this family's architecture, so either
 # side may be imported first.
@@ -122,7 +122,15 @@ def _decoder(x, legacy_resize, tap_tensors, feature_info):
     return logits
 
 
-@register_model("msinet", output=MAP, size_multiple=8, default_input_size=(240, 320))
+@register_model(
+    "msinet",
+    output=MAP,
+    size_multiple=8,
+    default_input_size=(240, 320),
+    # The VGG16 convolutions conv1_1 ... conv5_3 (the ASPP and decoder layers are
+    # prefixed aspp_ and decoder_).
+    encoder_layer_prefixes=("conv",),
+)
 def msinet(
     *,
     taps: TapSelection = (),
@@ -155,10 +163,7 @@ def msinet(
     Raises:
         ValueError: for an input size that is not a multiple of 8 or unusable weights.
     """
-    height, width = (None, None)
-    if input_size is not None:
-        height, width = input_size
-        check_input_size("msinet", height, width)
+    height, width = input_size or (None, None)
 
     image = keras.Input(shape=(height, width, 3), name="image")
     tap_tensors: dict = {}

@@ -15,6 +15,8 @@ import keras
 
 from tfsal.models.unisal import blocks
 
+# torchvision's ImageNet MobileNetV2 weights, as named in the shared weights folder.
+IMAGENET_FILE = "mobilenet_v2-b0353104.pth"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 

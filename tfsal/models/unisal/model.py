@@ -34,10 +34,12 @@ from tfsal.layers.bilinear_upsampling import BilinearUpsampling2D
 from tfsal.layers.edge_padding import EdgePadding2D
 from tfsal.layers.spatial_log_softmax import SpatialLogSoftmax
 from tfsal.models.features import FeatureInfo, TapSelection, build_tapped_model
-from tfsal.models.registry import check_input_size, register_model
+from tfsal.models.registry import register_model
 from tfsal.models.unisal import blocks
 from tfsal.models.unisal.encoder import (
     BOTTLENECK_CHANNELS,
+    ENCODER_LAYER_PREFIXES,
+    IMAGENET_FILE,
     STEM_CHANNELS,
     imagenet_normalization,
     mobilenet_v2_encoder,
@@ -129,10 +131,23 @@ def unisal_decoder(tap_tensors, skip_dropout=0.6):
     return x
 
 
-@register_model("unisal", output=LOG_DENSITY, size_multiple=32, default_input_size=(288, 384))
+@register_model(
+    "unisal",
+    output=LOG_DENSITY,
+    size_multiple=32,
+    default_input_size=(288, 384),
+    # The Gaussian prior maps are built for one bottleneck size.
+    any_input_size=False,
+    encoder_layer_prefixes=ENCODER_LAYER_PREFIXES,
+    pretrained_encoder_file=IMAGENET_FILE,
+    # The 41x41 Gaussian output smoothing: its kernel gradient costs more than the rest
+    # of a training step on a CPU, and a few hundred images cannot improve on the
+    # Gaussian.
+    fixed_with_frozen_encoder=("smoothing",),
+)
 def unisal(
     *,
-    input_size: Sequence[int] = (288, 384),
+    input_size: Sequence[int],
     target_size: Sequence[int] | None = None,
     taps: TapSelection = (),
     weights: str | os.PathLike | None = None,
@@ -144,7 +159,8 @@ def unisal(
 
     Args:
         input_size: (height, width) of the input, multiples of 32 (see
-            ``unisal_input_size`` for UNISAL's choice per image).
+            ``unisal_input_size`` for UNISAL's choice per image); the registry
+            gives (288, 384) when it is not set.
         target_size: (height, width) of the output log-density; ``None`` for the
             input size. UNISAL evaluates at the original image size.
         taps: intermediate outputs to expose next to ``"saliency"`` (``None`` for
@@ -169,19 +185,11 @@ def unisal(
             weight file does not match the model (``CheckpointError``).
         FileNotFoundError: if a weight file does not exist.
     """
-    height, width = _check_size("input_size", input_size)
-    check_input_size("unisal", height, width)
+    height, width = input_size
     if target_size is not None:
         target_size = _check_size("target_size", target_size)
     if not 0.0 <= skip_dropout < 1.0:
         raise ValueError(f"skip_dropout must be in [0, 1). Received: skip_dropout={skip_dropout}")
-    # Fail before the (slow) graph construction when a weight file is absent.
-    for argument, path in (("weights", weights), ("encoder_weights", encoder_weights)):
-        if path is not None and str(path) != "imagenet" and not os.path.isfile(path):
-            raise FileNotFoundError(
-                f"{argument} file not found. Received: {argument}={str(path)!r}"
-            )
-
     images = keras.Input(shape=(height, width, 3), name="image")
     normalised = imagenet_normalization()(images)
     tap_tensors = mobilenet_v2_encoder(normalised)
