@@ -206,15 +206,16 @@ MODEL_DEFAULTS: dict[str, dict] = {
 # Fresh arrays matter more than epochs: on 240 arrays CMRNet learnt its training
 # targets by heart (validation CC 0.14); on 1800 it finds the singletons of arrays it
 # has not seen. 96x96 inputs keep the items about 7 px across; the learning rate
-# halves every epoch so the last ones settle (validation CC 0.93 against 0.89 with
-# CMRNet's usual decay of 0.9); a tenth of the arrays validate.
+# halves every epoch for CMRNet so the last ones settle (validation CC 0.93 against
+# 0.89 with its usual decay of 0.9); a tenth of the arrays validate.
 DATA_DEFAULTS: dict[str, dict] = {
-    "popout": {
-        "image_size": [96, 96],
-        "epochs": 4,
-        "val_fraction": 0.1,
+    "popout": {"image_size": [96, 96], "epochs": 4, "val_fraction": 0.1},
+}
+# Recipes of one model on one data format, over both of the above.
+DATA_MODEL_DEFAULTS: dict[tuple[str, str], dict] = {
+    ("popout", "cmrnet"): {
         "optimizer": OptimizerConfig(name="adam", learning_rate=1e-3, decay_per_epoch=0.5),
-    }
+    },
 }
 
 # Constructor arguments of generated data sets: 2000 pop-out arrays (1800 to train on,
@@ -233,14 +234,18 @@ def defaults_for(model: str, data: str | None) -> dict:
     ``SMALL_DATA_DEFAULTS`` where the model has them and the data format is in
     ``SMALL_DATA_FORMATS``, else the paper recipe (``MODEL_DEFAULTS``; the CMRNet
     one for models without an entry); ``DATA_DEFAULTS`` of the data format override
-    either.
+    either, and ``DATA_MODEL_DEFAULTS`` of the pair override all.
     """
     data_format = str(data or "").split(":", 1)[0]
     if data_format in SMALL_DATA_FORMATS and model in SMALL_DATA_DEFAULTS:
         recipe = SMALL_DATA_DEFAULTS[model]
     else:
         recipe = MODEL_DEFAULTS.get(model, MODEL_DEFAULTS["cmrnet"])
-    return {**recipe, **DATA_DEFAULTS.get(data_format, {})}
+    return {
+        **recipe,
+        **DATA_DEFAULTS.get(data_format, {}),
+        **DATA_MODEL_DEFAULTS.get((data_format, model), {}),
+    }
 
 
 def resolve_model_defaults(config: FitConfig) -> FitConfig:

@@ -14,6 +14,9 @@ def test_the_default_run_is_cmrnet_on_2000_generated_arrays_at_96_px():
     assert (config.model, config.data) == ("cmrnet", "popout")
     assert config.image_size == [96, 96] and config.epochs == 4 and config.val_fraction == 0.1
     assert config.optimizer.decay_per_epoch == 0.5
+    # The learning-rate halving is CMRNet's on pop-out arrays, not every model's.
+    unisal = configs.resolve(configs.FitConfig(model="unisal", out="unused"))
+    assert unisal.optimizer.name == "sgd" and unisal.epochs == 4
     # A value the user gave wins over the default run's.
     changed = configs.resolve(configs.FitConfig(out="unused", epochs=1, val_fraction=0.3))
     assert changed.epochs == 1 and changed.val_fraction == 0.3
