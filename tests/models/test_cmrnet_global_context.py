@@ -43,10 +43,11 @@ def test_bad_reduction_is_refused():
         GlobalContextGate(reduction=0)
 
 
-def test_cmrnet_gates_stages_3_and_4_by_default():
-    names = {layer.name for layer in tfsal.models.get("cmrnet", **TINY).layers}
+def test_cmrnet_gates_the_chosen_stages_and_none_by_default():
+    gated = tfsal.models.get("cmrnet", global_context_stages=(3, 4), **TINY)
+    names = {layer.name for layer in gated.layers}
     assert {"stage3_context", "stage4_context"} <= names and "stage2_context" not in names
-    plain = tfsal.models.get("cmrnet", global_context_stages=(), **TINY)
+    plain = tfsal.models.get("cmrnet", **TINY)
     assert not [layer for layer in plain.layers if isinstance(layer, GlobalContextGate)]
 
 

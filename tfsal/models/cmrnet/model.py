@@ -22,14 +22,15 @@ train on two CPU cores.
   the explainable model reconstructs best. The stem and strided convolutions use
   batch normalisation, which makes training from scratch with small batches
   stable; the residual blocks stay free of it so that their identity path is exact.
-- **Global context.** The outputs of stages 3 and 4 (1/8 and 1/16) pass through a
-  ``GlobalContextGate``: channel attention from each channel's spatial mean and
-  maximum (CBAM's channel attention). Saliency is relative to the whole image (an
-  odd item pops out only against the others), which convolutions with a receptive
-  field of a few items cannot see: without the gates CMRNet trained on pop-out
-  arrays highlighted every item and found the singleton after 44 fixations on
-  average; with them, trained on more arrays, after fewer than 10 (BENCHMARKS.md,
-  "Default run"). The gates add 1.4% to the parameters.
+- **Global context (optional).** ``global_context_stages`` puts a
+  ``GlobalContextGate`` (CBAM's channel attention from each channel's spatial mean
+  and maximum) after chosen encoder stages: saliency is relative to the whole image,
+  and the gate hands every location the image's statistics. It is off by default
+  because it did not pay off where we measured it: on the default run's pop-out
+  arrays (96x96 inputs, where stage 4 already sees the whole image) CMRNet reached
+  validation CC 0.934 without gates and 0.932 with gates after stages 3 and 4
+  (BENCHMARKS.md, "Default run"); what made CMRNet find the singletons was training
+  on 1800 arrays instead of 240. Larger inputs may need it.
 - **Decoder.** Three stages mirror the encoder: bilinear x2 upsampling,
   concatenation with the encoder stage of the same resolution (skip connection),
   3x3 convolution, batch normalisation, ReLU; widths 96, 48 and 24. Upsampling uses
@@ -40,7 +41,7 @@ train on two CPU cores.
   input size and a log-softmax over the pixels: a log-density, the form the KLD
   training loss and the probabilistic metrics expect.
 
-With the default widths the model has about 1.68 M parameters and costs about
+With the default widths the model has about 1.65 M parameters and costs about
 0.45 GMAC per 128x128 image: one training step on eight 128x128 images took about
 2 s on two busy CPU cores (widths 32-256, 2.9 M parameters, took twice as long).
 Every stage is a named tap. Input height and width must be multiples of 16.
@@ -61,7 +62,7 @@ from tfsal.weights import keras_weights
 
 DEFAULT_WIDTHS = (24, 48, 96, 192)
 DEFAULT_BLOCKS_PER_STAGE = (1, 1, 2, 1)
-DEFAULT_GLOBAL_CONTEXT_STAGES = (3, 4)
+DEFAULT_GLOBAL_CONTEXT_STAGES = ()
 
 
 def _conv_bn_relu(x, filters, strides, name):
