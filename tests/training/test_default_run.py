@@ -26,8 +26,8 @@ def test_the_default_run_is_cmrnet_on_2000_generated_arrays_at_96_px():
 def test_the_default_recipe_beats_spectral_residual_on_arrays_it_never_saw(tmp_path):
     # The default recipe on half the arrays for half the epochs (900 + 100 images,
     # 2 epochs): the full run reaches CC 0.93 (BENCHMARKS.md, "Default run"). This
-    # shortened run measured CC 0.29, NSS 3.9, GSI 0.27 against spectral residual's
-    # 0.15, 1.8, 0.01 (2026-12-01, loaded cores: 7 minutes).
+    # shortened run (with the optional gates) measured CC 0.29, NSS 3.9, GSI 0.27 against
+    # spectral residual's 0.15, 1.8, 0.01 (2026-12-01, loaded cores: 7-10 minutes).
     config = configs.FitConfig(out=str(tmp_path / "run"), epochs=2, max_images=1000)
     outputs = job.run(config)
     metrics = json.loads(outputs.metrics.read_text())
