@@ -175,6 +175,29 @@ def test_only_the_training_recipes_name_a_model_family():
     assert not wrong, "\n".join(wrong)
 
 
+def test_private_keras_apis_are_touched_in_one_module():
+    allowed = "training.keras_private"
+    private_methods = ("_symbolic_build", "_maybe_symbolic_build")
+    wrong = []
+    for module, path in MODULES.items():
+        if module == allowed:
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                names = [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+                names += [alias.name for alias in node.names]
+            elif isinstance(node, ast.Attribute):
+                names = [node.attr]
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+                names = [node.value]
+            for name in names:
+                if name.startswith("keras.src") or name in private_methods:
+                    wrong.append(f"{module}:{node.lineno} uses {name}")
+    assert not wrong, "\n".join(wrong)
+
+
 FIRST_IMPORTS = (
     "tfsal.weights",
     "tfsal.weights.mobilenet_v2",

@@ -3,7 +3,13 @@ import stat
 
 import pytest
 
-from tfsal.io_utils import atomic_directory, atomic_path, atomic_write_text
+from tfsal.io_utils import (
+    atomic_directory,
+    atomic_path,
+    atomic_write_text,
+    check_writable_file,
+    check_writable_folder,
+)
 
 
 def test_atomic_path_replaces_only_on_success(tmp_path):
@@ -39,3 +45,18 @@ def test_atomic_directory_refuses_an_existing_version_and_cleans_up(tmp_path):
         (folder / "partial").write_text("x")
         raise RuntimeError("export failed")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["1"]
+
+
+def test_writable_checks_write_nothing_and_name_the_problem(tmp_path):
+    check_writable_folder(tmp_path / "new" / "run")
+    check_writable_file(tmp_path / "new" / "results.json")
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ValueError, match="is a file, not a folder"):
+        check_writable_folder(tmp_path / "file", "--out")
+    with pytest.raises(ValueError, match="is inside .*file, a file"):
+        check_writable_file(tmp_path / "file" / "x.json", "--json")
+    with pytest.raises(ValueError, match="is a folder; give a file name"):
+        check_writable_file(tmp_path, "--csv")
+    with pytest.raises(ValueError, match="cannot be written"):
+        check_writable_folder("/sys/tfsal-run")

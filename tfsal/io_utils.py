@@ -92,3 +92,62 @@ def atomic_write_text(destination: str | os.PathLike, text: str) -> None:
     """Writes ``text`` to ``destination`` atomically (UTF-8)."""
     with atomic_path(destination) as temporary:
         temporary.write_text(text, encoding="utf-8")
+
+
+def _nearest_existing(path: Path) -> Path:
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            return candidate
+    return Path.cwd()
+
+
+def _check_can_create_in(folder: Path, path: Path, what: str) -> None:
+    # A throw-away file is the only test that holds for root, read-only mounts and
+    # network file systems alike (os.access answers yes to root everywhere).
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise ValueError(
+            f"{what} {path} cannot be written: {folder} does not accept new files "
+            f"({error.strerror or error}). Choose another location."
+        ) from None
+
+
+def check_writable_folder(path: str | os.PathLike, what: str = "Output folder") -> None:
+    """Checks, writing nothing, that ``path`` is or can become a writable folder.
+
+    Args:
+        path: the folder (it need not exist yet).
+        what: how the error names it, e.g. ``"--out"``.
+
+    Raises:
+        ValueError: if ``path`` or one of its parents is a file, or the nearest
+            existing folder does not accept new files.
+    """
+    path = Path(path)
+    existing = _nearest_existing(path)
+    if not existing.is_dir():
+        where = "is a file" if existing == path else f"is inside {existing}, a file"
+        raise ValueError(f"{what} {path} {where}, not a folder. Choose a folder.")
+    _check_can_create_in(existing, path, what)
+
+
+def check_writable_file(path: str | os.PathLike, what: str = "Output file") -> None:
+    """Checks, writing nothing, that an atomic write to the file ``path`` can succeed.
+
+    Args:
+        path: the file (it need not exist yet; its folders are created on writing).
+        what: how the error names it, e.g. ``"--json"``.
+
+    Raises:
+        ValueError: if ``path`` is a folder, a parent is a file, or the nearest
+            existing folder does not accept new files.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{what} {path} is a folder; give a file name.")
+    existing = _nearest_existing(path.parent)
+    if not existing.is_dir():
+        raise ValueError(f"{what} {path} is inside {existing}, a file, not a folder.")
+    _check_can_create_in(existing, path, what)

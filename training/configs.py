@@ -40,8 +40,11 @@ Models without an entry use the CMRNet defaults. The generated ``popout`` data s
 """
 
 import dataclasses
+import math
+import os
 import typing
 from pathlib import Path
+from types import UnionType
 
 import yaml
 
@@ -282,7 +285,45 @@ def resolve(config: FitConfig) -> FitConfig:
         config = dataclasses.replace(config, image_size=list(info.default_input_size))
     validate(config)
     models.check_input_size(config.model, *config.image_size)
+    check_fits_in_memory(config.image_size, config.batch_size)
     return config
+
+
+# Bytes one input pixel of a training batch takes in the data pipeline alone: the
+# float32 RGB image and 2-channel target, held in the prefetch buffer and again by the
+# model's step (the model's activations come on top of this).
+_PIPELINE_BYTES_PER_PIXEL = (3 + 2) * 4 * 2
+
+
+def memory_limit() -> int:
+    """Returns the bytes of memory this process may use (physical or cgroup limit)."""
+    limit = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    try:
+        cgroup = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+    except OSError:
+        return limit
+    return min(limit, int(cgroup)) if cgroup.isdigit() else limit
+
+
+def check_fits_in_memory(image_size: list[int], batch_size: int) -> None:
+    """Refuses an image size whose batches cannot fit in this machine's memory.
+
+    The bound is the data alone (``_PIPELINE_BYTES_PER_PIXEL``), so a refused size is
+    certain to fail; sizes that pass may still be slow.
+
+    Raises:
+        ValueError: with the memory the batch needs and the memory there is.
+    """
+    height, width = image_size
+    needed = batch_size * height * width * _PIPELINE_BYTES_PER_PIXEL
+    available = memory_limit()
+    if needed > available:
+        raise ValueError(
+            f"image_size {height}x{width} with batch_size {batch_size} needs at least "
+            f"{needed / 2**30:.1f} GiB for one batch of images and targets (the model's "
+            f"activations come on top), more than the {available / 2**30:.1f} GiB of memory "
+            "here. Choose a smaller --image-size or --batch-size."
+        )
 
 
 def validate(config: FitConfig) -> None:
@@ -316,6 +357,12 @@ def validate(config: FitConfig) -> None:
         checks += [
             (config.optimizer.name in ("sgd", "adam"), "optimizer.name must be 'sgd' or 'adam'"),
             (config.optimizer.learning_rate > 0, "optimizer.learning_rate must be > 0"),
+            (config.optimizer.weight_decay >= 0, "optimizer.weight_decay must be >= 0"),
+            (config.optimizer.momentum >= 0, "optimizer.momentum must be >= 0"),
+            (
+                config.optimizer.clip_norm is None or config.optimizer.clip_norm > 0,
+                "optimizer.clip_norm must be > 0, or null to disable clipping",
+            ),
             (0 < config.optimizer.decay_per_epoch <= 1, "optimizer.decay_per_epoch in (0, 1]"),
             (
                 config.optimizer.frozen_backbone_epochs >= FROZEN_THROUGHOUT,
@@ -336,9 +383,13 @@ def _get_dotted(config, dotted: str):
     return value
 
 
-def _from_dict(cls, values: dict, where: str):
+def _from_dict(cls, values: dict, where: str, prefix: str = ""):
+    """Builds ``cls`` from plain values, each converted to its field's type."""
     if not isinstance(values, dict):
-        raise ValueError(f"{where} must be a mapping. Received: {values!r}")
+        name = prefix.rstrip(".") or "the settings"
+        raise ValueError(
+            f"{name} in {where} must be a mapping of settings (name: value). Received: {values!r}"
+        )
     fields = {field.name: field for field in dataclasses.fields(cls)}
     hints = typing.get_type_hints(cls)
     unknown = sorted(set(values) - set(fields))
@@ -346,20 +397,67 @@ def _from_dict(cls, values: dict, where: str):
         raise ValueError(
             f"Unknown setting(s) {unknown} in {where}. Known settings: {', '.join(fields)}."
         )
-    kwargs = {}
-    for name, value in values.items():
-        nested = _nested_dataclass(hints[name])
-        kwargs[name] = (
-            _from_dict(nested, value, f"{where}.{name}") if nested and value is not None else value
-        )
-    return cls(**kwargs)
+    return cls(
+        **{
+            name: _convert(value, hints[name], f"{prefix}{name}", where)
+            for name, value in values.items()
+        }
+    )
 
 
-def _nested_dataclass(hint):
-    for candidate in (hint, *typing.get_args(hint)):
-        if dataclasses.is_dataclass(candidate):
-            return candidate
+def _convert(value, hint, name: str, where: str):
+    """Converts one plain value (from YAML or ``--set``) to the type ``hint``.
+
+    PyYAML reads ``1e-3`` as a string (YAML 1.1 floats need a dot), so numbers are
+    also accepted as text; every other mismatch is one error naming the setting.
+    """
+    options = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, UnionType) else ()
+    if options:
+        if value is None and type(None) in options:
+            return None
+        hint = next(option for option in options if option is not type(None))
+    if dataclasses.is_dataclass(hint):
+        return _from_dict(hint, value, where, f"{name}.")
+    if typing.get_origin(hint) is list:
+        if not isinstance(value, list | tuple):
+            raise _type_error(name, "a list", value, where)
+        (item,) = typing.get_args(hint)
+        return [_convert(element, item, f"{name}[{i}]", where) for i, element in enumerate(value)]
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise _type_error(name, "true or false", value, where)
+    if hint in (int, float):
+        number = _number(value)
+        if number is None or (hint is int and not number.is_integer()):
+            kind = "an integer" if hint is int else "a number"
+            raise _type_error(name, kind, value, where)
+        return int(number) if hint is int else number
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return str(value)  # e.g. --set out=2024
+        raise _type_error(name, "text", value, where)
+    return value
+
+
+def _number(value) -> float | None:
+    """Returns ``value`` as a finite float (numbers and numeric text), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            return None
+    if isinstance(value, int | float) and math.isfinite(value):
+        return float(value)
     return None
+
+
+def _type_error(name: str, kind: str, value, where: str) -> ValueError:
+    return ValueError(f"{name} must be {kind} (in {where}). Received: {name}={value!r}")
 
 
 def _merge_optimizer_defaults(values: dict) -> dict:
@@ -367,8 +465,11 @@ def _merge_optimizer_defaults(values: dict) -> dict:
     optimizer = values.get("optimizer")
     if not isinstance(optimizer, dict):
         return values
-    model = values.get("model", FitConfig.model)
-    defaults = defaults_for(model, values.get("data", FitConfig.data))["optimizer"]
+    # Wrong types are reported by _from_dict; here they only fall back to defaults.
+    model, data = values.get("model"), values.get("data")
+    model = model if isinstance(model, str) else FitConfig.model
+    data = data if isinstance(data, str) else FitConfig.data
+    defaults = defaults_for(model, data)["optimizer"]
     return {**values, "optimizer": {**dataclasses.asdict(defaults), **optimizer}}
 
 
@@ -386,6 +487,11 @@ def load_yaml(path: str | Path) -> FitConfig:
         values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as error:
         raise ValueError(f"Config file {path} is not valid YAML: {error}") from None
+    if not isinstance(values, dict):
+        raise ValueError(
+            f"Config file {path} must hold a mapping of settings (name: value), e.g. "
+            f"'epochs: 4'. Received: a YAML {type(values).__name__}"
+        )
     return _from_dict(FitConfig, _merge_optimizer_defaults(values), str(path))
 
 

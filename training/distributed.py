@@ -17,6 +17,8 @@ from collections.abc import Callable, Sequence
 
 import tensorflow as tf
 
+from training import keras_private
+
 
 def _cluster_size() -> int:
     raw = os.environ.get("TF_CONFIG")
@@ -54,7 +56,7 @@ def choose_strategy(name: str = "auto") -> tf.distribute.Strategy:
                 '(e.g. {"cluster": {"worker": ["host1:port", "host2:port"]}, '
                 '"task": {"type": "worker", "index": 0}}).'
             )
-        _patch_keras_multi_worker_logs()
+        keras_private.patch_multi_worker_log_reduction()
         return tf.distribute.MultiWorkerMirroredStrategy()
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
@@ -64,34 +66,6 @@ def choose_strategy(name: str = "auto") -> tf.distribute.Strategy:
         "strategy must be 'auto', 'mirrored', 'multi_worker' or 'default'. "
         f"Received: strategy={name!r}"
     )
-
-
-def _patch_keras_multi_worker_logs() -> None:
-    """Works around Keras 3's averaging of scalar logs under multi-worker training.
-
-    Keras 3 (checked with 3.15) reduces every train and test log with
-    ``strategy.reduce("MEAN", value, axis=0)`` under ``MultiWorkerMirroredStrategy``,
-    which fails for the scalar losses and metrics ("Invalid reduction dimension 0").
-    Scalars are averaged over the workers without an axis instead; every other
-    reduction is left to Keras.
-    """
-    from keras.src.backend.tensorflow import trainer as tensorflow_trainer
-
-    original = tensorflow_trainer.reduce_per_replica
-    if getattr(original, "tfsal_patched", False):
-        return
-
-    def reduce_per_replica(values, strategy, reduction):
-        if reduction in ("auto", "mean") and isinstance(
-            strategy, tf.distribute.MultiWorkerMirroredStrategy
-        ):
-            return tf.nest.map_structure(
-                lambda value: strategy.reduce("MEAN", value, axis=None), values
-            )
-        return original(values, strategy, reduction)
-
-    reduce_per_replica.tfsal_patched = True
-    tensorflow_trainer.reduce_per_replica = reduce_per_replica
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:

@@ -27,7 +27,7 @@ from serving.predictor import resolve_model
 from tfsal import baselines
 from tfsal.data import open_dataset
 from tfsal.evaluation import METRICS, evaluate_models
-from tfsal.io_utils import atomic_write_text
+from tfsal.io_utils import atomic_write_text, check_writable_file
 
 
 def _columns(report: dict) -> list[str]:
@@ -89,6 +89,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.limit is not None and args.limit < 1:
             raise ValueError(f"--limit must be >= 1. Received: --limit {args.limit}")
+        # Checked before any scoring, which can take minutes.
+        timestamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+        csv_path = Path(args.csv or f"runs/evaluate-{timestamp}.csv")
+        check_writable_file(csv_path, "--csv")
+        if args.json:
+            check_writable_file(args.json, "--json")
         dataset = open_dataset(args.data)
         all_ids = dataset.ids()
         image_ids = all_ids[: args.limit] if args.limit else all_ids
@@ -118,8 +124,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(format_table(report))
     for metric, reason in report["metrics_absent"].items():
         print(f"{metric} absent: {reason}")
-    timestamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    csv_path = Path(args.csv or f"runs/evaluate-{timestamp}.csv")
     atomic_write_text(csv_path, format_csv(report))
     print(f"\nCSV written to {csv_path}")
     if args.json:

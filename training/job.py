@@ -20,7 +20,7 @@ from tfsal.conventions import LOG_DENSITY, SALIENCY
 from tfsal.data import check_records, open_dataset, split_ids
 from tfsal.data.pipeline import make_pipeline
 from tfsal.evaluation import evaluate_models
-from tfsal.io_utils import atomic_directory, atomic_write_text
+from tfsal.io_utils import atomic_directory, atomic_write_text, check_writable_folder
 from training import callbacks, configs, distributed, report_page, trainer
 
 CHECKPOINTS, LOGS, EXPORT, REPORT = "checkpoints", "logs", "export", "report"
@@ -45,11 +45,12 @@ def prepare_output(config: configs.FitConfig, resume: bool) -> tuple[RunOutputs,
     """Checks the output folder against ``--resume``; returns paths and resume point.
 
     Raises:
-        ValueError: if the folder holds another run's checkpoints, or checkpoints
-            without ``--resume``.
+        ValueError: if the folder cannot be written (a file, a read-only place), holds
+            another run's checkpoints, or checkpoints without ``--resume``.
         CheckpointError: if the last checkpoint is unreadable.
     """
     out = Path(config.out)
+    check_writable_folder(out, "--out")
     outputs = RunOutputs(out, out / "config.yaml", out / CHECKPOINTS, out / LOGS)
     existing = callbacks.list_checkpoints(outputs.checkpoints)
     if existing and not resume:

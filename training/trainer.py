@@ -20,7 +20,7 @@ from tfsal import losses, metrics, models
 from tfsal.conventions import LOG_DENSITY, SALIENCY
 from tfsal.data.pipeline import make_pipeline
 from tfsal.paths import shared_weights_dir
-from training import callbacks, distributed
+from training import callbacks, distributed, keras_private
 from training.configs import FROZEN_THROUGHOUT, FitConfig, run_identity
 
 
@@ -135,6 +135,15 @@ def _learning_rate_schedule(config: FitConfig):
     )
 
 
+@dataclasses.dataclass
+class _Phase:
+    """Epochs ``[start, stop)``, the pretrained encoder frozen or not (None: no encoder)."""
+
+    start: int
+    stop: int
+    frozen: bool | None
+
+
 def train(
     config: FitConfig,
     dataset,
@@ -160,16 +169,9 @@ def train(
     Returns:
         The training result.
     """
-    info = models.model_info(config.model)
-    image_size = tuple(config.image_size)
+    output = models.model_info(config.model).output
     keras.utils.set_random_seed(config.seed)
-    with strategy.scope():
-        model = build_model(config)
-        optimizer = build_optimizer(config)
-        # Built with every trainable variable, so the state survives the backbone warm-up.
-        optimizer.build(model.trainable_variables)
-        compile_model(model, config, info.output, optimizer)
-
+    model = _compiled_model(config, strategy, output)
     early_stopping = callbacks.ResumableEarlyStopping(
         monitor="val_cc", mode="max", patience=max(config.early_stopping_patience, 1)
     )
@@ -179,30 +181,59 @@ def train(
         extra_state=lambda: {"early_stopping": early_stopping.state()},
         is_chief=distributed.is_chief(strategy),
     )
-    initial_epoch = completed_before = 0
-    if resume_from is not None:
-        record = callbacks.restore_state(resume_from, model)
-        initial_epoch = completed_before = record["epoch"]
-        checkpoint.restore_best(record)
-        early_stopping.load_state(record["extra"].get("early_stopping", {}))
-        print(f"Resumed from {resume_from} (epoch {initial_epoch} of {config.epochs}).")
-        if record.get("stop_training"):
-            initial_epoch = config.epochs
-
-    def make_epoch(image_ids, epoch, batch_size):
-        return make_pipeline(
-            dataset,
-            epoch_order(list(image_ids), config.seed, epoch),
-            image_size=image_size,
-            resize=config.resize,
-            batch_size=batch_size,
-            shuffle=False,
-            seed=config.seed * 100_003 + epoch,
-            augment=config.augment,
+    initial_epoch, completed_before = _resume(
+        config, model, resume_from, checkpoint, early_stopping
+    )
+    validation = _validation_batches(config, dataset, val_ids, strategy)
+    fit_callbacks = _fit_callbacks(
+        config, early_stopping, checkpoint, validation, log_dir, strategy, output
+    )
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        keras_private.build_before_multi_worker_fit(model, strategy, validation)
+    history = []
+    for phase in _phases(config, model, initial_epoch):
+        if model.stop_training:
+            break
+        history += _fit_phase(
+            config, model, phase, dataset, train_ids, validation, fit_callbacks, strategy
         )
+    best_path = checkpoint_dir / callbacks.BEST_WEIGHTS
+    if best_path.is_file():
+        callbacks.restore_state(best_path, model, with_optimizer=False)
+    return TrainingResult(model, completed_before + len(history), checkpoint.best_epoch, history)
 
+
+def _compiled_model(config: FitConfig, strategy, output: str) -> keras.Model:
+    with strategy.scope():
+        model = build_model(config)
+        optimizer = build_optimizer(config)
+        # Built with every trainable variable, so the state survives the backbone warm-up.
+        optimizer.build(model.trainable_variables)
+        compile_model(model, config, output, optimizer)
+    return model
+
+
+def _resume(config, model, resume_from, checkpoint, early_stopping) -> tuple[int, int]:
+    """Restores a checkpoint; returns (first epoch to fit, epochs completed before)."""
+    if resume_from is None:
+        return 0, 0
+    record = callbacks.restore_state(resume_from, model)
+    completed = record["epoch"]
+    checkpoint.restore_best(record)
+    early_stopping.load_state(record["extra"].get("early_stopping", {}))
+    print(f"Resumed from {resume_from} (epoch {completed} of {config.epochs}).")
+    if record.get("stop_training"):
+        return config.epochs, completed
+    return completed, completed
+
+
+def _validation_batches(config, dataset, val_ids, strategy) -> tf.data.Dataset:
     validation = make_pipeline(
-        dataset, val_ids, image_size=image_size, resize=config.resize, batch_size=config.batch_size
+        dataset,
+        val_ids,
+        image_size=tuple(config.image_size),
+        resize=config.resize,
+        batch_size=config.batch_size,
     )
     if distributed.is_distributed(strategy):
         # Every worker scores all validation images: the metric means are unchanged and
@@ -210,81 +241,94 @@ def train(
         options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
         validation = validation.with_options(options)
-    sample_images, sample_targets = _samples(validation, config.report_samples)
+    return validation
+
+
+def _fit_callbacks(config, early_stopping, checkpoint, validation, log_dir, strategy, output):
     fit_callbacks = [
         _learning_rate_schedule(config),
         keras.callbacks.TerminateOnNaN(),
         *([early_stopping] if config.early_stopping_patience else []),
         checkpoint,
     ]
+    sample_images, sample_targets = _samples(validation, config.report_samples)
     if importlib.util.find_spec("tensorboard") is None:
         print("note: TensorBoard logs need `pip install tensorboard`; none written.")
-    else:
-        chief = distributed.is_chief(strategy)
-        if chief:
-            fit_callbacks.append(keras.callbacks.TensorBoard(str(log_dir), write_graph=False))
-        # Every worker predicts (a collective step under multi-worker training); only
-        # the chief writes.
-        fit_callbacks.append(
-            callbacks.SaliencyImageLogger(
-                log_dir, sample_images, sample_targets[..., 0], info.output, write=chief
-            )
+        return fit_callbacks
+    chief = distributed.is_chief(strategy)
+    if chief:
+        fit_callbacks.append(keras.callbacks.TensorBoard(str(log_dir), write_graph=False))
+    # Every worker predicts (a collective step under multi-worker training); only
+    # the chief writes.
+    fit_callbacks.append(
+        callbacks.SaliencyImageLogger(
+            log_dir, sample_images, sample_targets[..., 0], output, write=chief
         )
-    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        _build_before_multi_worker_fit(model, strategy, validation)
-    history = []
+    )
+    return fit_callbacks
+
+
+def _phases(config: FitConfig, model: keras.Model, initial_epoch: int) -> list[_Phase]:
+    """The frozen-encoder warm-up, then the rest; phases without epochs are left out."""
     # The warm-up protects pretrained encoder weights; without them there is none.
     has_backbone = bool(resolve_encoder_weights(config)) and bool(
         backbone_layers(model, config.model)
     )
+    frozen_epochs = config.optimizer.frozen_backbone_epochs
     frozen_until = 0
-    if config.optimizer.frozen_backbone_epochs and not has_backbone:
+    if frozen_epochs and not has_backbone:
         print(f"note: {config.model} has no pretrained encoder here; no frozen warm-up.")
     elif has_backbone:
-        frozen_epochs = config.optimizer.frozen_backbone_epochs
-        frozen_until = (
-            config.epochs
-            if frozen_epochs == FROZEN_THROUGHOUT
-            else min(frozen_epochs, config.epochs)
-        )
+        throughout = frozen_epochs == FROZEN_THROUGHOUT
+        frozen_until = config.epochs if throughout else min(frozen_epochs, config.epochs)
     phases = [
-        (initial_epoch, frozen_until, True),
-        (max(initial_epoch, frozen_until), config.epochs, False),
+        _Phase(initial_epoch, frozen_until, frozen=True if has_backbone else None),
+        _Phase(max(initial_epoch, frozen_until), config.epochs, False if has_backbone else None),
     ]
-    for start, stop, freeze in phases:
-        if start >= stop or model.stop_training:
-            continue
-        if has_backbone:
-            _set_backbone_frozen(
-                model,
-                freeze,
-                strategy,
-                config,
-                info.output,
-                throughout=config.optimizer.frozen_backbone_epochs == FROZEN_THROUGHOUT,
-            )
-        inputs, steps = distributed.distributed_epochs(
-            strategy, make_epoch, train_ids, config.batch_size, range(start, stop)
+    return [phase for phase in phases if phase.start < phase.stop]
+
+
+def _fit_phase(config, model, phase, dataset, train_ids, validation, fit_callbacks, strategy):
+    """Fits the epochs of one phase; returns their logs."""
+    if phase.frozen is not None:
+        _set_backbone_frozen(
+            model,
+            phase.frozen,
+            strategy,
+            config,
+            models.model_info(config.model).output,
+            throughout=config.optimizer.frozen_backbone_epochs == FROZEN_THROUGHOUT,
         )
-        fit = model.fit(
-            inputs,
-            initial_epoch=start,
-            epochs=stop,
-            steps_per_epoch=steps,
-            validation_data=validation,
-            callbacks=fit_callbacks,
-            shuffle=False,  # the order is fixed per epoch by epoch_order
-            verbose=2 if distributed.is_distributed(strategy) else 1,
+
+    def make_epoch(image_ids, epoch, batch_size):
+        return make_pipeline(
+            dataset,
+            epoch_order(list(image_ids), config.seed, epoch),
+            image_size=tuple(config.image_size),
+            resize=config.resize,
+            batch_size=batch_size,
+            shuffle=False,
+            seed=config.seed * 100_003 + epoch,
+            augment=config.augment,
         )
-        history += [
-            {key: float(values[i]) for key, values in fit.history.items()}
-            for i in range(len(fit.epoch))
-        ]
-    epochs_run = completed_before + len(history)
-    best_path = checkpoint_dir / callbacks.BEST_WEIGHTS
-    if best_path.is_file():
-        callbacks.restore_state(best_path, model, with_optimizer=False)
-    return TrainingResult(model, epochs_run, checkpoint.best_epoch, history)
+
+    inputs, steps = distributed.distributed_epochs(
+        strategy, make_epoch, train_ids, config.batch_size, range(phase.start, phase.stop)
+    )
+    fit = model.fit(
+        inputs,
+        initial_epoch=phase.start,
+        epochs=phase.stop,
+        steps_per_epoch=steps,
+        validation_data=validation,
+        callbacks=fit_callbacks,
+        shuffle=False,  # the order is fixed per epoch by epoch_order
+        verbose=2 if distributed.is_distributed(strategy) else 1,
+    )
+    return [
+        {key: float(values[i]) for key, values in fit.history.items()}
+        for i in range(len(fit.epoch))
+    ]
 
 
 def _set_backbone_frozen(model, frozen, strategy, config, output, throughout=False) -> None:
@@ -301,20 +345,6 @@ def _set_backbone_frozen(model, frozen, strategy, config, output, throughout=Fal
         layer.trainable = not frozen
     with strategy.scope():
         compile_model(model, config, output)
-
-
-def _build_before_multi_worker_fit(model, strategy, batches) -> None:
-    """Builds model, loss and metrics from a local batch before a multi-worker ``fit``.
-
-    Keras 3 builds them lazily from the first distributed batch, which it averages
-    with ``strategy.reduce`` over the whole ``(image, {"saliency": target})`` tuple;
-    ``MultiWorkerMirroredStrategy`` cannot reduce a nested structure and raises. Every
-    state is built here instead, from a batch of this worker's own pipeline, and the
-    lazy step is skipped.
-    """
-    with strategy.scope():
-        model._symbolic_build(data_batch=next(iter(batches)))
-    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
 
 
 def _samples(validation: tf.data.Dataset, count: int):

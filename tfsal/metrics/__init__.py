@@ -5,7 +5,9 @@ default, pysaliency by a named argument where the two differ); ``tfsal.metrics.r
 holds the AUC family and ``tfsal.metrics.popout`` the odd-one-out metrics of pop-out
 search arrays (GSI, MSR, fixations to find). The Keras classes of
 ``tfsal.metrics.keras_metrics`` are imported on first use, so the numpy functions
-do not pay for importing TensorFlow.
+do not pay for importing TensorFlow; they and ``tfsal.losses`` share one TensorFlow
+implementation of CC, NSS and KLD (``tfsal.metrics.tensor_metrics``).
+``LOWER_IS_BETTER`` names the scores where lower is better.
 """
 
 import importlib
