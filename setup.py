@@ -24,7 +24,7 @@ setup(
         "opencv-contrib-python-headless>=4.8",
         "tensorflow-serving-api>=2.19,<3",
         "grpcio>=1.60,<2",
-        "tf-explain>=0.3.1,<0.4",
+        "tf-explain==0.3.1",  # unmaintained: pinned, used only by serving/attribution.py
         "matplotlib>=3.8,<4",
         "tqdm>=4.66,<5",
         "tensorboard>=2.21,<2.22",

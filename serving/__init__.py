@@ -5,5 +5,13 @@
 - ``predictor``: a SavedModel folder, a ``training.fit`` run folder or
   ``baseline:NAME`` as a predictor, ``image -> (H, W) saliency map``.
 
-Serving imports ``tfsal`` only, never ``training``.
+Serving imports ``tfsal`` only, never ``training``. Its commands
+(``python -m serving.predict``, ``python -m serving.explain``) keep TensorFlow's
+start-up log lines out of their output (``tfsal.startup_logs``, installed here, the
+only code that runs before such a module imports TensorFlow) unless
+``TF_CPP_MIN_LOG_LEVEL`` is set.
 """
+
+from tfsal.startup_logs import quiet_startup_logs
+
+quiet_startup_logs()

@@ -63,6 +63,14 @@ def test_a_command_that_imports_tensorflow_prints_only_its_own_error():
     assert len(lines) == 1 and lines[0].startswith("error: Unknown model 'nonexistent'"), lines
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("command", ["training.evaluate", "serving.predict"])
+def test_other_commands_print_no_tensorflow_notices(command):
+    result = _run("-m", command, "--help")
+    assert result.returncode == 0, result.stderr
+    assert _noise_in(result.stderr) == [] and result.stderr == b""
+
+
 def test_a_level_the_user_set_is_left_alone():
     script = (
         "import os, sys\n"

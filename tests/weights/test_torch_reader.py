@@ -419,3 +419,15 @@ def test_a_legacy_file_holding_a_zip_end_record_is_read_as_legacy(tmp_path):
     torch_files.write_legacy(path, {"bytes": end_record.copy()})
     assert zipfile.is_zipfile(path)
     np.testing.assert_array_equal(read_state_dict(path)["bytes"], end_record)
+
+
+@pytest.mark.parametrize("method", [zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA])
+def test_zip_entries_compressed_without_a_bounded_inflate_are_refused(tmp_path, method):
+    path = tmp_path / "bzip2.pth"
+    torch_files.write_zip(path, _state_dict())
+    repacked = tmp_path / "repacked.pth"
+    with zipfile.ZipFile(path) as source, zipfile.ZipFile(repacked, "w", method) as target:
+        for name in source.namelist():
+            target.writestr(name, source.read(name))
+    with pytest.raises(CheckpointError, match=f"compression method {method}; only stored"):
+        read_checkpoint(repacked)

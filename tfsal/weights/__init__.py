@@ -4,7 +4,8 @@
   name -> numpy array, through an allow-listed unpickler that never runs code
   and bounds what a file may cost (``read_limits``);
 - ``load_keras_weights``: a Keras weight file of a whole model, with one clear
-  error when it is of the wrong kind (every family's ``weights=`` goes through it);
+  error when it is of the wrong kind (every family's ``weights=`` loads Keras files
+  through it);
 - ``load_mobilenet_v2_encoder``: ImageNet MobileNetV2 weights (torchvision or
   tonylins key names) into UNISAL's encoder; ``mobilenet_v2_classifier`` builds
   the ImageNet classifier on the same encoder to check an import;

@@ -19,6 +19,12 @@ from collections.abc import Callable, Mapping
 from tfsal.weights.read_limits import Budget, CheckpointError, check_key
 
 _STOP = pickle.STOP[0]
+_UINTS = {
+    1: struct.Struct("<B"),
+    2: struct.Struct("<H"),
+    4: struct.Struct("<I"),
+    8: struct.Struct("<Q"),
+}
 _OPCODE_NAMES = {opcode.code.encode("latin-1")[0]: opcode.name for opcode in pickletools.opcodes}
 
 
@@ -37,7 +43,7 @@ def unpickle(
     """Reads one pickle from ``data[start:]`` without running any of its code.
 
     Args:
-        data: ``bytes`` or an ``mmap`` holding the pickle.
+        data: the bytes holding the pickle.
         start: where the pickle starts.
         budget: the step budget of the checkpoint being read.
         allowed_globals: ``(module, name)`` -> the stand-in that ``GLOBAL`` resolves
@@ -93,7 +99,11 @@ class _Reader:
         return chunk
 
     def read_uint(self, size):
-        return int.from_bytes(self.read(size), "little")
+        if self.pos + size > self.end:
+            self.read(size)  # raises
+        value = _UINTS[size].unpack_from(self.data, self.pos)[0]
+        self.pos += size
+        return value
 
     def read_global(self):
         return self.read_line(), self.read_line()

@@ -73,6 +73,14 @@ class _TensorRef:
         self.stride = stride
 
 
+def _contiguous_strides(size):
+    strides, step = [], 1
+    for length in reversed(size):
+        strides.append(step)
+        step *= length
+    return tuple(reversed(strides))
+
+
 def _is_index(value):
     return type(value) is int and 0 <= value <= _MAX_INDEX
 
@@ -233,6 +241,8 @@ class TorchObjects:
             )
         if numel == 0:
             return np.zeros(ref.size, dtype=data.dtype)
+        if ref.stride == _contiguous_strides(ref.size):  # most weights: a plain slice
+            return data[offset : offset + numel].reshape(ref.size).copy()
         view = np.lib.stride_tricks.as_strided(
             data[offset:],
             shape=ref.size,

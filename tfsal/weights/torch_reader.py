@@ -20,7 +20,6 @@ reasons in ``restricted_pickle``): a file beyond them ends in one
 """
 
 import collections
-import mmap
 import os
 import tarfile
 import zipfile
@@ -139,13 +138,13 @@ def _read_zip(path, objects):
             for key, storage in objects.storages.items():
                 entry = entries.get(f"{prefix}data/{key}")
                 if entry is None:
-                    raise CheckpointError(f"{path}: storage entry '{prefix}data/{key}' is missing.")
+                    raise CheckpointError(f"{path}: the entry of storage '{key:.40}' is missing.")
                 expected = storage.numel * storage.storage_type.dtype.itemsize
                 raw = _read_entry(
                     archive,
                     entry,
                     path,
-                    what=f"storage '{key}'",
+                    what=f"storage '{key:.40}'",
                     max_bytes=expected,
                     expected=expected,
                 )
@@ -184,6 +183,13 @@ def _read_entry(archive, entry, path, *, what, max_bytes, expected=None):
             f"{path} is truncated or corrupt: {what} has {entry.file_size} bytes, "
             f"expected {expected}."
         )
+    if entry.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        # torch stores entries uncompressed; zipfile inflates bzip2 and lzma without
+        # bounding the output of one read, so they are refused rather than trusted.
+        raise CheckpointError(
+            f"{path}: {what} uses zip compression method {entry.compress_type}; only "
+            "stored and deflated entries are read."
+        )
     if entry.file_size > max_bytes:
         raise CheckpointError(
             f"{path}: {what} declares {entry.file_size} bytes, more than the {max_bytes} "
@@ -201,49 +207,50 @@ def _read_entry(archive, entry, path, *, what, max_bytes, expected=None):
 
 
 def _read_legacy(path, objects):
-    with open(path, "rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
-        magic, position = _unpickle(data, 0, objects)
-        if type(magic) is not int or magic != LEGACY_MAGIC_NUMBER:
+    # One read of the whole file (its storages are most of it): the arrays view
+    # these bytes until materialise copies the tensors out of them.
+    data = path.read_bytes()
+    magic, position = _unpickle(data, 0, objects)
+    if type(magic) is not int or magic != LEGACY_MAGIC_NUMBER:
+        raise CheckpointError(
+            f"{path} starts with a pickle but is not a PyTorch checkpoint (wrong magic number)."
+        )
+    protocol, position = _unpickle(data, position, objects)
+    if type(protocol) is not int or protocol != LEGACY_PROTOCOL_VERSION:
+        raise CheckpointError(f"{path}: unsupported legacy protocol version.")
+    _sys_info, position = _unpickle(data, position, objects)
+    result, position = _unpickle(data, position, objects, with_storages=True)
+    keys, position = _unpickle(data, position, objects)
+    if type(keys) is not list or not all(type(key) is str for key in keys):
+        raise CheckpointError(f"{path}: the list of storage keys is not a list of strings.")
+    for key in keys:
+        storage = objects.storages.get(key)
+        if storage is None or storage.data is not None:
             raise CheckpointError(
-                f"{path} starts with a pickle but is not a PyTorch checkpoint (wrong magic number)."
+                f"{path}: storage '{key:.40}' is listed twice or never used; the file is corrupt."
             )
-        protocol, position = _unpickle(data, position, objects)
-        if type(protocol) is not int or protocol != LEGACY_PROTOCOL_VERSION:
-            raise CheckpointError(f"{path}: unsupported legacy protocol version.")
-        _sys_info, position = _unpickle(data, position, objects)
-        result, position = _unpickle(data, position, objects, with_storages=True)
-        keys, position = _unpickle(data, position, objects)
-        if type(keys) is not list or not all(type(key) is str for key in keys):
-            raise CheckpointError(f"{path}: the list of storage keys is not a list of strings.")
-        for key in keys:
-            storage = objects.storages.get(key)
-            if storage is None or storage.data is not None:
-                raise CheckpointError(
-                    f"{path}: storage '{key:.40}' is listed twice or never used; the file is "
-                    "corrupt."
-                )
-            position = _read_legacy_storage(data, position, storage, path)
+        position = _read_legacy_storage(data, position, storage, path)
     return result
 
 
 def _read_legacy_storage(data, position, storage, path):
     count_bytes = data[position : position + 8]
     if len(count_bytes) < 8:
-        raise CheckpointError(f"{path} is truncated: storage '{storage.key}' is missing.")
+        raise CheckpointError(f"{path} is truncated: storage '{storage.key:.40}' is missing.")
     count = int.from_bytes(count_bytes, "little", signed=True)
     if count != storage.numel:
         raise CheckpointError(
-            f"{path}: storage '{storage.key}' holds {count} elements, its tensors expect "
+            f"{path}: storage '{storage.key:.40}' holds {count} elements, its tensors expect "
             f"{storage.numel}; the file is corrupt."
         )
     start = position + 8
     end = start + count * storage.storage_type.dtype.itemsize
     if end > len(data):
         raise CheckpointError(
-            f"{path} is truncated or corrupt: storage '{storage.key}' needs {end - start} "
+            f"{path} is truncated or corrupt: storage '{storage.key:.40}' needs {end - start} "
             f"bytes, {len(data) - start} remain."
         )
-    storage.data = _decode_storage(data[start:end], storage, "little")
+    storage.data = _decode_storage(memoryview(data)[start:end], storage, "little")
     return end
 
 
