@@ -28,6 +28,22 @@ KERAS_FILE = "model.keras"
 VERSION_KEY = "tfsal_version"
 
 
+def save_keras_model(model, folder: Path) -> Path:
+    """Saves ``model`` as ``folder/model.keras``, atomically (the report reads its layers).
+
+    A SavedModel keeps the computation but not the Keras layers whose weights the
+    report reads, so explainable exports carry this file next to it.
+    """
+    destination = Path(folder) / KERAS_FILE
+    partial = destination.with_name(f".partial-{os.getpid()}.keras")  # Keras wants .keras
+    try:
+        model.save(partial)
+        os.replace(partial, destination)
+    finally:
+        partial.unlink(missing_ok=True)
+    return destination
+
+
 def replace_directory(new: Path, destination: Path) -> None:
     """Moves the finished folder ``new`` to ``destination``, replacing an old one.
 

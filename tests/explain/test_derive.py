@@ -199,3 +199,15 @@ def test_tf_data_batches_with_targets_are_accepted():
         progress=False,
     )
     assert derivation.fidelity["rows"]["enc3"]["train"] == 8 * 16
+
+
+def test_context_copies_are_fitted_and_still_add_up_to_the_logits():
+    derivation = _derive(readout_epochs=2, context_sigmas=(8.0,))
+    readouts = explain.tap_readouts(derivation.model)
+    assert {layer.context_sigmas for layer in readouts.values()} == {(2.0,), (1.0,)}  # / stride
+    assert all(np.abs(layer.context_readout.numpy()).max() > 0 for layer in readouts.values())
+    model = derivation.model
+    batch = images(2, seed=5)
+    logits = keras.Model(model.input, model.get_layer("logits").output)(batch).numpy()
+    total = model(batch)[CONTRIBUTIONS].numpy().sum(axis=-1, keepdims=True)
+    np.testing.assert_allclose(total, logits, atol=1e-4)

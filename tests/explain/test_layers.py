@@ -98,3 +98,32 @@ def test_feature_contributions_sum_taps_and_add_the_prior_to_its_group():
 def test_invalid_arguments_are_named(build, message):
     with pytest.raises(ValueError, match=message):
         build()
+
+
+def test_tap_readout_context_copies_add_up_and_widen():
+    features = _features(shape=(2, 9, 10, 18))
+    run_layer_test(
+        TapReadout,
+        dict(units=4, feature_grid=(3, 2, 3), blur_sigma=0.5, context_sigmas=(1.0, 3.0)),
+        features,
+        expected_output_shape=((2, 9, 10, 4), (2, 9, 10, 1), (2, 9, 10, 19)),
+        expect_trainable_weights=4,  # kernel, bias, readout, context_readout
+    )
+    layer = TapReadout(units=4, feature_grid=(3, 2, 3), blur_sigma=0.5, context_sigmas=(1.0, 3.0))
+    layer(features)
+    rng = np.random.default_rng(2)
+    layer.reconstruction.kernel.assign(rng.standard_normal((18, 4)))
+    layer.reconstruction.bias.assign(rng.standard_normal(4))
+    layer.context_readout.assign(rng.standard_normal((4, 2)))
+    reconstruction, logits, contributions = (x.numpy() for x in layer(features))
+    # The readout vector is zero, so the logits are the two context copies alone.
+    expected = sum(
+        normalised_blur(reconstruction @ layer.context_readout.numpy()[:, [j]], sigma).numpy()
+        for j, sigma in enumerate((1.0, 3.0))
+    )
+    np.testing.assert_allclose(logits, expected, atol=1e-4)
+    np.testing.assert_allclose(contributions.sum(-1, keepdims=True), logits, atol=1e-4)
+    assert layer.readout_weights() == [layer.readout, layer.context_readout]
+    assert TapReadout.from_config(layer.get_config()).context_sigmas == (1.0, 3.0)
+    with pytest.raises(ValueError, match="context_sigmas must all be > 0"):
+        TapReadout(units=2, context_sigmas=(2.0, 0.0))

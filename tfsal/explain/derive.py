@@ -88,6 +88,7 @@ def derive(
     fine_tune_epochs: int = 0,
     learning_rate: float = 0.05,
     blur_sigma: float = 4.0,
+    context_sigmas: Sequence[float] = (),
     strategy: tf.distribute.Strategy | None = None,
     progress: bool = True,
 ) -> Derivation:
@@ -120,6 +121,8 @@ def derive(
             on the saliency loss, >= 0.
         learning_rate: Adam learning rate of readout fitting and fine-tuning.
         blur_sigma: ``linear`` only: blur of the logits in input pixels, >= 0.
+        context_sigmas: ``linear`` only: blurs in input pixels, each > 0, of further
+            readout copies per tap, each with its own vector (``TapReadout``).
         strategy: a ``MultiWorkerMirroredStrategy`` to sum statistics across workers
             (each worker passing its own shard); ``None`` for one process.
         progress: show progress bars.
@@ -152,6 +155,7 @@ def derive(
         input_shape=tuple(parent.inputs[0].shape[1:]),
         bank_config=bank_config,
         blur_sigma=blur_sigma,
+        context_sigmas=context_sigmas,
         decoder=decoder,
         name=f"{parent.name}_explainable",
     )

@@ -55,6 +55,7 @@ def build_explainable_model(
     input_shape: tuple = (None, None, 3),
     bank_config: dict | None = None,
     blur_sigma: float = 1.0,
+    context_sigmas: Sequence[float] = (),
     prior_widths: Sequence[float] | None = None,
     decoder: keras.Model | None = None,
     name: str = "explainable",
@@ -70,6 +71,8 @@ def build_explainable_model(
             ``output_stride``).
         blur_sigma: ``linear`` only: the logits' blur in input pixels (divided by
             each tap's stride).
+        context_sigmas: ``linear`` only: blurs, in input pixels (divided by each
+            tap's stride), of further readout copies per tap (``TapReadout``).
         prior_widths: ``linear`` only: widths of the centre prior's maps.
         decoder: ``decoder`` only: a model from the taps (a list in ``taps`` order)
             to the saliency.
@@ -107,6 +110,7 @@ def build_explainable_model(
                 tap.channels,
                 feature_grid=grid,
                 blur_sigma=blur_sigma / tap.stride,
+                context_sigmas=tuple(sigma / tap.stride for sigma in context_sigmas),
                 name=tap_layer_name(tap.name),
             )
             reconstruction, logits, contributions = layer(features[tap.stride])

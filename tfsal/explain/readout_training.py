@@ -40,7 +40,7 @@ class ReadoutTrainer:
     def _variables(self, fine_tune):
         """Readout vectors and centre prior; with ``fine_tune``, every reconstruction."""
         readouts = tap_readouts(self.model)
-        variables = [layer.readout for layer in readouts.values()]
+        variables = [weight for layer in readouts.values() for weight in layer.readout_weights()]
         if readouts:
             variables += self.model.get_layer("centre_prior").trainable_weights
         if fine_tune:

@@ -7,6 +7,12 @@ the ``LinearReconstruction`` of the tap from the log-Gabor features ``F_t`` and
 scaling is linear, so the logits split exactly into one term per feature,
 ``blur(scale(F_t)_k (W_t v_t)_k)``, plus the constant ``b_t · v_t``: those terms are
 the per-pixel contributions the interpretation report reads.
+
+With ``context_sigmas`` the tap adds ``blur_j(Â_t · u_tj)`` for every wider blur
+``j``, each with its own vector ``u_tj``: the logits then read how much of a
+feature family surrounds a pixel, not only what is at it (on NUS, one width alone
+kept about 70% of UNISAL's CC). The sum stays linear in the scaled features, so the
+contributions still add up exactly.
 """
 
 import math
@@ -68,6 +74,10 @@ class TapReadout(keras.layers.Layer):
         feature_scaling: see ``LinearReconstruction``.
         blur_sigma: standard deviation, in tap pixels, of the Gaussian blur of the
             logits (0 for none), >= 0.
+        context_sigmas: standard deviations, in tap pixels, of further blurred
+            copies of the readout, each > 0 and with its own vector over the tap's
+            channels (weight ``context_readout``, (C, len(context_sigmas))); empty
+            for none.
         **kwargs: base layer arguments (name, dtype, trainable).
 
     Call returns:
@@ -82,11 +92,18 @@ class TapReadout(keras.layers.Layer):
         feature_grid: tuple[int, int, int] | None = None,
         feature_scaling: bool = True,
         blur_sigma: float = 1.0,
+        context_sigmas: tuple[float, ...] = (),
         **kwargs,
     ):
         super().__init__(**kwargs)
         if not blur_sigma >= 0:
             raise ValueError(f"blur_sigma must be >= 0. Received: blur_sigma={blur_sigma!r}")
+        context_sigmas = tuple(float(sigma) for sigma in context_sigmas)
+        if any(not sigma > 0 for sigma in context_sigmas):
+            raise ValueError(
+                f"context_sigmas must all be > 0. Received: context_sigmas={context_sigmas!r}"
+            )
+        self.context_sigmas = context_sigmas
         self.units = units
         self.feature_grid = None if feature_grid is None else tuple(feature_grid)
         self.feature_scaling = bool(feature_scaling)
@@ -102,6 +119,17 @@ class TapReadout(keras.layers.Layer):
         """Builds the reconstruction and the readout vector (zeros: no signal yet)."""
         self.reconstruction.build(input_shape)
         self.readout = self.add_weight(shape=(self.units,), initializer="zeros", name="readout")
+        self.context_readout = None
+        if self.context_sigmas:
+            self.context_readout = self.add_weight(
+                shape=(self.units, len(self.context_sigmas)),
+                initializer="zeros",
+                name="context_readout",
+            )
+
+    def readout_weights(self) -> list:
+        """The weights the readout fitting trains (the vectors, not the reconstruction)."""
+        return [self.readout] + ([self.context_readout] if self.context_sigmas else [])
 
     def call(self, inputs):
         """Returns the reconstruction, the logits and the per-feature contributions."""
@@ -112,14 +140,23 @@ class TapReadout(keras.layers.Layer):
         logits = normalised_blur(
             keras.ops.matmul(reconstruction, self.readout[:, None]), self.blur_sigma
         )
-        per_feature = scaled * keras.ops.matmul(reconstruction_layer.kernel, self.readout)
+        kernel = reconstruction_layer.kernel
+        per_feature = normalised_blur(
+            scaled * keras.ops.matmul(kernel, self.readout), self.blur_sigma
+        )
         constant = keras.ops.sum(reconstruction_layer.bias * self.readout)
+        for j, sigma in enumerate(self.context_sigmas):
+            vector = self.context_readout[:, j]
+            # The blur keeps constants constant, so b · u_j adds to the constant term.
+            logits = logits + normalised_blur(
+                keras.ops.matmul(reconstruction, vector[:, None]), sigma
+            )
+            per_feature = per_feature + normalised_blur(
+                scaled * keras.ops.matmul(kernel, vector), sigma
+            )
+            constant = constant + keras.ops.sum(reconstruction_layer.bias * vector)
         contributions = keras.ops.concatenate(
-            [
-                normalised_blur(per_feature, self.blur_sigma),
-                keras.ops.ones_like(logits) * constant,
-            ],
-            axis=-1,
+            [per_feature, keras.ops.ones_like(logits) * constant], axis=-1
         )
         return reconstruction, logits, contributions
 
@@ -136,5 +173,6 @@ class TapReadout(keras.layers.Layer):
             feature_grid=self.feature_grid,
             feature_scaling=self.feature_scaling,
             blur_sigma=self.blur_sigma,
+            context_sigmas=self.context_sigmas,
         )
         return config
