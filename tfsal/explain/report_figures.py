@@ -72,7 +72,7 @@ def reconstruction_figure(
             (("activation", both[0]), ("reconstruction", both[1])), start=1
         ):
             shown = axes[row, column].imshow(values, cmap="viridis", vmin=low, vmax=high)
-            score = f" (R² {r2[tap]:.2f})" if column == 2 else ""
+            score = f" (validation R² {r2[tap]:.2f})" if column == 2 else ""
             axes[row, column].set_title(f"{tap} channel {channel}: {name}{score}", fontsize=9)
             axes[row, column].set_xticks([])
             axes[row, column].set_yticks([])
