@@ -24,6 +24,9 @@ setup(
         "opencv-contrib-python-headless>=4.8",
         "tensorflow-serving-api>=2.19,<3",
         "grpcio>=1.60,<2",
+        # google.protobuf (text-format configs, JSON of the status and metadata messages);
+        # tensorflow-serving-api's generated code needs at least 6.31.1.
+        "protobuf>=6.31.1,<8",
         # The local model server: gRPC health checking, its HTTP server, fast JSON.
         "grpcio-health-checking>=1.60,<2",
         "werkzeug>=3,<4",

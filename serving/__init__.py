@@ -10,5 +10,13 @@
   ``rest_json`` (REST), ``grpc_service`` (gRPC and health), ``api_messages`` (status and
   metadata messages) and ``errors`` (TF Serving's codes and HTTP statuses).
 
-Serving imports ``tfsal`` only, never ``training``.
+Serving imports ``tfsal`` only, never ``training``. Its commands
+(``python -m serving.predict``, ``python -m serving.explain``) keep TensorFlow's
+start-up log lines out of their output (``tfsal.startup_logs``, installed here, the
+only code that runs before such a module imports TensorFlow) unless
+``TF_CPP_MIN_LOG_LEVEL`` is set.
 """
+
+from tfsal.startup_logs import quiet_startup_logs
+
+quiet_startup_logs()

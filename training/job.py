@@ -91,7 +91,7 @@ def load_split(config: configs.FitConfig):
     Raises:
         ValueError: for an unknown format, an empty data set or a bad split.
     """
-    dataset = open_dataset(config.data)
+    dataset = open_dataset(config.data, **configs.GENERATED_DATA_OPTIONS.get(config.data, {}))
     image_ids = list(dataset.ids())
     if config.max_images:
         image_ids = image_ids[: config.max_images]
