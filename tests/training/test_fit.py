@@ -68,6 +68,8 @@ def test_the_whole_job_runs_and_says_where_everything_went(tmp_path, capsys):
     explainable = out / "export" / "tiny_test_explainable" / "1"
     metadata = json.loads((explainable / "assets.extra" / "tfsal.json").read_text())
     assert metadata["model"] == "tiny_test_explainable" and metadata["parent"] == "tiny_test"
+    assert "explain" in metadata["signatures"]  # serving.export told it by its outputs
+    assert metadata["contribution_groups"][-1] == "prior"
     for where in ("derivation.json", "export/tiny_test_explainable/1", "validation R²"):
         assert where in printed
 
