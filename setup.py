@@ -24,6 +24,15 @@ setup(
         "opencv-contrib-python-headless>=4.8",
         "tensorflow-serving-api>=2.19,<3",
         "grpcio>=1.60,<2",
+        # google.protobuf (text-format configs, JSON of the status and metadata messages);
+        # tensorflow-serving-api's generated code needs at least 6.31.1.
+        "protobuf>=6.31.1,<8",
+        # The local model server: gRPC health checking, its HTTP server, fast JSON.
+        "grpcio-health-checking>=1.60,<2",
+        "werkzeug>=3,<4",
+        "orjson>=3.8,<4",
+        # serving.client's REST protocol.
+        "requests>=2.31,<3",
         "tf-explain==0.3.1",  # unmaintained: pinned, used only by serving/attribution.py
         "matplotlib>=3.8,<4",
         "tqdm>=4.66,<5",

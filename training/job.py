@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from serving import constants
+from serving import server_config
+from serving.export import export_model
 from serving.predictor import predictor_from_function, resolve_model
 from tfsal import explain, models
 from tfsal.conventions import LOG_DENSITY, SALIENCY
@@ -22,7 +23,7 @@ from tfsal.data import check_records, open_dataset, split_ids
 from tfsal.data.pipeline import make_pipeline
 from tfsal.evaluation import evaluate_models
 from tfsal.explain.workers import num_workers
-from tfsal.io_utils import atomic_directory, atomic_write_text, check_writable_folder
+from tfsal.io_utils import atomic_write_text, check_writable_folder
 from training import callbacks, configs, distributed, report_page, trainer
 
 CHECKPOINTS, LOGS, EXPORT, REPORT = "checkpoints", "logs", "export", "report"
@@ -90,7 +91,7 @@ def load_split(config: configs.FitConfig):
     Raises:
         ValueError: for an unknown format, an empty data set or a bad split.
     """
-    dataset = open_dataset(config.data)
+    dataset = open_dataset(config.data, **configs.GENERATED_DATA_OPTIONS.get(config.data, {}))
     image_ids = list(dataset.ids())
     if config.max_images:
         image_ids = image_ids[: config.max_images]
@@ -250,7 +251,10 @@ def evaluate(config, dataset, val_ids, model, explainable=None) -> dict:
 
 
 def export(config: configs.FitConfig, model, outputs: RunOutputs, name: str | None = None) -> Path:
-    """Exports a SavedModel atomically to ``export/<name>/<next version>/``.
+    """Exports the model for TF Serving to ``export/<name>/<next version>/``.
+
+    ``export/`` also gets TF Serving's configuration files (``serving.server_config``),
+    so it can be mounted as the Docker image's ``/models`` as it is.
 
     Args:
         config: the run's configuration.
@@ -259,24 +263,24 @@ def export(config: configs.FitConfig, model, outputs: RunOutputs, name: str | No
         name: the folder under ``export/``; ``None`` for the deep model's name.
     """
     name = name or config.model
-    base = outputs.out / EXPORT / name
-    versions = [int(p.name) for p in base.glob("*") if p.is_dir() and p.name.isdigit()]
-    destination = base / str(max(versions, default=0) + 1)
-    metadata = {
-        "model": name,
-        "output": models.model_info(config.model).output,
-        "input_size": list(config.image_size),
-        "resize": config.resize,
-    }
+    metadata = {"model": name}
     if name != config.model:
         metadata["parent"] = config.model
-    with atomic_directory(destination) as folder:
-        model.export(str(folder), format="tf_saved_model", verbose=False)
-        atomic_write_text(
-            folder / constants.METADATA_DIR / constants.METADATA_FILE,
-            json.dumps(metadata, indent=2),
-        )
-    return destination
+    groups = None
+    if name != config.model and config.derive.readout == "linear":
+        groups = explain.group_names(model)  # names of the contribution channels
+    version = export_model(
+        model,
+        outputs.out / EXPORT,
+        name,
+        input_size=config.image_size,
+        output=models.model_info(config.model).output,
+        resize=config.resize,
+        metadata=metadata,
+        contribution_groups=groups,
+    )
+    server_config.write_server_configs(outputs.out / EXPORT)
+    return version
 
 
 def write_metrics(outputs: RunOutputs, metrics: dict, val_count: int) -> None:

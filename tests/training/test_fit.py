@@ -45,12 +45,14 @@ def test_the_whole_job_runs_and_says_where_everything_went(tmp_path, capsys):
     assert {"CC", "NSS", "AUC-Judd", "sAUC", "SIM", "KLD"} <= set(metrics["results"]["tiny_test"])
     export = out / "export" / "tiny_test" / "1"
     metadata = json.loads((export / "assets.extra" / "tfsal.json").read_text())
-    assert metadata == {
+    assert {key: metadata[key] for key in ("model", "output", "input_size", "resize")} == {
         "model": "tiny_test",
         "output": "log_density",
         "input_size": [32, 32],
         "resize": "pad",
     }
+    assert "serving_default" in metadata["signatures"]  # serving.export wrote it
+    assert (out / "export" / "models.config").is_file()  # ready to mount as /models
     page = (out / "report" / "index.html").read_text()
     assert "baseline:centre-bias" in page and "sample-00-model.png" in page
     assert (out / "report" / "sample-01-truth.png").stat().st_size > 0

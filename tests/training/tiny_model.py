@@ -11,6 +11,7 @@ import keras
 from tfsal.layers import SpatialLogSoftmax
 from tfsal.models import build_tapped_model, model_info, register_model
 from tfsal.models.features import FeatureInfo
+from tfsal.weights import keras_weights
 
 NAME = "tiny_test"
 
@@ -43,7 +44,7 @@ def _build(*, taps=(), weights=None, encoder_weights=None, input_size=None):
         inputs, saliency, {"encoder": features}, feature_info, taps, name=NAME
     )
     if weights:
-        model.load_weights(weights)
+        keras_weights.load_keras_weights(model, weights)
     return model
 
 

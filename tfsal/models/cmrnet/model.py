@@ -22,6 +22,15 @@ train on two CPU cores.
   the explainable model reconstructs best. The stem and strided convolutions use
   batch normalisation, which makes training from scratch with small batches
   stable; the residual blocks stay free of it so that their identity path is exact.
+- **Global context (optional).** ``global_context_stages`` puts a
+  ``GlobalContextGate`` (CBAM's channel attention from each channel's spatial mean
+  and maximum) after chosen encoder stages: saliency is relative to the whole image,
+  and the gate hands every location the image's statistics. It is off by default
+  because it did not pay off where we measured it: on the default run's pop-out
+  arrays (96x96 inputs, where stage 4 already sees the whole image) CMRNet reached
+  validation CC 0.934 without gates and 0.932 with gates after stages 3 and 4
+  (BENCHMARKS.md, "Default run"); what made CMRNet find the singletons was training
+  on 1800 arrays instead of 240. Larger inputs may need it.
 - **Decoder.** Three stages mirror the encoder: bilinear x2 upsampling,
   concatenation with the encoder stage of the same resolution (skip connection),
   3x3 convolution, batch normalisation, ReLU; widths 96, 48 and 24. Upsampling uses
@@ -46,12 +55,14 @@ from tfsal.conventions import LOG_DENSITY
 from tfsal.layers.bilinear_upsampling import BilinearUpsampling2D
 from tfsal.layers.spatial_log_softmax import SpatialLogSoftmax
 from tfsal.models.cmrnet.blocks import CrossConcatResidualBlock
+from tfsal.models.cmrnet.global_context import GlobalContextGate
 from tfsal.models.features import FeatureInfo, TapSelection, build_tapped_model
 from tfsal.models.registry import register_model
 from tfsal.weights import keras_weights
 
 DEFAULT_WIDTHS = (24, 48, 96, 192)
 DEFAULT_BLOCKS_PER_STAGE = (1, 1, 2, 1)
+DEFAULT_GLOBAL_CONTEXT_STAGES = ()
 
 
 def _conv_bn_relu(x, filters, strides, name):
@@ -62,7 +73,12 @@ def _conv_bn_relu(x, filters, strides, name):
     return keras.layers.ReLU(name=f"{name}_relu")(x)
 
 
-def _validate(widths, blocks_per_stage):
+def _validate(widths, blocks_per_stage, global_context_stages):
+    if any(stage not in (1, 2, 3, 4) for stage in global_context_stages):
+        raise ValueError(
+            "global_context_stages must hold encoder stages 1 to 4. "
+            f"Received: global_context_stages={global_context_stages!r}"
+        )
     if len(widths) != 4 or any(not isinstance(w, int) or w < 2 for w in widths):
         raise ValueError(
             f"widths must be four ints >= 2, one per encoder stage. Received: widths={widths!r}"
@@ -91,6 +107,7 @@ def cmrnet(
     widths: tuple[int, ...] = DEFAULT_WIDTHS,
     blocks_per_stage: tuple[int, ...] = DEFAULT_BLOCKS_PER_STAGE,
     wide_dilation: int = 2,
+    global_context_stages: tuple[int, ...] = DEFAULT_GLOBAL_CONTEXT_STAGES,
 ) -> keras.Model:
     """Builds CMRNet.
 
@@ -105,6 +122,8 @@ def cmrnet(
             decoder mirrors the first three.
         blocks_per_stage: residual blocks in each encoder stage.
         wide_dilation: dilation of the wide branch in every residual block.
+        global_context_stages: encoder stages (1 to 4) whose output passes through a
+            ``GlobalContextGate``.
 
     Returns:
         A functional model: ``(batch, H, W, 3)`` RGB in [0, 255] -> dict with
@@ -114,7 +133,8 @@ def cmrnet(
         ValueError: for an invalid configuration, input size or ``encoder_weights``.
     """
     widths, blocks_per_stage = tuple(widths), tuple(blocks_per_stage)
-    _validate(widths, blocks_per_stage)
+    global_context_stages = tuple(global_context_stages)
+    _validate(widths, blocks_per_stage, global_context_stages)
     height, width = input_size or (None, None)
 
     image = keras.Input(shape=(height, width, 3), name="image")
@@ -135,6 +155,8 @@ def cmrnet(
             x = CrossConcatResidualBlock(
                 wide_dilation=wide_dilation, name=f"{stage_name}_block{block + 1}"
             )(x)
+        if stage + 1 in global_context_stages:
+            x = GlobalContextGate(name=f"{stage_name}_context")(x)
         encoder_outputs.append(x)
         tap_tensors[stage_name] = x
         feature_info.append(FeatureInfo(stage_name, channels, 2 ** (stage + 1)))

@@ -1,0 +1,361 @@
+"""Latency and throughput of the local model server against a direct SavedModel call.
+
+Run ``python benchmarks/serving_latency.py [--rounds 16] [--per_round 3]
+[--concurrent_rounds 2] [--explainable KERAS_EXPORT_DIR] [--out results.json]``.
+
+One 288x384 JPEG (the first NUS image resized, or a synthetic picture without the
+shared data) goes through ``serving_default`` of UNISAL at its default size (288x384,
+random weights: the weights do not change the cost), exported by ``serving.export``.
+``--derive`` adds UNISAL's explainable model, derived by ``tfsal.explain.derive`` from
+that parent on 12 NUS images (the fit does not change the cost either); where
+``tfsal.explain`` has not landed yet, ``--explainable`` takes an explainable model
+derived elsewhere as a Keras ``model.export()`` folder at 288x384 (its ``serve``
+endpoint is wrapped in a ``keras.layers.TFSMLayer`` and exported by ``serving.export``
+with the same signatures). Three ways are compared:
+
+- ``direct``: the SavedModel loaded in this process, ``serving_default`` called;
+- ``grpc``: ``PredictionService.Predict`` through the generated stub to
+  ``python -m serving.server`` running in its own process, outputs decoded with
+  ``tf.make_ndarray``;
+- ``rest``: ``POST :predict`` with ``{"instances": [{"b64": ...}]}`` over a plain HTTP
+  connection to the same server, the JSON answer parsed (orjson) into an array.
+
+Every latency is the client's wall time for one request, decoding of the answer
+included. The server's own work per request besides the model (parsing the request,
+encoding the answer) is also timed in-process. One client: the three ways take turns
+in rounds (order rotated), so the machine's drift and the other engineers' load hit
+them alike; the overhead is the median over rounds of (server p50 / direct p50 of the
+same round). Eight clients: eight threads send requests at once for each way in turn;
+throughput is requests per second of wall time. The load average is printed before and after.
+"""
+
+import argparse
+import base64
+import http.client
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import grpc  # noqa: E402
+import numpy as np  # noqa: E402
+import orjson  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc  # noqa: E402
+
+from serving import constants  # noqa: E402
+from serving.export import export_model  # noqa: E402
+from serving.warmup import warmup_image  # noqa: E402
+from tfsal import models, paths  # noqa: E402
+
+IMAGE_SIZE = (288, 384)
+WAYS = ("direct", "grpc", "rest")
+CLIENTS = 8
+
+
+def benchmark_jpeg() -> tuple[bytes, str]:
+    """A 288x384 JPEG: the first NUS image resized, else a synthetic picture."""
+    stimuli = paths.shared_dir() / "datasets" / "nus-scene" / "stimuli"
+    files = sorted(stimuli.glob("*.jpg")) if stimuli.is_dir() else []
+    if files:
+        image = tf.io.decode_jpeg(files[0].read_bytes(), channels=3)
+        image = tf.cast(tf.image.resize(image, IMAGE_SIZE, antialias=True), tf.uint8)
+        source = f"NUS {files[0].name} resized"
+    else:
+        image, source = warmup_image(IMAGE_SIZE), "synthetic picture"
+    return tf.io.encode_jpeg(image, quality=90).numpy(), source
+
+
+def export_unisal(base: Path) -> Path:
+    model = models.get("unisal", input_size=IMAGE_SIZE)
+    info = models.model_info("unisal")
+    return export_model(model, base, "unisal", input_size=IMAGE_SIZE, output=info.output)
+
+
+def export_keras_export(keras_export: Path, base: Path) -> Path:
+    """Re-exports a Keras ``model.export()`` folder with the serving signatures."""
+    import keras
+
+    inputs = keras.Input((*IMAGE_SIZE, 3), name="image")
+    outputs = keras.layers.TFSMLayer(str(keras_export), call_endpoint="serve")(inputs)
+    model = keras.Model(inputs, outputs)
+    return export_model(
+        model, base, "unisal_explainable", input_size=IMAGE_SIZE, output="log_density"
+    )
+
+
+def derive_explainable(base: Path) -> Path:
+    """UNISAL's explainable model, derived on 12 NUS images and exported."""
+    try:
+        from tfsal.explain import derive
+    except ImportError:
+        raise SystemExit(
+            "--derive needs tfsal.explain (the derivation), which this tree does not have; "
+            "use --explainable with a Keras export of a derived model instead."
+        ) from None
+    stimuli = sorted((paths.shared_dir() / "datasets" / "nus-scene" / "stimuli").glob("*.jpg"))
+    if len(stimuli) < 12:
+        raise SystemExit("--derive needs the NUS images of the shared folder (TFSAL_SHARED).")
+    images = np.stack(
+        [
+            tf.image.resize(tf.io.decode_jpeg(f.read_bytes(), channels=3), IMAGE_SIZE)
+            for f in stimuli[:12]
+        ]
+    )
+    taps = models.model_info("unisal").default_taps
+    parent = models.get("unisal", input_size=IMAGE_SIZE, taps=taps)
+    derivation = derive(parent, [images[:4], images[4:8]], [images[8:]], readout_epochs=1)
+    return export_model(
+        derivation.model, base, "unisal_explainable", input_size=IMAGE_SIZE, output="log_density"
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class ServerProcess:
+    """``python -m serving.server`` on free loopback ports, for one model folder."""
+
+    def __init__(self, name: str, model_folder: Path):
+        self.name, self.grpc_port, self.rest_port = name, free_port(), free_port()
+        command = [
+            sys.executable, "-m", "serving.server", "--port", str(self.grpc_port),
+            "--rest_api_port", str(self.rest_port), "--model_name", name,
+            "--model_base_path", str(model_folder), "--file_system_poll_wait_seconds", "0",
+        ]  # fmt: skip
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 600
+        while not self._available():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"the server did not start: {self.process.stderr.read()[-2000:]}"
+                )
+            time.sleep(0.5)
+
+    def _available(self) -> bool:
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", self.rest_port, timeout=5)
+            connection.request("GET", f"/v1/models/{self.name}")
+            body = json.loads(connection.getresponse().read())
+            return body["model_version_status"][0]["state"] == "AVAILABLE"
+        except (OSError, KeyError, ValueError):
+            return False
+
+    def stop(self) -> None:
+        """Stops the server as a user would: SIGTERM, then a clean exit."""
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(timeout=60)
+
+
+def make_clients(server: ServerProcess, version_folder: Path, image: bytes) -> dict:
+    """One callable per way, each returning the saliency map as a numpy array."""
+    signature = tf.saved_model.load(str(version_folder)).signatures[constants.DEFAULT_SIGNATURE]
+    batch = tf.constant([image])
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = server.name
+    request.inputs[constants.IMAGE_BYTES_INPUT].CopyFrom(
+        tf.make_tensor_proto(np.array([image], dtype=object))
+    )
+    body = json.dumps({"instances": [{"b64": base64.b64encode(image).decode()}]}).encode()
+    local = threading.local()  # one gRPC channel per client thread
+
+    def direct():
+        return signature(image_bytes=batch)[constants.SALIENCY_OUTPUT].numpy()
+
+    def grpc_predict():
+        if not hasattr(local, "stub"):
+            channel = grpc.insecure_channel(
+                f"127.0.0.1:{server.grpc_port}", options=[("grpc.max_receive_message_length", -1)]
+            )
+            local.stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        response = local.stub.Predict(request, timeout=120)
+        return tf.make_ndarray(response.outputs[constants.SALIENCY_OUTPUT])
+
+    def rest_predict():
+        connection = http.client.HTTPConnection("127.0.0.1", server.rest_port, timeout=120)
+        connection.request("POST", f"/v1/models/{server.name}:predict", body)
+        response = connection.getresponse()
+        answer = orjson.loads(response.read())
+        if response.status != 200:
+            raise RuntimeError(answer)
+        rows = answer["predictions"]
+        return np.asarray([row[constants.SALIENCY_OUTPUT] for row in rows], np.float32)
+
+    return {"direct": direct, "grpc": grpc_predict, "rest": rest_predict, "signature": signature}
+
+
+def server_work(signature, image: bytes, repeats: int = 20) -> dict:
+    """Median ms of what the server does per request besides running the model.
+
+    Measured in this process on the real request and the model's real answer, so it
+    is free of the cross-process scheduling a loaded machine adds to every turn.
+    """
+    from serving import rest_json
+
+    outputs = {key: value.numpy() for key, value in signature(image_bytes=[image]).items()}
+    request = predict_pb2.PredictRequest()
+    request.inputs[constants.IMAGE_BYTES_INPUT].CopyFrom(
+        tf.make_tensor_proto(np.array([image], dtype=object))
+    )
+    grpc_bytes = request.SerializeToString()
+    rest_bytes = json.dumps({"instances": [{"b64": base64.b64encode(image).decode()}]}).encode()
+    specs = dict(signature.structured_input_signature[1])
+
+    def grpc_work():
+        parsed = predict_pb2.PredictRequest.FromString(grpc_bytes)
+        {key: tf.make_ndarray(proto) for key, proto in parsed.inputs.items()}
+        response = predict_pb2.PredictResponse()
+        for key, value in outputs.items():
+            response.outputs[key].CopyFrom(tf.make_tensor_proto(value))
+        response.SerializeToString()
+
+    def rest_work():
+        rest_json.parse_predict_request(rest_json.loads(rest_bytes), specs)
+        rest_json.predict_response(outputs, row_format=True)
+
+    return {
+        way: 1000 * statistics.median(timed(work) for _ in range(repeats))
+        for way, work in (("grpc", grpc_work), ("rest", rest_work))
+    }
+
+
+def timed(call) -> float:
+    start = time.perf_counter()
+    call()
+    return time.perf_counter() - start
+
+
+def one_client(clients: dict, rounds: int, per_round: int) -> dict:
+    latencies = {way: [] for way in WAYS}
+    ratios = {way: [] for way in WAYS if way != "direct"}
+    for turn in range(rounds):
+        order = WAYS[turn % 3 :] + WAYS[: turn % 3]
+        medians = {}
+        for way in order:
+            samples = [timed(clients[way]) for _ in range(per_round)]
+            latencies[way] += samples
+            medians[way] = statistics.median(samples)
+        for way in ratios:
+            ratios[way].append(medians[way] / medians["direct"])
+    return {
+        way: {
+            **summary(latencies[way]),
+            "ratio_to_direct": statistics.median(ratios[way]) if way in ratios else 1.0,
+        }
+        for way in WAYS
+    }
+
+
+def concurrent_clients(clients: dict, rounds: int, per_client: int) -> dict:
+    latencies, walls = {way: [] for way in WAYS}, {way: 0.0 for way in WAYS}
+    for turn in range(rounds):
+        for way in WAYS[turn % 3 :] + WAYS[: turn % 3]:
+            samples = []
+
+            def work(way=way, samples=samples):
+                for _ in range(per_client):
+                    samples.append(timed(clients[way]))
+
+            threads = [threading.Thread(target=work) for _ in range(CLIENTS)]
+            start = time.perf_counter()
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(600)
+            walls[way] += time.perf_counter() - start
+            latencies[way] += samples
+    return {
+        way: {**summary(latencies[way]), "throughput": len(latencies[way]) / walls[way]}
+        for way in WAYS
+    }
+
+
+def summary(samples: list[float]) -> dict:
+    return {
+        "p50_ms": 1000 * float(np.percentile(samples, 50)),
+        "p99_ms": 1000 * float(np.percentile(samples, 99)),
+        "requests": len(samples),
+    }
+
+
+def benchmark_model(name, version_folder, image, args) -> dict:
+    server = ServerProcess(name, version_folder.parent)
+    try:
+        clients = make_clients(server, version_folder, image)
+        reference = clients["direct"]()
+        for way in WAYS:  # warm up, and check all three answer the same map
+            np.testing.assert_allclose(clients[way](), reference, rtol=1e-4, atol=1e-7)
+        return {
+            "server_work_ms": server_work(clients["signature"], image),
+            "one_client": one_client(clients, args.rounds, args.per_round),
+            "eight_clients": concurrent_clients(clients, args.concurrent_rounds, args.per_client),
+        }
+    finally:
+        server.stop()
+
+
+def print_table(results: dict) -> None:
+    print("| model | clients | way | p50 (ms) | p99 (ms) | requests/s | p50 vs direct |")
+    print("|---|---:|---|---:|---:|---:|---:|")
+    for name, result in results.items():
+        for clients, key in ((1, "one_client"), (CLIENTS, "eight_clients")):
+            for way, row in result[key].items():
+                throughput = row.get("throughput", 1000 / row["p50_ms"])
+                ratio = f"{row['ratio_to_direct']:.3f}x" if "ratio_to_direct" in row else ""
+                print(
+                    f"| {name} | {clients} | {way} | {row['p50_ms']:.1f} | {row['p99_ms']:.1f} "
+                    f"| {throughput:.2f} | {ratio} |"
+                )
+    print("\nServer work per request besides the model (median ms, in-process):")
+    for name, result in results.items():
+        work = result["server_work_ms"]
+        print(f"- {name}: gRPC {work['grpc']:.2f} ms, REST {work['rest']:.2f} ms")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=16, help="one-client rounds")
+    parser.add_argument("--per_round", type=int, default=3, help="requests per way per round")
+    parser.add_argument("--concurrent_rounds", type=int, default=2)
+    parser.add_argument("--per_client", type=int, default=3, help="requests per client thread")
+    parser.add_argument(
+        "--explainable", type=Path, help="a Keras model.export() folder of an explainable model"
+    )
+    parser.add_argument("--derive", action="store_true", help="derive UNISAL's explainable model")
+    parser.add_argument("--out", type=Path, help="write the results as JSON here")
+    args = parser.parse_args()
+    image, source = benchmark_jpeg()
+    load_before = os.getloadavg()
+    print(f"image: {source}, {len(image)} bytes; load average before: {load_before}", flush=True)
+    results = {}
+    with tempfile.TemporaryDirectory() as base:
+        folders = {"unisal (deep)": export_unisal(Path(base))}
+        if args.derive:
+            folders["explainable"] = derive_explainable(Path(base))
+        elif args.explainable:
+            folders["explainable"] = export_keras_export(args.explainable, Path(base))
+        for name, folder in folders.items():
+            print(f"benchmarking {name} ({folder})", flush=True)
+            results[name] = benchmark_model(folder.parent.name, folder, image, args)
+    load_after = os.getloadavg()
+    print(f"load average after: {load_after}; {os.cpu_count()} CPUs")
+    print_table(results)
+    if args.out:
+        report = {"image": source, "load_before": load_before, "load_after": load_after}
+        args.out.write_text(json.dumps({**report, "results": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
