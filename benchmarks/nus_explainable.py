@@ -19,7 +19,8 @@ copy of a finished ``training.fit`` run, so the parent's folder is never written
 
 ``--set derive.KEY=VALUE`` passes derive settings (``training.derive --set``);
 ``--speed-only`` skips steps 1-2 and times the explainable architecture of the
-run's taps with unfitted weights (the same operations, so the same cost).
+run's taps with unfitted weights (the same operations, so the same cost), adding
+the timings to an existing ``<out>/benchmark.json``.
 """
 
 import argparse
@@ -289,7 +290,10 @@ def main() -> None:
     )
     print("\n" + "\n".join(lines))
     if out.exists():
-        atomic_write_text(out / "benchmark.json", json.dumps(report, indent=2, default=str))
+        path = out / "benchmark.json"
+        if args.speed_only and path.is_file():  # keep the derivation's scores
+            report = {**json.loads(path.read_text()), "speed": report["speed"]}
+        atomic_write_text(path, json.dumps(report, indent=2, default=str))
 
 
 if __name__ == "__main__":
