@@ -198,10 +198,14 @@ def derive_explainable(config, model, dataset, train_ids, val_ids, outputs, stra
             batch_size=batch_size,
         )
 
-    print(f"derive: {config.derive.readout} explainable model of {config.model} from taps {taps}")
+    derive_ids = train_ids[: config.derive.max_images]
+    print(
+        f"derive: {config.derive.readout} explainable model of {config.model} from taps "
+        f"{taps}, fitted on {len(derive_ids)} of {len(train_ids)} training images"
+    )
     derivation = explain.derive(
         parent,
-        batches(train_ids),
+        batches(derive_ids),
         batches(val_ids),
         taps=taps,
         readout=config.derive.readout,

@@ -14,6 +14,14 @@ def test_the_default_run_is_cmrnet_on_2000_generated_arrays_at_96_px():
     assert (config.model, config.data) == ("cmrnet", "popout")
     assert config.image_size == [96, 96] and config.epochs == 4 and config.val_fraction == 0.1
     assert config.optimizer.decay_per_epoch == 0.5
+    # Its explainable model is fitted on 400 of the training arrays unless told otherwise.
+    assert config.derive.max_images == 400
+    every = configs.FitConfig(out="unused", derive=configs.DeriveConfig(max_images=1800))
+    assert configs.resolve(every).derive.max_images == 1800
+    assert (
+        configs.resolve(configs.FitConfig(model="unisal", data="nus:x", out="u")).derive.max_images
+        is None
+    )
     # The learning-rate halving is CMRNet's on pop-out arrays, not every model's.
     unisal = configs.resolve(configs.FitConfig(model="unisal", out="unused"))
     assert unisal.optimizer.name == "sgd" and unisal.epochs == 4
