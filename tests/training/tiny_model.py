@@ -28,6 +28,11 @@ FAST_ARGS = [
     "max_images=24",
     "--set",
     "report_samples=2",
+    # The pop-out data's own recipe holds out a tenth; these runs keep 5 of 24.
+    "--set",
+    "train_size=19",
+    "--set",
+    "val_size=5",
 ]
 
 
