@@ -25,8 +25,7 @@ from tfsal.data.pipeline import make_pipeline
 from tfsal.evaluation import evaluate_models
 from tfsal.explain.workers import num_workers
 from tfsal.io_utils import atomic_write_text, check_writable_folder
-from training import callbacks, configs, distributed, trainer
-from training import report as run_report
+from training import callbacks, configs, distributed, run_report, trainer
 
 CHECKPOINTS, LOGS, EXPORT, REPORT = "checkpoints", "logs", "export", "report"
 METRICS_FILE = "metrics.json"
@@ -389,7 +388,9 @@ def run(config: configs.FitConfig, resume: bool = False) -> RunOutputs:
             "explainable model": outputs.explainable_export or "not derived",
             "wall time": f"{time.monotonic() - started:.0f} s",
         },
-        run_report.interpret(config, result.model, explainable, fidelity, samples),
+        run_report.interpret(
+            config, tapped_parent(config, result.model)[0], explainable, fidelity, samples
+        ),
     )
     print(f"report: {outputs.report}")
     print(f"done in {time.monotonic() - started:.0f} s; everything is in {outputs.out}")
