@@ -213,3 +213,44 @@ def test_mask_dilation_matches_a_scikit_image_disk(dilation):
     np.testing.assert_array_equal(
         dilated_distractors, skimage.morphology.dilation(distractors, disk)
     )
+
+
+def test_colours_are_recorded_for_target_and_distractors():
+    for family in popout.FAMILIES:
+        stimulus = popout.generate_stimulus(5, 0, image_size=SIZE, family=family)
+        assert tuple(colour_at(stimulus, stimulus.target_mask)) == stimulus.target_colour
+        distractor = colour_at(stimulus, stimulus.distractor_mask)
+        assert tuple(distractor) == stimulus.distractor_colour
+        if family != "colour":
+            assert stimulus.target_colour == stimulus.distractor_colour
+
+
+@pytest.mark.parametrize("index", [1, 4, 7])
+def test_bar_angles_are_recorded_anticlockwise_with_rows_down(index):
+    stimulus = popout.generate_stimulus(2, index, image_size=256, family="orientation")
+    labels, _ = components(stimulus.distractor_mask)
+    # orientation_of measures clockwise on screen (rows down): the bank counts the other way.
+    measured_target = -orientation_of(stimulus.target_mask) % 180
+    measured_distractor = -orientation_of(labels == 1) % 180
+    for measured, recorded in (
+        (measured_target, stimulus.target_angle),
+        (measured_distractor, stimulus.distractor_angle),
+    ):
+        assert 0 <= recorded < 180
+        assert abs((measured - recorded + 90) % 180 - 90) < 4.0
+    difference = abs((stimulus.target_angle - stimulus.distractor_angle + 90) % 180 - 90)
+    assert difference == pytest.approx(stimulus.difference)
+    disc = popout.generate_stimulus(2, index, image_size=SIZE, family="size")
+    assert disc.target_angle is None and disc.distractor_angle is None
+
+
+def test_item_mask_picks_one_item_by_its_grid_cell():
+    stimulus = popout.generate_stimulus(0, 3, image_size=SIZE)
+    np.testing.assert_array_equal(stimulus.item_mask(stimulus.target_cell), stimulus.target_mask)
+    other = ((stimulus.target_cell[0] + 1) % popout.GRID, stimulus.target_cell[1])
+    item = stimulus.item_mask(other)
+    assert components(item)[1] == 1 and not (item & ~stimulus.distractor_mask).any()
+    centre = np.array(scipy.ndimage.center_of_mass(item))
+    assert np.all(np.abs(centre - stimulus.item_centres[other]) < 1.0)
+    with pytest.raises(ValueError, match="Received: cell=\\(7, 0\\)"):
+        stimulus.item_mask((7, 0))

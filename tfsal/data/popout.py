@@ -74,6 +74,14 @@ class PopoutStimulus:
         target_centre: (row, col) pixel position of the target's centre.
         target_size: target diameter (bar length) in pixels.
         distractor_size: distractor diameter (bar length) in pixels.
+        target_colour: (R, G, B) of the target.
+        distractor_colour: (R, G, B) of the distractors (the target's too unless
+            the family is "colour").
+        target_angle: the target bar's long axis in degrees in [0, 180),
+            anticlockwise from the image's x axis with rows pointing down (the
+            log-Gabor bank's orientation convention); None for discs.
+        distractor_angle: the distractor bars' long axis, as ``target_angle``.
+        item_centres: (7, 7, 2) pixel position (row, col) of every item's centre.
     """
 
     image: np.ndarray
@@ -85,6 +93,28 @@ class PopoutStimulus:
     target_centre: tuple[float, float]
     target_size: float
     distractor_size: float
+    target_colour: tuple[int, int, int]
+    distractor_colour: tuple[int, int, int]
+    target_angle: float | None
+    distractor_angle: float | None
+    item_centres: np.ndarray
+
+    def item_mask(self, cell: tuple[int, int]) -> np.ndarray:
+        """The (H, W) bool mask of the item in grid ``cell`` (target or distractor)."""
+        cell = tuple(int(v) for v in cell)
+        if len(cell) != 2 or not all(0 <= v < GRID for v in cell):
+            raise ValueError(
+                f"cell must be (row, col) with 0 <= row, col < {GRID}. Received: {cell=}"
+            )
+        if cell == self.target_cell:
+            return self.target_mask.copy()
+        labels, _ = scipy.ndimage.label(self.distractor_mask)
+        row, col = np.clip(np.round(self.item_centres[cell]).astype(int), 0, len(labels) - 1)
+        if labels[row, col] == 0:
+            raise AssertionError(
+                f"no item covers the centre of cell {cell}"
+            )  # items never move off it
+        return labels == labels[row, col]
 
 
 def isoluminant_colours(rng: np.random.Generator, hue_difference: float) -> np.ndarray:
@@ -222,6 +252,8 @@ def generate_stimulus(
     ).astype(np.float64)
     coverage /= 255.0
     image = BACKGROUND + np.einsum("khw,kc->hwc", coverage, colours.astype(np.float64) - BACKGROUND)
+    # cv2 turns boxes clockwise on screen (rows down); the bank counts anticlockwise.
+    bar_angles = [float(-angle % 180.0) if family == "orientation" else None for angle in angles]
     return PopoutStimulus(
         image=np.clip(np.rint(image), 0, 255).astype(np.uint8),
         target_mask=coverage[1] > 0.5,
@@ -232,6 +264,11 @@ def generate_stimulus(
         target_centre=tuple(float(v) for v in centres[target_cell]),
         target_size=float(sizes[1]),
         distractor_size=float(sizes[0]),
+        target_colour=tuple(int(v) for v in colours[1]),
+        distractor_colour=tuple(int(v) for v in colours[0]),
+        target_angle=bar_angles[1],
+        distractor_angle=bar_angles[0],
+        item_centres=centres,
     )
 
 
