@@ -124,22 +124,6 @@ def test_toy_parent_gets_colour_angles_and_centre_bias_per_tap(analysis):
     assert analysis.maps["contributions"].shape == (3, 32, 32, len(numbers["groups"]))
 
 
-def test_target_contrast_credits_the_groups_that_raise_the_target():
-    names = ["Y/scale0/orientation0", "U/scale0/orientation1", "V/scale0/orientation1", "prior"]
-    contributions = np.zeros((6, 6, 4))
-    mask = np.zeros((6, 6), bool)
-    mask[2:4, 2:4] = True
-    contributions[mask, 1] = 3.0  # U raises the target
-    contributions[mask, 2] = 1.0  # V a little
-    contributions[mask, 0] = -2.0  # Y lowers it: no share
-    contributions[..., 3] = 5.0  # a flat prior changes nothing
-    shares = report.target_contrast(contributions, mask, names)
-    assert shares["colour"] == pytest.approx({"Y": 0.0, "U": 0.75, "V": 0.25})
-    assert shares["orientation"] == pytest.approx({"orientation 0": 0.0, "orientation 1": 1.0})
-    with pytest.raises(ValueError, match="non-empty"):
-        report.target_contrast(contributions, np.zeros((6, 6), bool), names)
-
-
 def test_the_figures_plot_the_measured_numbers(analysis, tmp_path):
     from tfsal.explain import report_figures
 

@@ -327,37 +327,3 @@ def analyse(
     }
     return Analysis(numbers, maps)
 
-
-def target_contrast(contributions: np.ndarray, mask: np.ndarray, names: list[str]) -> dict:
-    """What each colour channel and orientation adds to a region against the image.
-
-    For every feature group, its contribution averaged over the region minus its
-    average over the whole image (how much it makes the region stand out), summed by
-    colour channel and by orientation; shares are of the positive parts.
-
-    Args:
-        contributions: (H, W, G) one image's contributions.
-        mask: (H, W) bool, the region (e.g. a pop-out target).
-        names: the G group names (the last one the prior, left out).
-
-    Returns:
-        ``{"colour": {label: share}, "orientation": {label: share}}``.
-
-    Raises:
-        ValueError: for an empty mask or one of another size.
-    """
-    mask = np.asarray(mask, bool)
-    if mask.shape != contributions.shape[:2] or not mask.any():
-        raise ValueError(
-            f"mask must be a non-empty (H, W) region of the contributions' size "
-            f"{contributions.shape[:2]}. Received: shape={mask.shape}, pixels={int(mask.sum())}"
-        )
-    contrast = contributions[mask].mean(axis=0) - contributions.reshape(-1, len(names)).mean(axis=0)
-    result = {}
-    for aspect in ("colour", "orientation"):
-        members = aspect_members(names[:-1])[aspect]
-        positive = {
-            label: float(max(contrast[index].sum(), 0.0)) for label, index in members.items()
-        }
-        result[aspect] = _shares(positive)
-    return result
