@@ -326,4 +326,3 @@ def analyse(
         "parent_saliency": parent_saliency,
     }
     return Analysis(numbers, maps)
-
