@@ -23,6 +23,14 @@ picker.addEventListener("change", () => {
 """
 
 
+# Why a decoder readout lacks the per-group numbers; completed by each section.
+NOT_ADDITIVE = (
+    "This explainable model's <code>decoder</code> readout passes the reconstructions "
+    "through the deep model's frozen, non-linear decoder: its saliency is not a sum of "
+    "per-group terms"
+)
+
+
 def _figure(src: str, alt: str, caption: str) -> str:
     return (
         f'<figure><img class="wide" src="{html.escape(src)}" alt="{html.escape(alt)}">'
@@ -71,19 +79,33 @@ def interpretation_section(rendered: dict, numbers: dict) -> str:
         _figure(name, f"activations and reconstructions, {ids[i]}", f"Validation image {ids[i]}.")
         for i, name in enumerate(files["reconstructions"])
     ]
+    linear = numbers.get("readout", "linear") == "linear"
     parts += [
         "<h2>2. Which filters explain each layer and the salient regions</h2>",
         "<p>Left: each colour channel's, scale's and orientation's share of the "
         "reconstruction weights (weight magnitude × spread of the standardised feature). "
-        "Middle: how much R² falls when the group is removed. Right: how much the "
-        "saliency's CC with the deep model falls when the group's contributions are "
-        "removed. Scale 0 is the finest scale.</p>",
+        "Middle: how much R² falls when the group is removed. "
+        + (
+            "Right: how much the saliency's CC with the deep model falls when the group's "
+            "contributions are removed. "
+            if linear
+            else NOT_ADDITIVE + ", so the drop in saliency CC per group is not measured. "
+        )
+        + "Scale 0 is the finest scale.</p>",
         _figure(files["importance"], "feature importance", "Importance per tap."),
         "<h2>3. Positional (centre) bias</h2>",
-        "<p>Left: the share of each tap's activation and reconstruction explained by "
-        "centred Gaussian maps alone (1: a pure centre bias). Right: the centre prior's "
-        "share of the saliency logits' variance, and how well the prior alone and the "
-        "image content alone match the deep model's saliency (CC).</p>",
+        "<p>"
+        + ("Left: the" if linear else "The")
+        + " share of each tap's activation and reconstruction explained by centred "
+        "Gaussian maps alone (1: a pure centre bias). "
+        + (
+            "Right: the centre prior's share of the saliency logits' variance, and how well "
+            "the prior alone and the image content alone match the deep model's saliency "
+            "(CC).</p>"
+            if linear
+            else NOT_ADDITIVE + " and has no separate centre prior, so the prior's share of "
+            "the saliency is not measured.</p>"
+        ),
         _figure(files["centre_bias"], "centre bias", "Centre bias."),
         "<h2>4. Colour processing</h2>",
     ]
@@ -103,6 +125,15 @@ def interpretation_section(rendered: dict, numbers: dict) -> str:
             "Which colour channels each tap relies on is the top row of section 2.</p>",
             _figure(files["colour"], "colour axes", "Principal angles."),
         ]
+    if not linear:
+        parts += [
+            "<h2>Contribution maps</h2>",
+            f"<p>Not available: {NOT_ADDITIVE}, so no map per feature group adds up to it. "
+            "A <code>linear</code> readout has them: derive one with <code>python -m "
+            "training.derive RUN_DIR --readout linear</code>.</p>",
+            '<p>Every plotted number is in <a href="report.json">report.json</a>.</p>',
+        ]
+        return "\n".join(parts)
     parts += [
         "<h2>Contribution maps: which feature groups made each region salient</h2>",
         "<p>The explainable model's saliency logits are an exact sum of one map per "

@@ -84,7 +84,7 @@ def write_run_report(
 
 
 def interpret(config, parent, explainable, fidelity: dict, samples: list[dict]):
-    """The interpretation numbers of a run, or ``None`` without a ``linear`` explainable model.
+    """The interpretation numbers of a run, or ``None`` without an explainable model.
 
     ``parent`` is the deep model with the taps the explainable model rebuilds
     (``training.job.tapped_parent``).
@@ -93,9 +93,9 @@ def interpret(config, parent, explainable, fidelity: dict, samples: list[dict]):
 
     from tfsal import models
     from tfsal.explain import report
-    from tfsal.explain.explainable_model import tap_readouts
+    from tfsal.explain.explainable_model import reconstruction_layers
 
-    if explainable is None or not tap_readouts(explainable) or not samples:
+    if explainable is None or not reconstruction_layers(explainable) or not samples:
         return None
     images = np.stack([sample["image"] for sample in samples]).astype("float32")
     return report.analyse(

@@ -10,7 +10,7 @@ import pytest
 
 import tfsal
 from tests.training import tiny_model
-from training import fit
+from training import derive, fit
 from training import report as run_report
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -215,3 +215,48 @@ def test_a_missing_or_unreadable_checkpoint_is_one_clear_line(run, tmp_path, cap
 def test_a_folder_that_is_not_a_run_is_refused(tmp_path, capsys):
     assert run_report.main([str(tmp_path)]) == 2
     assert "not a training.fit run folder" in _error_line(capsys)
+
+
+@pytest.fixture(scope="module")
+def decoder_run(run, tmp_path_factory):
+    """A copy of the run whose latest explainable model has the ``decoder`` readout."""
+    copy = tmp_path_factory.mktemp("decoder") / "run"
+    shutil.copytree(run, copy)
+    assert derive.main([str(copy), "--readout", "decoder"]) == 0
+    assert run_report.main([str(copy)]) == 0
+    return copy
+
+
+@pytest.mark.slow
+def test_a_decoder_readout_gets_every_aspect_and_says_what_does_not_apply(decoder_run):
+    report = decoder_run / "report"
+    page = (report / "index.html").read_text()
+    for heading in ("fidelity to the deep model", "1. Activation maps", "2. Which filters"):
+        assert heading in page
+    for heading in ("3. Positional", "4. Colour processing", "Contribution maps"):
+        assert heading in page
+    assert page.count("is not a sum of per-group terms") == 3  # importance, prior, maps
+    assert "--readout linear" in page and "group-picker" not in page
+    for source in re.findall(r'src="([^"]+)"', page):
+        assert (report / source).stat().st_size > 0, source
+    assert not list(report.glob("contributions-*.png")) and not list(report.glob("group-*.png"))
+    record = json.loads((report / "report.json").read_text())
+    numbers, plotted = record["numbers"], record["plotted"]
+    assert numbers["readout"] == "decoder" and numbers["fidelity"]["readout"] == "decoder"
+    assert numbers["saliency_cc_drop"] is None and numbers["centre_bias"]["saliency"] is None
+    assert record["groups"] == {} and plotted["contributions"] == []
+    for aspect, entry in plotted["importance"].items():
+        assert entry["saliency_cc_drop"] is None
+        for index, label in enumerate(entry["labels"]):
+            measured = numbers["importance"]["encoder"][aspect][label]
+            assert entry["weight_share"]["encoder"][index] == measured["weight_share"]
+    assert sum(plotted["importance"]["colour"]["weight_share"]["encoder"]) == pytest.approx(1.0)
+
+
+@pytest.mark.slow
+def test_the_decoder_readout_page_renders_in_a_browser_without_errors(decoder_run):
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install -y chromium)")
+    result = browser_check(decoder_run / "report")
+    assert result["problems"] == []
+    assert result["images"] >= 3 * 2 + 3  # samples, reconstructions, importance, bias, colour

@@ -1,7 +1,7 @@
 """The numbers of the interpretation report: what each tap of a deep model computes.
 
 The four aspects of the authors' follow-up (CVIU 2023; DESIGN.md §3), measured on a
-few images for a ``linear`` explainable model and its parent:
+few images for an explainable model and its parent:
 
 1. fidelity: every tap's activation maps against their reconstructions (R²);
 2. feature importance per tap by colour channel, scale and orientation, as weight
@@ -14,7 +14,10 @@ few images for a ``linear`` explainable model and its parent:
    compared with YUV, opponent and Lab (principal angles).
 
 ``analyse`` returns an ``Analysis``: ``numbers`` (JSON-ready, every plotted number)
-and ``maps`` (the arrays the figures draw).
+and ``maps`` (the arrays the figures draw). A ``decoder`` readout feeds the
+reconstructions through the parent's frozen, non-linear decoder, so its saliency is
+no sum of per-group maps: the numbers that need contributions (the saliency CC drop
+per group, the prior's share of the logits, the contribution maps) are ``None``.
 """
 
 import dataclasses
@@ -29,8 +32,8 @@ from tfsal import metrics
 from tfsal.conventions import CONTRIBUTIONS, LOG_DENSITY, SALIENCY, reconstruction_key
 from tfsal.explain import taps as taps_lib
 from tfsal.explain.centre_prior import DEFAULT_WIDTHS
-from tfsal.explain.contributions import PRIOR_GROUP
-from tfsal.explain.explainable_model import bank_name, group_names, tap_readouts
+from tfsal.explain.contributions import PRIOR_GROUP, feature_group_name
+from tfsal.explain.explainable_model import bank_name, group_names, reconstruction_layers
 from tfsal.layers import colour
 
 ASPECTS = ("colour", "scale", "orientation")
@@ -42,11 +45,13 @@ class Analysis:
     """The report's numbers and the maps its figures draw.
 
     Attributes:
-        numbers: JSON-ready dict (``fidelity``, ``importance``, ``centre_bias``,
-            ``colour_transform``, ``groups``).
+        numbers: JSON-ready dict (``readout``, ``fidelity``, ``importance``,
+            ``saliency_cc_drop``, ``centre_bias``, ``colour_transform``, ``features``,
+            ``groups``; ``saliency_cc_drop``, ``centre_bias["saliency"]`` and
+            ``groups`` are ``None`` for a ``decoder`` readout).
         maps: ``images`` (B, H, W, 3), ``activations``/``reconstructions`` (tap ->
-            (B, h, w, C)), ``contributions`` (B, H, W, G) and ``parent_saliency``
-            (B, H, W).
+            (B, h, w, C)), ``contributions`` (B, H, W, G; ``None`` for a
+            ``decoder`` readout) and ``parent_saliency`` (B, H, W).
     """
 
     numbers: dict
@@ -133,11 +138,11 @@ def _shares(values: dict[str, float]) -> dict[str, float]:
     return {key: (value / total if total > 0 else 0.0) for key, value in values.items()}
 
 
-def tap_importance(readout, scaled: np.ndarray, activation: np.ndarray, names: list[str]) -> dict:
+def tap_importance(layer, scaled: np.ndarray, activation: np.ndarray, names: list[str]) -> dict:
     """Importance of every colour channel, scale and orientation for one tap.
 
     Args:
-        readout: the tap's ``TapReadout``.
+        layer: the tap's ``LinearReconstruction``.
         scaled: (B, h, w, K) standardised log-Gabor features of the tap.
         activation: (B, h, w, C) the parent's activations at the tap.
         names: the K feature group names.
@@ -146,7 +151,6 @@ def tap_importance(readout, scaled: np.ndarray, activation: np.ndarray, names: l
         Per aspect, per value: ``weight_share`` (share of Σ_k ||W_k|| std_k) and
         ``r2_drop`` (R² of the full reconstruction minus R² without the group).
     """
-    layer = readout.reconstruction
     kernel = keras.ops.convert_to_numpy(layer.kernel)
     bias = keras.ops.convert_to_numpy(layer.bias)
     magnitude = np.linalg.norm(kernel, axis=1) * scaled.reshape(-1, scaled.shape[-1]).std(axis=0)
@@ -272,40 +276,49 @@ def analyse(
 
     Args:
         parent: the deep model (its taps found by layer name, as in the derivation).
-        explainable: its ``linear`` explainable model.
+        explainable: its explainable model (``linear`` or ``decoder`` readout).
         images: (B, H, W, 3) RGB in [0, 255].
         fidelity: the derivation's fidelity dict (``derivation.json``).
         output_kind: the parent's output kind.
         image_ids: names of the images for the captions (default: their index).
 
     Raises:
-        ValueError: if the explainable model has no contributions (``decoder``).
+        ValueError: if the explainable model has no reconstruction layers.
     """
-    names = group_names(explainable)
-    readouts = tap_readouts(explainable)
+    layers = reconstruction_layers(explainable)
     tap_names = list(fidelity["taps"])
+    if set(tap_names) - set(layers):
+        raise ValueError(
+            f"The explainable model {explainable.name!r} rebuilds taps {sorted(layers)}, the "
+            f"fidelity record lists {tap_names}: derive the model again."
+        )
     tapped = taps_lib.tapped_model(parent, tap_names)
     parent_out = {k: keras.ops.convert_to_numpy(v) for k, v in tapped(images).items()}
     outputs = {k: keras.ops.convert_to_numpy(v) for k, v in explainable(images).items()}
     parent_saliency = parent_out[SALIENCY][..., 0]
     if output_kind == LOG_DENSITY:
         parent_saliency = np.exp(parent_saliency)
-    contributions = outputs[CONTRIBUTIONS]
+    contributions = outputs.get(CONTRIBUTIONS)
+    names = group_names(explainable) if contributions is not None else None
 
     importance, bias = {}, {"taps": {}}
     for tap in tap_names:
-        readout = readouts[tap]
         bank = explainable.get_layer(bank_name(fidelity["taps"][tap]["stride"]))
-        scaled = readout.reconstruction.scale_features(bank(images))
+        features = [feature_group_name(*feature) for feature in bank.feature_names]
+        scaled = layers[tap].scale_features(bank(images))
         importance[tap] = tap_importance(
-            readout, keras.ops.convert_to_numpy(scaled), parent_out[tap], names[:-1]
+            layers[tap], keras.ops.convert_to_numpy(scaled), parent_out[tap], features
         )
         bias["taps"][tap] = {
             "reconstruction": centre_share(outputs[reconstruction_key(tap)]),
             "activation": centre_share(parent_out[tap]),
         }
-    bias["saliency"] = prior_share_of_saliency(contributions, parent_saliency, output_kind)
+    linear = contributions is not None
+    bias["saliency"] = (
+        prior_share_of_saliency(contributions, parent_saliency, output_kind) if linear else None
+    )
     numbers = {
+        "readout": "linear" if linear else "decoder",
         "n_images": len(images),
         "image_ids": [str(i) for i in (image_ids or range(len(images)))],
         "fidelity": fidelity,
@@ -313,9 +326,12 @@ def analyse(
             tap: r2_score(outputs[reconstruction_key(tap)], parent_out[tap]) for tap in tap_names
         },
         "importance": importance,
-        "saliency_cc_drop": saliency_drops(contributions, parent_saliency, names, output_kind),
+        "saliency_cc_drop": (
+            saliency_drops(contributions, parent_saliency, names, output_kind) if linear else None
+        ),
         "centre_bias": bias,
         "colour_transform": colour_transform(parent),
+        "features": features,
         "groups": names,
     }
     maps = {

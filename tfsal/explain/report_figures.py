@@ -86,38 +86,49 @@ def reconstruction_figure(
     return plotted
 
 
-def importance_figure(path, importance: dict, saliency_drop: dict) -> dict:
+def importance_figure(path, importance: dict, saliency_drop: dict | None) -> dict:
     """Bars per aspect: weight share and R² drop per tap, saliency CC drop.
+
+    Args:
+        path: the PNG to write.
+        importance: tap -> aspect -> label -> ``{"weight_share", "r2_drop"}``.
+        saliency_drop: aspect -> label -> CC drop, or ``None`` (a ``decoder``
+            readout): the third column is then left out.
 
     Returns:
         ``{aspect: {"labels", "weight_share": {tap: [...]}, "r2_drop": {tap: [...]},
-        "saliency_cc_drop": [...]}}``.
+        "saliency_cc_drop": [...] or None}}``.
     """
     taps = list(importance)
+    columns = 2 if saliency_drop is None else 3
     figure, axes = plt.subplots(
-        len(ASPECTS), 3, figsize=(WIDTH, 2.8 * len(ASPECTS)), squeeze=False, layout="constrained"
+        len(ASPECTS),
+        columns,
+        figsize=(WIDTH * columns / 3, 2.8 * len(ASPECTS)),
+        squeeze=False,
+        layout="constrained",
     )
+    ylabels = ("share of |weight| × spread", "R² drop when removed", "saliency CC drop")
     plotted = {}
     for row, aspect in enumerate(ASPECTS):
         labels = list(importance[taps[0]][aspect])
         positions = np.arange(len(labels))
         width = 0.8 / len(taps)
-        entry = {"labels": labels, "weight_share": {}, "r2_drop": {}}
+        entry = {"labels": labels, "weight_share": {}, "r2_drop": {}, "saliency_cc_drop": None}
         for column, key in enumerate(("weight_share", "r2_drop")):
             for index, tap in enumerate(taps):
                 values = [importance[tap][aspect][label][key] for label in labels]
                 axes[row, column].bar(positions + index * width, values, width, label=tap)
                 entry[key][tap] = values
-        entry["saliency_cc_drop"] = [saliency_drop[aspect][label] for label in labels]
-        axes[row, 2].bar(positions, entry["saliency_cc_drop"], 0.6, color="tab:gray")
-        for column, ylabel in enumerate(
-            ("share of |weight| × spread", "R² drop when removed", "saliency CC drop")
-        ):
+        if saliency_drop is not None:
+            entry["saliency_cc_drop"] = [saliency_drop[aspect][label] for label in labels]
+            axes[row, 2].bar(positions, entry["saliency_cc_drop"], 0.6, color="tab:gray")
+        for column in range(columns):
             axis = axes[row, column]
             shift = (len(taps) - 1) * width / 2 if column < 2 else 0.0
             axis.set_xticks(positions + shift, labels, fontsize=8, rotation=20)
             axis.set_xlabel(aspect)
-            axis.set_ylabel(ylabel, fontsize=8)
+            axis.set_ylabel(ylabels[column], fontsize=8)
             axis.axhline(0, color="black", linewidth=0.5)
         axes[row, 0].legend(fontsize=7, title="tap", title_fontsize=7)
         plotted[aspect] = entry
@@ -129,17 +140,22 @@ def centre_bias_figure(path, centre_bias: dict) -> dict:
     """Bars: the centre-prior share of every tap and of the saliency logits.
 
     Left: the share of every tap's activation and reconstruction that centred
-    Gaussian maps explain; right: the prior's share of the logits' variance and the
-    CC with the parent of the prior-only and content-only saliency.
+    Gaussian maps explain; right (``linear`` readout only): the prior's share of the
+    logits' variance and the CC with the parent of the prior-only and content-only
+    saliency.
 
     Returns:
-        ``{"taps", "activation", "reconstruction", "saliency": {...}}``.
+        ``{"taps", "activation", "reconstruction", "saliency": {...} or None}``.
     """
     taps = list(centre_bias["taps"])
     activation = [centre_bias["taps"][tap]["activation"] for tap in taps]
     reconstruction = [centre_bias["taps"][tap]["reconstruction"] for tap in taps]
     saliency = centre_bias["saliency"]
-    figure, (left, right) = plt.subplots(1, 2, figsize=(WIDTH, 3.2), layout="constrained")
+    panels = 1 if saliency is None else 2
+    figure, axes = plt.subplots(
+        1, panels, figsize=(WIDTH * panels / 2, 3.2), squeeze=False, layout="constrained"
+    )
+    left = axes[0, 0]
     positions = np.arange(len(taps))
     left.bar(positions - 0.2, activation, 0.4, label="parent activation")
     left.bar(positions + 0.2, reconstruction, 0.4, label="reconstruction")
@@ -148,18 +164,22 @@ def centre_bias_figure(path, centre_bias: dict) -> dict:
     left.set_ylabel("variance explained by centre maps (R²)")
     left.set_ylim(0, 1)
     left.legend(fontsize=8)
-    names = ["prior share of logit variance", "CC prior only", "CC content only"]
-    values = [saliency["variance_share"], saliency["cc_prior_only"], saliency["cc_content_only"]]
-    right.barh(names, values, color=["tab:purple", "tab:orange", "tab:green"])
-    right.set_xlabel("share (first bar) or CC with the parent's saliency")
-    right.set_xlim(min(0.0, *values), 1)
+    plotted = {"taps": taps, "activation": activation, "reconstruction": reconstruction}
+    plotted["saliency"] = None
+    if saliency is not None:
+        names = ["prior share of logit variance", "CC prior only", "CC content only"]
+        values = [
+            saliency["variance_share"],
+            saliency["cc_prior_only"],
+            saliency["cc_content_only"],
+        ]
+        right = axes[0, 1]
+        right.barh(names, values, color=["tab:purple", "tab:orange", "tab:green"])
+        right.set_xlabel("share (first bar) or CC with the parent's saliency")
+        right.set_xlim(min(0.0, *values), 1)
+        plotted["saliency"] = dict(zip(names, values, strict=True))
     _save(figure, path)
-    return {
-        "taps": taps,
-        "activation": activation,
-        "reconstruction": reconstruction,
-        "saliency": dict(zip(names, values, strict=True)),
-    }
+    return plotted
 
 
 def colour_figure(path, colour_transform: dict) -> dict:
@@ -247,8 +267,8 @@ def render_figures(folder, analysis, groups_per_figure: int = 7) -> dict:
     r2 = {tap: scores["r2"] for tap, scores in numbers["fidelity"]["taps"].items()}
     files, plotted = {"reconstructions": [], "contributions": []}, {}
     plotted["reconstructions"], plotted["contributions"] = [], []
-    names = numbers["groups"]
-    colours = list(aspect_members(names[:-1])["colour"])
+    names = numbers["groups"]  # None for a decoder readout: no contributions
+    colours = list(aspect_members(names[:-1])["colour"]) if names else []
     for index, image in enumerate(maps["images"]):
         name = f"reconstructions-{index:02d}.png"
         plotted["reconstructions"].append(
@@ -261,6 +281,8 @@ def render_figures(folder, analysis, groups_per_figure: int = 7) -> dict:
             )
         )
         files["reconstructions"].append(name)
+        if names is None:
+            continue
         name = f"contributions-{index:02d}.png"
         shown = [*colours, "prior"][:groups_per_figure]
         plotted["contributions"].append(
@@ -279,7 +301,8 @@ def render_figures(folder, analysis, groups_per_figure: int = 7) -> dict:
         files["colour"] = "colour.png"
         plotted["colour"] = colour_figure(folder / files["colour"], numbers["colour_transform"])
     group_files = {}
-    for label, index in contribution_groups(names).items():
+    groups = contribution_groups(names) if names else {}
+    for label, index in groups.items():
         group_files[label] = []
         for image_index in range(len(maps["images"])):
             name = f"group-{_slug(label)}-{image_index:02d}.png"
