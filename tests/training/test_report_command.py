@@ -260,3 +260,42 @@ def test_the_decoder_readout_page_renders_in_a_browser_without_errors(decoder_ru
     result = browser_check(decoder_run / "report")
     assert result["problems"] == []
     assert result["images"] >= 3 * 2 + 3  # samples, reconstructions, importance, bias, colour
+
+
+@pytest.mark.slow
+def test_an_unreadable_explainable_model_or_record_is_one_clear_line(run, tmp_path, capsys):
+    copy = _copy(run, tmp_path)
+    version = copy / "export" / "tiny_test_explainable" / "1"
+    (version / "model.keras").write_bytes(b"not a zip file")
+    assert run_report.main([str(copy)]) == 2
+    line = _error_line(capsys)
+    assert "model.keras cannot be read" in line and f"python -m training.derive {copy}" in line
+    (version / "assets.extra" / "tfsal.json").unlink()
+    assert run_report.main([str(copy)]) == 2
+    assert "tfsal.json is missing or unreadable" in _error_line(capsys)
+    shutil.copytree(run / "export", copy / "export", dirs_exist_ok=True)
+    (copy / "derivation.json").write_text("{truncated")
+    assert run_report.main([str(copy)]) == 2
+    assert "derivation.json is missing or unreadable" in _error_line(capsys)
+
+
+@pytest.mark.slow
+def test_a_report_that_fails_half_way_leaves_the_old_one_whole(run, tmp_path, monkeypatch):
+    from tfsal.explain import report_figures
+
+    copy = _copy(run, tmp_path)
+    before = sorted(p.name for p in (copy / "report").iterdir())
+
+    def fail_after_the_first_figures(folder, analysis, **kwargs):
+        report_figures.importance_figure(
+            Path(folder) / "importance.png",
+            analysis.numbers["importance"],
+            analysis.numbers["saliency_cc_drop"],
+        )
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(report_figures, "render_figures", fail_after_the_first_figures)
+    with pytest.raises(RuntimeError, match="disk full"):
+        run_report.main([str(copy)])
+    assert sorted(p.name for p in (copy / "report").iterdir()) == before
+    assert [p.name for p in copy.iterdir() if p.name.startswith(".")] == []
