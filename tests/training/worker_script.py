@@ -16,6 +16,8 @@ strategy = distributed.choose_strategy("multi_worker")
 from tests.training import tiny_model  # noqa: E402
 from training import configs, job, trainer  # noqa: E402
 
+tiny_model.register()
+
 
 def main(out: Path) -> None:
     config = configs.resolve(
