@@ -73,7 +73,8 @@ def interpretation_section(rendered: dict, numbers: dict) -> str:
         "<h2>1. Activation maps and their reconstructions</h2>",
         "<p>For each tap, the channel that varies most on the image: the deep model's "
         "activation (middle) and its log-Gabor reconstruction (right), on one colour "
-        "scale.</p>",
+        "scale. Each reconstruction gives its R² on the shown channel of this image and "
+        "the tap's validation R² over all its channels and validation images.</p>",
     ]
     parts += [
         _figure(name, f"activations and reconstructions, {ids[i]}", f"Validation image {ids[i]}.")
@@ -87,7 +88,8 @@ def interpretation_section(rendered: dict, numbers: dict) -> str:
         "Middle: how much R² falls when the group is removed. "
         + (
             "Right: how much the saliency's CC with the deep model falls when the group's "
-            "contributions are removed. "
+            "contributions are removed (below zero: the saliency matches the deep model "
+            "better without the group). "
             if linear
             else NOT_ADDITIVE + ", so the drop in saliency CC per group is not measured. "
         )

@@ -13,7 +13,9 @@ import numpy as np
 
 from tfsal.io_utils import atomic_write_text
 from tfsal.metrics import LOWER_IS_BETTER
-from tfsal.visualize import overlay, write_png
+from tfsal.visualize import heatmap, overlay, write_png
+
+COLOUR_BAR = "colour-bar.png"
 
 
 def _metrics_table(metrics: dict) -> str:
@@ -84,6 +86,15 @@ def write_report(
             + "".join(f'<img src="{names[k]}" alt="{caption} {k}">' for k in names)
             + f"<figcaption>{caption}: image, model saliency, ground truth</figcaption></figure>"
         )
+    colour_bar = ""
+    if samples:
+        # The overlays' colour map, once: each map is min-max normalised per image.
+        write_png(folder / COLOUR_BAR, heatmap(np.tile(np.linspace(0.0, 1.0, 256), (12, 1))))
+        colour_bar = (
+            f'<p class="colour-bar">Overlay colours: lowest <img src="{COLOUR_BAR}" '
+            'alt="colour bar, blue (lowest) to red (highest)"> highest saliency of each map '
+            "(every map is scaled to its own range; blue is the lowest, not zero).</p>"
+        )
     listing = "".join(
         f"<li>{html.escape(key)}: <code>{html.escape(str(value))}</code></li>"
         for key, value in details.items()
@@ -97,6 +108,7 @@ table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ccc; padding
 body {{ max-width: 1100px; }} figure {{ display: inline-block; margin: 0 1em 1em 0; }}
 img {{ width: 200px; margin-right: 2px; }} img.wide {{ width: auto; max-width: 100%; }}
 img.group-map {{ width: 320px; }} p {{ max-width: 60em; }}
+p.colour-bar img {{ width: 256px; height: 12px; vertical-align: middle; }}
 </style></head><body>
 <h1>{html.escape(title)}</h1>
 <ul>{listing}</ul>
@@ -106,6 +118,7 @@ img.group-map {{ width: 320px; }} p {{ max-width: 60em; }}
 <p>Best value per column in bold ({lower}: lowest).</p>
 {interpretation}
 <h2>Samples</h2>
+{colour_bar}
 {"".join(figures) or "<p>No samples.</p>"}
 <details><summary>metrics.json</summary><pre>{html.escape(json.dumps(metrics, indent=2))}</pre>
 </details>

@@ -138,6 +138,10 @@ def test_the_figures_plot_the_measured_numbers(analysis, tmp_path):
     shown = plotted["reconstructions"][1]["enc3"]
     activation = analysis.maps["activations"]["enc3"][1][..., shown["channel"]]
     np.testing.assert_allclose(shown["activation"], activation, atol=1e-4)
+    on_this_image = report.r2_score(
+        np.array(shown["reconstruction"])[..., None], np.array(shown["activation"])[..., None]
+    )
+    assert shown["r2_here"] == pytest.approx(on_this_image, abs=1e-3)
     files = [*rendered["files"]["reconstructions"], rendered["files"]["importance"]]
     files += [name for names in rendered["groups"].values() for name in names]
     for name in files:

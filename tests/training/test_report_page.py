@@ -30,7 +30,9 @@ def test_best_value_is_the_lowest_for_lower_is_better_metrics(tmp_path):
     bold = re.findall(r"<b>([0-9.]+)</b>", page)
     assert bold == ["0.500", "1.000", "1.000", "0.300"]  # a's CC, KLD; b's numfix2find, GSI
     assert sorted(p.name for p in tmp_path.glob("*.png")) == [
+        "colour-bar.png",
         "sample-00-image.png",
         "sample-00-model.png",
         "sample-00-truth.png",
     ]
+    assert f'src="{report_page.COLOUR_BAR}"' in page  # the overlays' colour map, once

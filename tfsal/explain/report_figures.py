@@ -15,7 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402 (the backend must be chosen first)
 import numpy as np  # noqa: E402
 
-from tfsal.explain.report import ASPECTS, aspect_members  # noqa: E402
+from tfsal.explain.report import ASPECTS, aspect_members, r2_score  # noqa: E402
 from tfsal.io_utils import atomic_path  # noqa: E402
 
 WIDTH = 10.0
@@ -53,7 +53,8 @@ def reconstruction_figure(
         r2: tap -> the tap's validation R².
 
     Returns:
-        tap -> ``{"channel", "activation", "reconstruction"}`` (the plotted maps).
+        tap -> ``{"channel", "r2_here", "activation", "reconstruction"}``: the plotted
+        maps and the R² of the shown channel on this image.
     """
     taps = list(activations)
     figure, axes = plt.subplots(
@@ -68,17 +69,22 @@ def reconstruction_figure(
         axes[row, 0].axis("off")
         both = np.stack([activation[..., channel], reconstruction[..., channel]])
         low, high = float(both.min()), float(both.max())
-        for column, (name, values) in enumerate(
-            (("activation", both[0]), ("reconstruction", both[1])), start=1
-        ):
+        # The tap's validation R² pools every channel and image; the shown channel on
+        # this image can be far better or worse, so both are given.
+        here = r2_score(both[1][..., None], both[0][..., None])
+        titles = (
+            f"{tap} channel {channel}: activation",
+            f"reconstruction: R² {here:.2f} here\n(tap's validation R² {r2[tap]:.2f})",
+        )
+        for column, (title, values) in enumerate(zip(titles, both, strict=True), start=1):
             shown = axes[row, column].imshow(values, cmap="viridis", vmin=low, vmax=high)
-            score = f" (validation R² {r2[tap]:.2f})" if column == 2 else ""
-            axes[row, column].set_title(f"{tap} channel {channel}: {name}{score}", fontsize=9)
+            axes[row, column].set_title(title, fontsize=9)
             axes[row, column].set_xticks([])
             axes[row, column].set_yticks([])
             figure.colorbar(shown, ax=axes[row, column], label="activation (unitless)")
         plotted[tap] = {
             "channel": channel,
+            "r2_here": here,
             "activation": both[0].round(5).tolist(),
             "reconstruction": both[1].round(5).tolist(),
         }
@@ -130,8 +136,10 @@ def importance_figure(path, importance: dict, saliency_drop: dict | None) -> dic
             axis.set_xlabel(aspect)
             axis.set_ylabel(ylabels[column], fontsize=8)
             axis.axhline(0, color="black", linewidth=0.5)
-        axes[row, 0].legend(fontsize=7, title="tap", title_fontsize=7)
         plotted[aspect] = entry
+    # One legend above the grid: inside a panel it hid the bars of six orientations.
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="outside upper center", ncols=len(taps), title="tap")
     _save(figure, path)
     return plotted
 
