@@ -1,4 +1,5 @@
 import json
+import os
 
 import numpy as np
 import pytest
@@ -239,3 +240,51 @@ def test_real_nus_shards_read_back_identically(nus_dir, tmp_path):
     )
     for expected, actual in zip(direct, from_shards, strict=True):
         np.testing.assert_array_equal(actual, expected)
+
+
+def _count_calls(monkeypatch, name):
+    calls = []
+    real = getattr(tfrecords, name)
+
+    def counted(path, *args):
+        calls.append(path.name)
+        return real(path, *args)
+
+    monkeypatch.setattr(tfrecords, name, counted)
+    return calls
+
+
+def _flip_a_byte_keeping_the_size(path):
+    content = bytearray(path.read_bytes())
+    content[len(content) // 2] ^= 0x01
+    before = path.stat().st_mtime_ns
+    path.write_bytes(bytes(content))
+    # A later modification time than the verified one, however coarse the clock.
+    os.utime(path, ns=(before + 10**9, before + 10**9))
+
+
+def test_a_verified_shard_is_hashed_again_only_once_its_file_changes(tmp_path, monkeypatch):
+    paths = tfrecords.write_shards(MemoryDataset(count=4), tmp_path / "s", num_shards=2)
+    hashed = _count_calls(monkeypatch, "_fingerprint")
+    files = [str(path) for path in paths]
+    tfrecords.check_shards(files)
+    tfrecords.check_shards(files)
+    data.make_pipeline(tfrecords.shard_pattern(tmp_path / "s"), image_size=(12, 16))
+    assert sorted(hashed) == [path.name for path in paths]  # once per shard and process
+    _flip_a_byte_keeping_the_size(paths[1])
+    with pytest.raises(ValueError, match=r"shard-00001-of-00002.tfrecord: the shard is trunc"):
+        tfrecords.check_shards(files)
+    assert hashed[2:] == [paths[1].name]  # the unchanged shard is not read again
+
+
+def test_a_shard_without_a_plan_is_read_through_once(tmp_path, monkeypatch):
+    paths = tfrecords.write_shards(MemoryDataset(count=4), tmp_path / "s", num_shards=2)
+    (tmp_path / "s" / tfrecords.PLAN_FILE).unlink()
+    read = _count_calls(monkeypatch, "_check_records_readable")
+    files = [str(path) for path in paths]
+    tfrecords.check_shards(files)
+    tfrecords.check_shards(files)
+    assert sorted(read) == [path.name for path in paths]
+    _flip_a_byte_keeping_the_size(paths[0])
+    with pytest.raises(ValueError, match=r"shard-00000-of-00002.tfrecord: the shard is trunc"):
+        tfrecords.check_shards(files)
