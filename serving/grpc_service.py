@@ -10,7 +10,8 @@
   during shutdown — TF Serving's ``--enable_grpc_healthcheck_service``.
 
 Messages larger than ``max_request_bytes`` are refused by gRPC itself
-(RESOURCE_EXHAUSTED) before they are parsed; responses are not limited.
+(RESOURCE_EXHAUSTED) before they are parsed; responses are not limited. Bytes that do
+not parse as the method's request message get INVALID_ARGUMENT (``_ParsingInterceptor``).
 """
 
 from concurrent import futures
@@ -18,6 +19,7 @@ from typing import NoReturn
 
 import grpc
 import tensorflow as tf
+from google.protobuf import message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from tensorflow_serving.apis import (
     model_service_pb2_grpc,
@@ -105,6 +107,34 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
             _abort(context, error)
 
 
+class _ParsingInterceptor(grpc.ServerInterceptor):
+    """Parses unary requests in the handler, so bad bytes get INVALID_ARGUMENT.
+
+    When a generated deserializer fails, gRPC answers INTERNAL and logs a traceback
+    per request, as though the server were broken; but the client sent bytes that are
+    not the method's message, which is a bad argument. Each unary-unary handler is
+    rebuilt to take the raw bytes and parse them itself.
+    """
+
+    def intercept_service(self, continuation, handler_call_details):
+        """The method's handler, parsing its request itself."""
+        handler = continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None or handler.request_deserializer is None:
+            return handler
+        parse, answer = handler.request_deserializer, handler.unary_unary
+
+        def parse_then_answer(raw: bytes, context: grpc.ServicerContext):
+            try:
+                request = parse(raw)
+            except message.DecodeError as error:
+                _abort(context, errors.invalid_argument(f"{error}; send the method's message."))
+            return answer(request, context)
+
+        return grpc.unary_unary_rpc_method_handler(
+            parse_then_answer, response_serializer=handler.response_serializer
+        )
+
+
 def _to_array(key: str, proto):
     try:
         return tf.make_ndarray(proto)
@@ -146,6 +176,7 @@ def make_grpc_server(
     """A gRPC server with the three services bound to ``address``; and its port."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
+        interceptors=[_ParsingInterceptor()],
         # Requests beyond the workers wait, up to a bound; past it, RESOURCE_EXHAUSTED.
         maximum_concurrent_rpcs=max_workers * 4,
         options=[

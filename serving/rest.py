@@ -8,8 +8,10 @@ Routes (case-insensitive, as ``http_rest_api_util.cc``):
 Every answer is JSON; errors are ``{"error": "..."}`` with TF Serving's HTTP statuses
 (``errors.ServingError.http_status``), plus 413 for a body over the size limit —
 checked on the declared length, on the bytes read, and again after gzip decompression.
-The model name is only ever looked up among the configured models; it never becomes a
-path.
+As in TF Serving, the routes are matched on the path as sent, and only the model name
+and label they capture are percent-decoded: ``/v1/models/..%2Fx`` asks for a model named
+``../x`` (404), while ``/v1/models/../x`` matches no route (400). The name is only ever
+looked up among the configured models; it never becomes a path.
 
 The HTTP server is Werkzeug's: it parses HTTP, and answers each request on its own
 connection (no keep-alive, so an idle client never holds a worker). Requests run on a
@@ -22,6 +24,7 @@ import re
 import threading
 import zlib
 from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import unquote, urlsplit
 
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler
@@ -63,28 +66,28 @@ class RestApi:
         return response(environ, start_response)
 
     def _dispatch(self, request: Request) -> bytes:
-        match = _PREDICT_URL.fullmatch(request.path) if request.method == "POST" else None
+        path = _path_as_sent(request)
+        match = _PREDICT_URL.fullmatch(path) if request.method == "POST" else None
         if match:
             if match["method"].lower() != "predict":
                 raise errors.unimplemented(
                     f"{match['method']} is not served; saliency models answer :predict."
                 )
-            return self._predict(request, match)
-        match = _MODEL_URL.fullmatch(request.path) if request.method == "GET" else None
+            return self._predict(request, *_model_of(match))
+        match = _MODEL_URL.fullmatch(path) if request.method == "GET" else None
         if match is None:
-            raise errors.invalid_argument(f"Malformed request: {request.method} {request.path}")
-        version = int(match["version"]) if match["version"] else None
+            raise errors.invalid_argument(f"Malformed request: {request.method} {path}")
+        name, version, label = _model_of(match)
         if match["metadata"]:
-            servable = self._manager.resolve(match["name"], version, match["label"])
+            servable = self._manager.resolve(name, version, label)
             return rest_json.dumps(api_messages.metadata_json(servable))
-        if match["label"]:
-            version = self._manager.resolve(match["name"], None, match["label"]).version
-        status = api_messages.model_status(self._manager, match["name"], version)
+        if label:
+            version = self._manager.resolve(name, None, label).version
+        status = api_messages.model_status(self._manager, name, version)
         return rest_json.dumps(api_messages.to_json_dict(status))
 
-    def _predict(self, request: Request, match: re.Match) -> bytes:
-        version = int(match["version"]) if match["version"] else None
-        servable = self._manager.resolve(match["name"], version, match["label"])
+    def _predict(self, request: Request, name: str, version: int | None, label) -> bytes:
+        servable = self._manager.resolve(name, version, label)
         body = rest_json.loads(self._read_body(request))
         signature_name = body.get("signature_name", "")
         if not isinstance(signature_name, str):
@@ -118,6 +121,20 @@ class RestApi:
                 "bytes (--max_request_bytes)."
             )
         return body
+
+
+def _path_as_sent(request: Request) -> str:
+    # Werkzeug's request.path is percent-decoded, which would turn "..%2Fx" into two
+    # path segments; its server keeps the request line's target in RAW_URI.
+    raw = request.environ.get("RAW_URI")
+    return urlsplit(raw).path if raw else request.path
+
+
+def _model_of(match: re.Match) -> tuple[str, int | None, str | None]:
+    """The model name, version and label a route captured, percent-decoded."""
+    version = int(match["version"]) if match["version"] else None
+    label = unquote(match["label"]) if match["label"] else None
+    return unquote(match["name"]), version, label
 
 
 class _QuietHandler(WSGIRequestHandler):
