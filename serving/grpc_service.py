@@ -14,6 +14,7 @@ Messages larger than ``max_request_bytes`` are refused by gRPC itself
 not parse as the method's request message get INVALID_ARGUMENT (``_ParsingInterceptor``).
 """
 
+import time
 from concurrent import futures
 from typing import NoReturn
 
@@ -30,6 +31,7 @@ from tensorflow_serving.apis import (
 from serving import api_messages, errors
 from serving.constants import DEFAULT_SIGNATURE
 from serving.model_manager import ModelManager
+from serving.server_metrics import ServerMetrics
 
 PREDICTION_SERVICE = "tensorflow.serving.PredictionService"
 MODEL_SERVICE = "tensorflow.serving.ModelService"
@@ -47,20 +49,38 @@ def _abort(context: grpc.ServicerContext, error: errors.ServingError) -> NoRetur
 
 
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
-    """``Predict`` and ``GetModelMetadata`` over the managed models."""
+    """``Predict`` and ``GetModelMetadata`` over the managed models.
 
-    def __init__(self, manager: ModelManager):
+    Args:
+        manager: the models.
+        metrics: where ``Predict`` calls are counted and timed (None: nowhere).
+    """
+
+    def __init__(self, manager: ModelManager, metrics: ServerMetrics | None = None):
         self._manager = manager
+        self._metrics = metrics
 
     def Predict(self, request, context):  # noqa: N802 (the generated method name)
         """Runs the requested signature on the request's tensors."""
+        start = time.perf_counter()
+        code = grpc.StatusCode.INTERNAL  # Unless the call ends otherwise.
         try:
-            servable = _resolve(self._manager, request.model_spec)
-            inputs = {key: _to_array(key, proto) for key, proto in request.inputs.items()}
-            signature_name = request.model_spec.signature_name
-            outputs = servable.predict(signature_name, inputs, list(request.output_filter))
+            response = self._predict(request)
+            code = grpc.StatusCode.OK
+            return response
         except errors.ServingError as error:
+            code = error.code
             _abort(context, error)
+        finally:
+            if self._metrics is not None:
+                elapsed = time.perf_counter() - start
+                self._metrics.record(request.model_spec.name, "Predict", "GRPC", code, elapsed)
+
+    def _predict(self, request):
+        servable = _resolve(self._manager, request.model_spec)
+        inputs = {key: _to_array(key, proto) for key, proto in request.inputs.items()}
+        signature_name = request.model_spec.signature_name
+        outputs = servable.predict(signature_name, inputs, list(request.output_filter))
         response = predict_pb2.PredictResponse()
         response.model_spec.CopyFrom(
             api_messages.model_spec(servable, signature_name or DEFAULT_SIGNATURE)
@@ -172,6 +192,7 @@ def make_grpc_server(
     address: str,
     max_workers: int,
     max_request_bytes: int,
+    metrics: ServerMetrics | None = None,
 ) -> tuple[grpc.Server, int]:
     """A gRPC server with the three services bound to ``address``; and its port."""
     server = grpc.server(
@@ -185,7 +206,7 @@ def make_grpc_server(
         ],
     )
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-        PredictionServicer(manager), server
+        PredictionServicer(manager, metrics), server
     )
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(manager), server)
     health_pb2_grpc.add_HealthServicer_to_server(health_reporter.servicer, server)
