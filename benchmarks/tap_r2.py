@@ -5,7 +5,7 @@ cell (a 1×1 map of the K bank features). This script measures how much a k×k
 neighbourhood of those features would add: the K·k² features of the cells around
 each tap pixel, stacked, reconstruct the tap by the same streamed ridge regression::
 
-    python benchmarks/tap_r2.py --run /work/runs/nus-unisal --out /tmp/unisal-tap-r2.json
+    python benchmarks/tap_r2.py --run /work/runs/nus-unisal --out unisal.json --png unisal.png
 
 1. rebuilds the run's model from its best checkpoint with the derive taps exposed
    (``derive.taps`` of its config, else the model's registered default taps) and
@@ -17,7 +17,8 @@ each tap pixel, stacked, reconstruct the tap by the same streamed ridge regressi
    (``RidgeAccumulator``) of the 1×1 features and of the k×k context features on the
    same rows;
 3. solves both for each penalty of the derivation's ``L2_GRID`` (per accumulated
-   row), keeps the one with the best validation R², and prints a markdown table.
+   row), keeps the one with the best validation R², prints a markdown table and
+   writes it as JSON (``--out``) and as a bar chart (``--png``).
 
 Taps finer than ``--max-rows-per-image`` cells are sampled (seeded, other cells per
 image), which keeps the cost of the fine taps of CMRNet (1/2, 1/4) bounded; the
@@ -48,6 +49,7 @@ from tfsal.explain.derive import L2_GRID  # noqa: E402
 from tfsal.explain.ridge import RidgeAccumulator  # noqa: E402
 from tfsal.io_utils import atomic_write_text  # noqa: E402
 from tfsal.layers import LinearReconstruction, LogGaborBank  # noqa: E402
+from tfsal.visualize import write_png  # noqa: E402
 
 DEFAULT_CONTEXT = 3
 DEFAULT_MAX_ROWS_PER_IMAGE = 1024
@@ -151,6 +153,32 @@ def markdown_table(results: dict, size: int) -> list[str]:
     return lines
 
 
+def r2_chart(results: dict, size: int, title: str) -> np.ndarray:
+    """A bar chart of every tap's validation R², 1×1 next to k×k, as an RGB picture."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    taps = list(results)
+    positions = np.arange(len(taps))
+    figure, axes = plt.subplots(figsize=(1.6 + 1.3 * len(taps), 3.2), dpi=100)
+    for shift, key, label in ((-0.2, "1x1", "1×1 (the model)"), (0.2, "context", f"{size}×{size}")):
+        values = [results[tap][key]["r2"] for tap in taps]
+        bars = axes.bar(positions + shift, values, width=0.4, label=label)
+        axes.bar_label(bars, fmt="%.3f", fontsize=8)
+    axes.set_xticks(positions, [f"{tap}\n1/{results[tap]['stride']}" for tap in taps])
+    axes.set_ylabel("validation R²")
+    axes.set_title(title, fontsize=10)
+    axes.legend(fontsize=8, frameon=False)
+    axes.spines[["top", "right"]].set_visible(False)
+    figure.tight_layout()
+    figure.canvas.draw()
+    picture = np.asarray(figure.canvas.buffer_rgba())[..., :3].copy()
+    plt.close(figure)
+    return picture
+
+
 def load_parent(run: Path):
     """The run's config, tapped parent (best checkpoint), tap names and split."""
     from training import callbacks, configs, job, trainer
@@ -222,29 +250,13 @@ class TapStreamer:
         return accumulators
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run", required=True, help="a finished training.fit run folder")
-    parser.add_argument("--context", type=int, default=DEFAULT_CONTEXT, help="odd k of k×k")
-    parser.add_argument("--max-images", type=int, default=None, help="cap on training images")
-    parser.add_argument(
-        "--max-rows-per-image",
-        type=int,
-        default=DEFAULT_MAX_ROWS_PER_IMAGE,
-        help="cells sampled per image and tap (all of a smaller map)",
-    )
-    parser.add_argument("--out", default=None, help="write the results as JSON here")
-    args = parser.parse_args()
-    context_offsets(args.context)  # fails early for an even or non-positive size
-    run = Path(args.run)
+def measure(run: Path, size: int, max_images: int | None, max_rows_per_image: int) -> dict:
+    """Streams a run's split once and returns the JSON-ready report of every tap."""
     started, cpu_started = time.monotonic(), time.process_time()
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     print(f"tap_r2: {run}, {stamp}, load average {os.getloadavg()}")
-    try:
-        config, parent, taps, dataset, train_ids, val_ids = load_parent(run)
-    except (ValueError, FileNotFoundError) as error:
-        raise SystemExit(f"error: {error}") from None
-    train_ids = train_ids[: args.max_images]
+    config, parent, taps, dataset, train_ids, val_ids = load_parent(run)
+    train_ids = train_ids[:max_images]
 
     def batches(image_ids):
         return make_pipeline(
@@ -255,7 +267,7 @@ def main() -> None:
             batch_size=config.derive.batch_size or config.batch_size,
         )
 
-    streamer = TapStreamer(parent, taps, args.context, args.max_rows_per_image, config.seed)
+    streamer = TapStreamer(parent, taps, size, max_rows_per_image, config.seed)
     streamer.setup(first_images(batches(train_ids), "training images"))
     train = streamer.accumulate(batches(train_ids), f"training images ({len(train_ids)})")
     val = streamer.accumulate(batches(val_ids), f"validation images ({len(val_ids)})")
@@ -272,29 +284,63 @@ def main() -> None:
             "1x1": best_ridge(train[tap]["1x1"], val[tap]["1x1"]),
             "context": best_ridge(train[tap]["context"], val[tap]["context"]),
         }
-    report = {
+    return {
         "run": str(run),
         "model": config.model,
         "image_size": list(config.image_size),
-        "context": args.context,
+        "context": size,
         "train_images": len(train_ids),
         "val_images": len(val_ids),
-        "max_rows_per_image": args.max_rows_per_image,
+        "max_rows_per_image": max_rows_per_image,
         "taps": results,
         "wall_seconds": time.monotonic() - started,
         "cpu_seconds": time.process_time() - cpu_started,
         "started": stamp,
         "load_after": os.getloadavg(),
     }
-    print("\n" + "\n".join(markdown_table(results, args.context)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--run", help="a finished training.fit run folder")
+    source.add_argument("--from-json", help="redraw an earlier --out instead of measuring")
+    parser.add_argument("--context", type=int, default=DEFAULT_CONTEXT, help="odd k of k×k")
+    parser.add_argument("--max-images", type=int, default=None, help="cap on training images")
+    parser.add_argument(
+        "--max-rows-per-image",
+        type=int,
+        default=DEFAULT_MAX_ROWS_PER_IMAGE,
+        help="cells sampled per image and tap (all of a smaller map)",
+    )
+    parser.add_argument("--out", default=None, help="write the results as JSON here")
+    parser.add_argument("--png", default=None, help="draw the R² bar chart here")
+    args = parser.parse_args()
+    try:
+        context_offsets(args.context)
+        if args.from_json:
+            report = json.loads(Path(args.from_json).read_text(encoding="utf-8"))
+        else:
+            report = measure(Path(args.run), args.context, args.max_images, args.max_rows_per_image)
+    except (ValueError, OSError) as error:
+        raise SystemExit(f"error: {error}") from None
+    height, width = report["image_size"]
+    print("\n" + "\n".join(markdown_table(report["taps"], report["context"])))
     print(
-        f"\n{config.model} at {config.image_size[0]}×{config.image_size[1]}: "
-        f"{len(train_ids)} training, {len(val_ids)} validation images; "
-        f"{report['wall_seconds']:.0f} s wall, {report['cpu_seconds']:.0f} CPU-s."
+        f"\n{report['model']} at {height}×{width}: {report['train_images']} training, "
+        f"{report['val_images']} validation images; {report['wall_seconds']:.0f} s wall, "
+        f"{report['cpu_seconds']:.0f} CPU-s (started {report['started']})."
     )
     if args.out:
         atomic_write_text(Path(args.out), json.dumps(report, indent=2))
         print(f"tap_r2: results -> {args.out}")
+    if args.png:
+        title = (
+            f"{report['model']} ({Path(report['run']).name}): reconstruction R² on "
+            f"{report['val_images']} validation images"
+        )
+        write_png(args.png, r2_chart(report["taps"], report["context"], title))
+        print(f"tap_r2: chart -> {args.png}")
 
 
 if __name__ == "__main__":

@@ -120,6 +120,7 @@ def test_markdown_table_has_one_row_per_tap_with_the_gain():
     assert lines[2] == "| stage3 | 1/8 | 64 | 784 | 0.01 | 0.250 | 0.1 | 0.400 | +0.150 |"
 
 
+@pytest.mark.slow  # builds a LogGaborBank and traces two tf.functions
 def test_streamer_accumulates_sampled_rows_of_every_tap():
     image = keras.Input((32, 32, 3))
     tap = keras.layers.Conv2D(3, 3, strides=4, padding="same", name="tap")(image)
@@ -133,3 +134,15 @@ def test_streamer_accumulates_sampled_rows_of_every_tap():
     assert accumulators["1x1"].count == accumulators["context"].count == 3 * 20
     features = accumulators["1x1"].num_features
     assert accumulators["context"].num_features == 9 * features
+
+
+def test_r2_chart_is_an_rgb_picture_that_depends_on_the_scores():
+    scores = {"l2": 0.01, "r2_by_l2": {}, "mean_cc": 0.5}
+    results = {
+        "a": {"stride": 8, "1x1": {**scores, "r2": 0.3}, "context": {**scores, "r2": 0.4}},
+        "b": {"stride": 16, "1x1": {**scores, "r2": 0.1}, "context": {**scores, "r2": 0.15}},
+    }
+    picture = tap_r2.r2_chart(results, 3, "test")
+    assert picture.dtype == np.uint8 and picture.ndim == 3 and picture.shape[-1] == 3
+    results["b"]["context"]["r2"] = 0.6
+    assert not np.array_equal(picture, tap_r2.r2_chart(results, 3, "test"))
