@@ -67,23 +67,27 @@ def parent_model(run: Path):
     return loaded, config
 
 
-def explainable_keras_model(saved: LoadedModel, config) -> LoadedModel:
+def explainable_keras_model(saved: LoadedModel, parent: LoadedModel, config) -> LoadedModel:
     """The explainable SavedModel rebuilt as a Keras model with its layers, same weights.
 
     The derivation's model is rebuilt with ``tfsal.explain.build_explainable_model`` from
-    the export's tap list and the run's derive settings, and every variable (feature
-    scaling included) is copied from the SavedModel, which ``ExportArchive`` saved in the
-    model's own variable order; shapes are checked one by one and the outputs compared.
+    the run's derive settings and taps (measured on the parent, in the derivation's
+    order), and every variable (feature scaling included) is copied from the SavedModel,
+    which ``ExportArchive`` saved in the model's own variable order; shapes are checked
+    one by one and the two models' saliency compared.
     """
     import tensorflow as tf
 
     from tfsal import models
     from tfsal.explain import build_explainable_model
-    from tfsal.explain.taps import Tap
+    from tfsal.explain.taps import measure_taps, tapped_model
+    from training import job
 
-    taps = [Tap(**tap) for tap in saved.metadata["taps"]]
+    tapped, tap_names = job.tapped_parent(config, parent.model)
+    probe = np.random.default_rng(0).uniform(0, 255, (1, *saved.input_size, 3)).astype("float32")
+    activations = tapped_model(tapped, tap_names)(probe)
     model = build_explainable_model(
-        taps,
+        measure_taps(activations, probe.shape, tap_names),
         readout=config.derive.readout,
         output_kind=models.model_info(config.model).output,
         input_shape=(*saved.input_size, 3),
@@ -101,7 +105,6 @@ def explainable_keras_model(saved: LoadedModel, config) -> LoadedModel:
         if tuple(target.shape) != tuple(source.shape):
             raise ValueError(f"Variable {target.path}: {target.shape} vs exported {source.shape}")
         target.assign(source.numpy())
-    probe = np.random.default_rng(0).uniform(0, 255, (1, *saved.input_size, 3)).astype("float32")
     ours, theirs = model(probe)["saliency"], saved.model(probe)["saliency"]
     if not np.allclose(np.asarray(ours), np.asarray(theirs), atol=1e-3):
         raise ValueError("The rebuilt explainable model does not reproduce its SavedModel.")
@@ -311,7 +314,9 @@ def main() -> None:
             saved.resize,
             {**saved.metadata, "path": str(args.explainable)},
         )
-        models.append((explainable_keras_model(saved, config), [*args.methods, explain.LOGGABOR]))
+        models.append(
+            (explainable_keras_model(saved, parent, config), [*args.methods, explain.LOGGABOR])
+        )
     for loaded, methods in models:
         score_model_images(loaded, methods, images, args, args.out / "images" / loaded.name)
     summaries = {}
