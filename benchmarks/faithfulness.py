@@ -27,7 +27,8 @@ killed run continues where it stopped (the settings must match: they are checked
 ``--reverse`` works through the images from the last one, so a second process started
 on the same ``--out`` shares the work with the first (they meet in the middle).
 At the end ``OUT/summary.json``, ``OUT/curves.png`` (mean curves) and ``OUT/table.md``
-(the markdown table of BENCHMARKS.md, also printed) summarise every finished image.
+(the markdown table of BENCHMARKS.md, also printed) summarise every finished image;
+``--summary-only`` writes them without scoring more.
 """
 
 import argparse
@@ -293,14 +294,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--reverse", action="store_true", help="start from the last image")
     parser.add_argument("--skip-parent", action="store_true", help="score only --explainable")
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument(
+        "--summary-only", action="store_true", help="only summarise the images already done"
+    )
     return parser
 
 
-def main() -> None:
-    args = build_parser().parse_args()
-    args.gradcam_layers = dict(item.split("=", 1) for item in args.gradcam_layer)
-    check_protocol(args.out, args)
-    started = time.perf_counter()
+def score(args) -> int:
+    """Scores every model's images not yet in ``OUT/images``; returns the image count."""
     parent, config = parent_model(args.run)
     images = validation_images(config, args.images)
     models = [] if args.skip_parent else [(parent, list(args.methods))]
@@ -319,22 +320,36 @@ def main() -> None:
         )
     for loaded, methods in models:
         score_model_images(loaded, methods, images, args, args.out / "images" / loaded.name)
+    return len(images)
+
+
+def summarise_folder(args) -> None:
+    """Writes ``summary.json``, ``curves.png`` and ``table.md`` from every finished image."""
     summaries = {}
     for folder in sorted((args.out / "images").iterdir()):
         rows = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(folder.glob("*.json"))]
         if rows:
             summaries[folder.name] = summarise(rows)
-    seconds = time.perf_counter() - started
+    settings = json.loads((args.out / "settings.json").read_text(encoding="utf-8"))
     atomic_write_text(
-        args.out / "summary.json",
-        json.dumps({"settings": {k: str(v) for k, v in vars(args).items()}, "summary": summaries}),
+        args.out / "summary.json", json.dumps({"settings": settings, "summary": summaries})
     )
     plot(summaries, args.out / "curves.png")
     markdown = table(summaries)
     atomic_write_text(args.out / "table.md", markdown + "\n")
     print(markdown)
-    steps = f"{args.steps} steps" if args.steps else f"{args.pixels_per_step} px/step"
-    print(f"\n{len(images)} images, {steps}, this invocation's wall time {seconds:.0f} s")
+
+
+def main() -> None:
+    args = build_parser().parse_args()
+    args.gradcam_layers = dict(item.split("=", 1) for item in args.gradcam_layer)
+    check_protocol(args.out, args)
+    started = time.perf_counter()
+    if not args.summary_only:
+        count = score(args)
+        steps = f"{args.steps} steps" if args.steps else f"{args.pixels_per_step} px/step"
+        print(f"{count} images, {steps}, wall {time.perf_counter() - started:.0f} s")
+    summarise_folder(args)
 
 
 if __name__ == "__main__":
