@@ -134,7 +134,9 @@ class ReadoutTrainer:
                 grads = {str(i): g.numpy() for i, g in enumerate(grads)}
                 grads = workers.sum_over_workers(self.strategy, grads)
                 pairs = [(grads[str(i)] / count, v) for i, v in enumerate(variables)]
-                optimizers["readout"].apply_gradients(pairs[: len(readout)])
+                # The decoder readout has no readout variables, only reconstructions.
+                if readout:
+                    optimizers["readout"].apply_gradients(pairs[: len(readout)])
                 if reconstruction:
                     optimizers["reconstruction"].apply_gradients(pairs[len(readout) :])
                 losses.append(float(loss))
