@@ -18,6 +18,8 @@ copy of a finished ``training.fit`` run, so the parent's folder is never written
 4. prints markdown tables for BENCHMARKS.md and writes ``<out>/benchmark.json``.
 
 ``--set derive.KEY=VALUE`` passes derive settings (``training.derive --set``);
+``--derive-only`` stops after the derivation and prints its wall and CPU seconds
+(no scoring, export or speed table);
 ``--speed-only`` skips steps 1-2 and times the explainable architecture of the
 run's taps with unfitted weights (the same operations, so the same cost), adding
 the timings to an existing ``<out>/benchmark.json``.

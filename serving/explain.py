@@ -14,11 +14,12 @@ size, float32) and ``OUT/<stem>_<method>.png`` (the map over the image, the regi
 outlined), and ``OUT/<stem>_region.json`` (the region and its mass per model).
 
 The tf-explain methods (``serving.attribution``) explain the deep model; ``loggabor``
-uses the explainable model's own contribution maps (``serving.contributions``) and
-also writes the region's breakdown by feature group as
-``OUT/<stem>_loggabor_groups.{json,png}``. A run folder holds both models; a
-SavedModel folder is used for every method asked (``loggabor`` needs it to be an
-explainable model). Grad-CAM needs the model's layers, which a SavedModel hides:
+weighs the explainable model's own contribution maps by the region's mass gradient
+(Integrated Gradients over its logits, ``serving.contributions``) and also writes the
+region's mass broken down by feature group as ``OUT/<stem>_loggabor_groups.{json,png}``
+(the groups' shares sum to the region's mass minus the prior's alone). A run folder
+holds both models; a SavedModel folder is used for every method asked (``loggabor``
+needs it to be an explainable model). Grad-CAM needs the model's layers, which a SavedModel hides:
 explain a Keras model in Python (``explain_image``) for it.
 """
 
@@ -57,7 +58,7 @@ class Explanation:
         mass: the predicted saliency mass in it.
         saliency: the (h, w) predicted density (or map) on the canvas.
         maps: method -> (h, w) attribution map on the canvas.
-        breakdown: the region's per-group contributions (``loggabor`` only).
+        breakdown: the region's mass by feature group (``loggabor`` only).
     """
 
     canvas: np.ndarray
@@ -128,7 +129,7 @@ def explain_image(
     maps, breakdown = {}, None
     for method in methods:
         if method == LOGGABOR:
-            maps[method], breakdown = _loggabor(loaded, outputs, mask, geometry)
+            maps[method], breakdown = _loggabor(loaded, outputs, mask)
         else:
             maps[method] = attribution.attribute(score, canvas, method, options)
     if box is not None and region_given is None:
@@ -140,13 +141,11 @@ def explain_image(
     )
 
 
-def _loggabor(loaded, outputs, mask, geometry):
+def _loggabor(loaded, outputs, mask):
     maps = outputs[conventions.CONTRIBUTIONS]
     names = contributions.group_names(maps.shape[-1], loaded.metadata, loaded.model)
-    valid = np.zeros(mask.shape, bool)
-    valid[geometry.content_window] = True
-    breakdown = contributions.region_breakdown(maps, mask, names, valid)
-    return contributions.loggabor_map(maps, names), breakdown
+    attributed = contributions.region_attribution(maps, mask, names, loaded.output_kind)
+    return attributed.pixel_map, contributions.region_breakdown(attributed)
 
 
 def to_image(canvas_map: np.ndarray, geometry: ResizeGeometry, shape) -> np.ndarray:

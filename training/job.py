@@ -212,6 +212,7 @@ def derive_explainable(config, model, dataset, train_ids, val_ids, outputs, stra
         readout_epochs=config.derive.readout_epochs,
         fine_tune_epochs=config.derive.fine_tune_epochs,
         learning_rate=config.derive.learning_rate,
+        reconstruction_learning_rate=config.derive.reconstruction_learning_rate,
         blur_sigma=config.derive.blur_sigma,
         context_sigmas=tuple(config.derive.context_sigmas),
         strategy=strategy,

@@ -15,6 +15,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:Tap .* training rows:UserWarning
 
 def _derive(**kwargs):
     data = images(8)
+    kwargs.setdefault("fine_tune_epochs", 1)
     return explain.derive(
         toy_parent(),
         [data[:4], data[4:]],
@@ -24,7 +25,6 @@ def _derive(**kwargs):
         bank_config=SMALL_BANK,
         progress=False,
         readout_epochs=2,
-        fine_tune_epochs=1,
         **kwargs,
     )
 
@@ -90,3 +90,24 @@ def test_a_head_that_would_miss_what_a_layer_reads_from_the_image_is_refused():
         feature_head(model)
     with pytest.raises(ValueError, match="cache_memory_bytes must be an int >= 0"):
         _derive(cache_memory_bytes=-1)
+
+
+def test_fine_tuning_moves_the_reconstructions_at_their_own_learning_rate():
+    def kernels(derivation):
+        return [
+            layer.kernel.numpy()
+            for layer in explain.reconstruction_layers(derivation.model).values()
+        ]
+
+    ridge = _derive(fine_tune_epochs=0)
+    still = _derive(reconstruction_learning_rate=1e-12)
+    moved = _derive(reconstruction_learning_rate=1e-2)
+    for a, b, c in zip(kernels(ridge), kernels(still), kernels(moved), strict=True):
+        np.testing.assert_allclose(b, a, atol=1e-8)
+        assert np.abs(c - a).max() > 1e-3
+    assert not np.allclose(
+        explain.tap_readouts(still.model)["enc3"].readout.numpy(),
+        explain.tap_readouts(ridge.model)["enc3"].readout.numpy(),
+    )  # the readout itself still fine-tunes at its own rate
+    with pytest.raises(ValueError, match="reconstruction_learning_rate must be > 0"):
+        _derive(reconstruction_learning_rate=0.0)

@@ -60,28 +60,29 @@ def test_several_methods_write_maps_of_the_image_size(run_folder, image_file, tm
     assert report["tiny"]["region"] == {"x": 10, "y": 6, "w": 20, "h": 12}
     assert 0.0 < report["tiny"]["mass"] < 1.0
     groups = json.loads((out / "street_loggabor_groups.json").read_text())
-    assert [g["name"] for g in groups["groups"]] == list(explained_models.GROUPS)
     assert (out / "street_loggabor_groups.png").is_file()
-    # Y/scale0 + Y/scale1: the colour marginal sums both groups' differences.
+    # Y/scale0 + Y/scale1: the colour marginal sums both groups' shares; the prior has none.
+    assert [g["name"] for g in groups["groups"]] == list(explained_models.GROUPS[:2])
     colour = groups["marginals"]["colour"]["Y"]
-    assert colour == pytest.approx(sum(g["difference"] for g in groups["groups"][:2]))
+    assert colour == pytest.approx(sum(g["share"] for g in groups["groups"]))
+    assert colour == pytest.approx(groups["image_share"])
     assert set(groups["marginals"]["scale"]) == {"scale0", "scale1"}
 
 
-def test_loggabor_breakdown_adds_up_to_the_region_logits(image_file):
+def test_loggabor_weighs_the_image_groups_by_the_regions_mass_gradient(image_file):
     model = explained_models.explainable_model()
     loaded = LoadedModel("tiny", model, explained_models.SIZE, "log_density")
     from tfsal.data.images import read_image
 
     explanation = explain.explain_image(loaded, read_image(image_file), ["loggabor"])
-    breakdown = explanation.breakdown
-    differences = sum(group["difference"] for group in breakdown["groups"])
-    assert differences == pytest.approx(
-        breakdown["region_logit_mean"] - breakdown["image_logit_mean"], abs=1e-5
-    )
     canvas_outputs = model(explanation.canvas[None])
-    expected = np.asarray(canvas_outputs["contributions"])[0, ..., :2].sum(axis=-1)
-    np.testing.assert_allclose(explanation.maps["loggabor"], expected, rtol=1e-5, atol=1e-6)
+    maps = np.asarray(canvas_outputs["contributions"])[0]
+    mask = explanation.region.mask(explained_models.SIZE)
+    expected = contributions.region_attribution(maps, mask, explained_models.GROUPS)
+    np.testing.assert_allclose(explanation.maps["loggabor"], expected.pixel_map, rtol=1e-5)
+    assert explanation.breakdown["image_share"] == pytest.approx(
+        float(expected.pixel_map.sum()), abs=1e-5
+    )
 
 
 def test_gradcam_runs_on_a_keras_model(image_file):

@@ -152,3 +152,29 @@ def test_the_explainable_model_of_a_run_predicts_by_name(images, tmp_path):
     assert explainable.shape == deep.shape == (20, 20)
     assert not np.allclose(explainable, deep)
     assert predict.main([*args, "--name", "nope"]) == 2
+
+
+@pytest.mark.parametrize("output_format, top", [("png8", 255), ("png16", 65535)])
+def test_png_maps_are_min_max_scaled_and_rounded_to_the_integer_range(output_format, top):
+    saliency = np.array([[0.1, 0.2], [0.3, 0.6]], np.float32)
+    levels = cv2.imdecode(
+        np.frombuffer(predict.encode_map(saliency, output_format), np.uint8), cv2.IMREAD_UNCHANGED
+    )
+    expected = np.round((saliency - 0.1) / 0.5 * top)
+    np.testing.assert_array_equal(levels, expected)
+    flat = predict.encode_map(np.full((3, 4), 0.25, np.float32), output_format)
+    assert not cv2.imdecode(np.frombuffer(flat, np.uint8), cv2.IMREAD_UNCHANGED).any()
+
+
+def test_one_worker_and_several_batches_write_the_same_maps(run_folder, images, tmp_path):
+    loaded = load_model(run_folder / "export" / "tiny" / "1")
+    paths = sorted(images.glob("*.*"))
+    one = predict.predict_images(loaded, paths, tmp_path / "a", batch_size=1, workers=1)
+    three = predict.predict_images(loaded, paths, tmp_path / "b", batch_size=2, workers=3)
+    assert one.written == three.written == [p for p in paths if p.stem != "broken"]
+    for path in one.written:
+        a = cv2.imread(str(tmp_path / "a" / f"{path.stem}.png"), cv2.IMREAD_UNCHANGED)
+        b = cv2.imread(str(tmp_path / "b" / f"{path.stem}.png"), cv2.IMREAD_UNCHANGED)
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="workers must be >= 1"):
+        predict.predict_images(loaded, paths, tmp_path / "c", workers=0)

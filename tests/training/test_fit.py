@@ -83,6 +83,10 @@ def test_the_whole_job_runs_and_says_where_everything_went(tmp_path, capsys):
         (["--set", "derive.taps=[nope]"], "has no tap 'nope'"),
         (["--set", "derive.readout=attention"], "derive.readout must be 'linear' or 'decoder'"),
         (["--set", "derive.context_sigmas=[8, 0]"], "derive.context_sigmas must all be > 0"),
+        (
+            ["--set", "derive.reconstruction_learning_rate=0"],
+            "derive.reconstruction_learning_rate must be > 0",
+        ),
     ],
 )
 def test_bad_input_gives_one_clear_line(tmp_path, capsys, arguments, message):

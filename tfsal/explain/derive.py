@@ -98,6 +98,7 @@ def derive(
     readout_epochs: int = 5,
     fine_tune_epochs: int = 0,
     learning_rate: float = 0.05,
+    reconstruction_learning_rate: float = 5e-4,
     blur_sigma: float = 4.0,
     context_sigmas: Sequence[float] = (),
     cache_features: bool = True,
@@ -132,7 +133,9 @@ def derive(
         readout_epochs: ``linear`` only: epochs of readout fitting, >= 0.
         fine_tune_epochs: epochs of fine-tuning reconstructions and readout together
             on the saliency loss, >= 0.
-        learning_rate: Adam learning rate of readout fitting and fine-tuning.
+        learning_rate: Adam learning rate of the readout (fitting and fine-tuning).
+        reconstruction_learning_rate: Adam learning rate of the reconstructions in
+            fine-tuning, > 0.
         blur_sigma: ``linear`` only: blur of the logits in input pixels, >= 0.
         context_sigmas: ``linear`` only: blurs in input pixels, each > 0, of further
             readout copies per tap, each with its own vector (``TapReadout``).
@@ -155,6 +158,11 @@ def derive(
     """
     kind, tap_names = _resolve(parent, taps, readout, output_kind)
     _check_settings(l2_grid, readout_epochs, fine_tune_epochs, learning_rate)
+    if not reconstruction_learning_rate > 0:
+        raise ValueError(
+            "reconstruction_learning_rate must be > 0. "
+            f"Received: reconstruction_learning_rate={reconstruction_learning_rate!r}"
+        )
     if not isinstance(cache_memory_bytes, int) or cache_memory_bytes < 0:
         raise ValueError(
             "cache_memory_bytes must be an int >= 0. "
@@ -194,7 +202,9 @@ def derive(
     val = stream.accumulate(val_batches, "reconstruction (validation images)")
     tap_fidelity = _solve(stream.reconstructions, measured, train, val, l2_grid)
 
-    trainer = ReadoutTrainer(model, run_parent, kind, learning_rate, strategy, progress)
+    trainer = ReadoutTrainer(
+        model, run_parent, kind, learning_rate, strategy, progress, reconstruction_learning_rate
+    )
     with cache if cache is not None else contextlib.nullcontext():
         fit_batches = cache if cache is not None else train_batches
         if readout_epochs:
