@@ -109,6 +109,9 @@ class DeriveConfig:
         blur_sigma: blur of the linear readout's logits, in input pixels.
         context_sigmas: blurs, in input pixels, of further copies of the linear
             readout per tap, each with its own vector (``tfsal.explain.TapReadout``).
+        image_normalisation: also feed the reconstructions every log-Gabor channel
+            divided by its mean over the image (``tfsal.explain.ImageNormalisation``);
+            ``None`` for the recipe's choice (the pop-out recipe turns it on), else off.
         batch_size: images per batch of the derivation; ``None`` for ``batch_size``.
         max_images: derive from at most this many training images (the first of the
             seeded training order); ``None`` for the recipe's cap, else all of them.
@@ -122,6 +125,7 @@ class DeriveConfig:
     learning_rate: float = 0.05
     blur_sigma: float = 4.0
     context_sigmas: list[float] = dataclasses.field(default_factory=list)
+    image_normalisation: bool | None = None
     batch_size: int | None = None
     max_images: int | None = None
 
@@ -303,10 +307,13 @@ def resolve_model_defaults(config: FitConfig) -> FitConfig:
             )
     if resolved.optimizer is None:
         resolved.optimizer = dataclasses.replace(defaults["optimizer"])
-    if resolved.derive.max_images is None and "derive_max_images" in defaults:
-        resolved.derive = dataclasses.replace(
-            resolved.derive, max_images=defaults["derive_max_images"]
-        )
+    for field in ("max_images", "image_normalisation"):
+        if getattr(resolved.derive, field) is None and f"derive_{field}" in defaults:
+            resolved.derive = dataclasses.replace(
+                resolved.derive, **{field: defaults[f"derive_{field}"]}
+            )
+    if resolved.derive.image_normalisation is None:
+        resolved.derive = dataclasses.replace(resolved.derive, image_normalisation=False)
     # val_fraction has a value, not None, by default: a recipe's replaces it unless set.
     if "val_fraction" in defaults and resolved.val_fraction == FitConfig.val_fraction:
         resolved.val_fraction = defaults["val_fraction"]

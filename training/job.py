@@ -214,6 +214,7 @@ def derive_explainable(config, model, dataset, train_ids, val_ids, outputs, stra
         learning_rate=config.derive.learning_rate,
         blur_sigma=config.derive.blur_sigma,
         context_sigmas=tuple(config.derive.context_sigmas),
+        image_normalisation=bool(config.derive.image_normalisation),
         strategy=strategy,
     )
     for tap, scores in derivation.fidelity["taps"].items():

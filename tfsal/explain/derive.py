@@ -35,9 +35,9 @@ from tfsal.explain import workers
 from tfsal.explain.batches import batch_images, first_images, with_progress
 from tfsal.explain.explainable_model import (
     READOUTS,
-    bank_name,
     build_explainable_model,
     reconstruction_layers,
+    tap_features,
 )
 from tfsal.explain.readout_training import ReadoutTrainer
 from tfsal.explain.ridge import RidgeAccumulator
@@ -89,6 +89,7 @@ def derive(
     learning_rate: float = 0.05,
     blur_sigma: float = 4.0,
     context_sigmas: Sequence[float] = (),
+    image_normalisation: bool = False,
     strategy: tf.distribute.Strategy | None = None,
     progress: bool = True,
 ) -> Derivation:
@@ -123,6 +124,9 @@ def derive(
         blur_sigma: ``linear`` only: blur of the logits in input pixels, >= 0.
         context_sigmas: ``linear`` only: blurs in input pixels, each > 0, of further
             readout copies per tap, each with its own vector (``TapReadout``).
+        image_normalisation: also feed the reconstructions every log-Gabor channel
+            divided by its mean over the image (``ImageNormalisation``), so that a
+            colour or orientation that is rare in the image stands out.
         strategy: a ``MultiWorkerMirroredStrategy`` to sum statistics across workers
             (each worker passing its own shard); ``None`` for one process.
         progress: show progress bars.
@@ -156,6 +160,7 @@ def derive(
         bank_config=bank_config,
         blur_sigma=blur_sigma,
         context_sigmas=context_sigmas,
+        image_normalisation=image_normalisation,
         decoder=decoder,
         name=f"{parent.name}_explainable",
     )
@@ -245,9 +250,9 @@ class _Streamer:
         self.strategy = strategy
         self.progress = progress
         self.reconstructions = reconstruction_layers(model)
-        banks = {tap.stride: model.get_layer(bank_name(tap.stride)) for tap in measured}
+        strides = sorted({tap.stride for tap in measured})
         self.features = tf.function(
-            lambda images: {stride: bank(images) for stride, bank in banks.items()},
+            lambda images: {stride: tap_features(model, stride, images) for stride in strides},
             reduce_retracing=True,
         )
         self.scaled = tf.function(
