@@ -251,12 +251,16 @@ MODEL_DEFAULTS: dict[str, dict] = {
 DATA_DEFAULTS: dict[str, dict] = {
     # The explainable model of the no-argument run is derived from 400 of the 1800
     # training arrays: one derivation pass plus five readout epochs over all of them
-    # took longer than the training itself, for a readout of 4 x 72 weights.
+    # took longer than the training itself, for a readout of 4 x 72 weights. A
+    # singleton is what is rare in its array, which local magnitudes cannot tell, so
+    # its reconstructions also read every magnitude over its image mean
+    # (``derive.image_normalisation``; BENCHMARKS.md, "Default run").
     "popout": {
         "image_size": [96, 96],
         "epochs": 4,
         "val_fraction": 0.1,
         "derive_max_images": 400,
+        "derive_image_normalisation": True,
     },
 }
 # Recipes of one model on one data format, over both of the above.

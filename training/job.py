@@ -323,9 +323,31 @@ def _report_samples(config, dataset, val_ids, model) -> list[dict]:
     ]
 
 
+class StageClock:
+    """Wall seconds per stage of the job, so a slow run says where its time went."""
+
+    def __init__(self):
+        self.started = self.last = time.monotonic()
+        self.seconds: dict[str, float] = {}
+
+    def lap(self, stage: str) -> None:
+        """Books the time since the previous lap to ``stage``."""
+        now = time.monotonic()
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + now - self.last
+        self.last = now
+
+    def total(self) -> float:
+        """Seconds since the clock started."""
+        return time.monotonic() - self.started
+
+    def summary(self) -> str:
+        """E.g. ``"check 6 s, train 181 s, derive 52 s"``."""
+        return ", ".join(f"{stage} {seconds:.0f} s" for stage, seconds in self.seconds.items())
+
+
 def run(config: configs.FitConfig, resume: bool = False) -> RunOutputs:
     """Runs every stage of the main job; returns where the outputs went."""
-    started = time.monotonic()
+    clock = StageClock()
     config = configs.resolve(config)
     strategy = distributed.choose_strategy(config.strategy)
     chief = distributed.is_chief(strategy)
@@ -335,6 +357,7 @@ def run(config: configs.FitConfig, resume: bool = False) -> RunOutputs:
     # TensorFlow traceback mid-epoch.
     check_records(dataset, [*train_ids, *val_ids], config.image_size, config.resize)
     check_derivation(config)
+    clock.lap("check")
     if chief:
         atomic_write_text(outputs.config, configs.to_yaml(config))
     print(
@@ -357,15 +380,18 @@ def run(config: configs.FitConfig, resume: bool = False) -> RunOutputs:
         f"train: done after {result.epochs_run} epoch(s); best epoch {result.best_epoch}; "
         f"checkpoints in {outputs.checkpoints}, TensorBoard logs in {outputs.logs}"
     )
+    clock.lap("train")
     derivation = derive_explainable(
         config, result.model, dataset, train_ids, val_ids, outputs, strategy
     )
+    clock.lap("derive")
     if not chief:
         return outputs
     explainable = derivation.model if derivation else None
 
     metrics = evaluate(config, dataset, val_ids, result.model, explainable)
     write_metrics(outputs, metrics, len(val_ids))
+    clock.lap("evaluate")
 
     outputs.export = export(config, result.model, outputs)
     print(f"export: SavedModel -> {outputs.export}")
@@ -374,6 +400,7 @@ def run(config: configs.FitConfig, resume: bool = False) -> RunOutputs:
             config, explainable, outputs, name=explainable_name(config)
         )
         print(f"export: explainable SavedModel -> {outputs.explainable_export}")
+    clock.lap("export")
 
     samples = _report_samples(config, dataset, val_ids, result.model)
     fidelity = derivation.fidelity if derivation else None
@@ -387,12 +414,13 @@ def run(config: configs.FitConfig, resume: bool = False) -> RunOutputs:
             "best epoch": f"{result.best_epoch} of {result.epochs_run}",
             "exported model": outputs.export,
             "explainable model": outputs.explainable_export or "not derived",
-            "wall time": f"{time.monotonic() - started:.0f} s",
+            "wall time": f"{clock.total():.0f} s",
         },
         run_report.interpret(
             config, tapped_parent(config, result.model)[0], explainable, fidelity, samples
         ),
     )
     print(f"report: {outputs.report}")
-    print(f"done in {time.monotonic() - started:.0f} s; everything is in {outputs.out}")
+    clock.lap("report")
+    print(f"done in {clock.total():.0f} s ({clock.summary()}); everything is in {outputs.out}")
     return outputs

@@ -18,10 +18,14 @@ def test_the_default_run_is_cmrnet_on_2000_generated_arrays_at_96_px():
     assert config.derive.max_images == 400
     every = configs.FitConfig(out="unused", derive=configs.DeriveConfig(max_images=1800))
     assert configs.resolve(every).derive.max_images == 1800
-    assert (
-        configs.resolve(configs.FitConfig(model="unisal", data="nus:x", out="u")).derive.max_images
-        is None
-    )
+    nus = configs.resolve(configs.FitConfig(model="unisal", data="nus:x", out="u"))
+    assert nus.derive.max_images is None
+    # Pop-out singletons are what is rare in an array: the recipe normalises the
+    # magnitudes per image; other data sets do not unless asked, and a user's no wins.
+    assert config.derive.image_normalisation is True
+    assert nus.derive.image_normalisation is False
+    off = configs.FitConfig(out="u", derive=configs.DeriveConfig(image_normalisation=False))
+    assert configs.resolve(off).derive.image_normalisation is False
     # The learning-rate halving is CMRNet's on pop-out arrays, not every model's.
     unisal = configs.resolve(configs.FitConfig(model="unisal", out="unused"))
     assert unisal.optimizer.name == "sgd" and unisal.epochs == 4
