@@ -2,8 +2,11 @@
 
 import json
 
+import cv2
+import numpy as np
 import pytest
 
+from tfsal.data import open_dataset
 from training import configs, job
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -48,3 +51,15 @@ def test_the_default_recipe_beats_spectral_residual_on_arrays_it_never_saw(tmp_p
     peer = metrics["results"]["baseline:spectral-residual"]
     assert model["CC"] > peer["CC"] and model["NSS"] > peer["NSS"], metrics["results"]
     assert model["GSI"] > peer["GSI"], metrics["results"]
+
+
+def test_generated_arrays_are_not_read_twice_before_training(monkeypatch, tmp_path):
+    checked = []
+    monkeypatch.setattr(job, "check_records", lambda dataset, ids, *args: checked.append(ids))
+    config = configs.resolve(configs.FitConfig(out="unused"))
+    arrays = open_dataset("popout", num_images=3, image_size=64)
+    assert job.check_data(config, arrays, arrays.ids()) is False and not checked
+    (tmp_path / "images").mkdir()
+    cv2.imwrite(str(tmp_path / "images" / "a.png"), np.zeros((8, 8, 3), np.uint8))
+    folder = open_dataset(f"folder:{tmp_path}")
+    assert job.check_data(config, folder, ["a"]) is True and checked == [["a"]]
