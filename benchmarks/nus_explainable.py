@@ -66,8 +66,13 @@ def copy_parent(parent: Path, out: Path) -> None:
     print(f"benchmark: copied {parent} -> {out}")
 
 
-def derive_and_score(out: Path, config):
-    """Derives, scores and exports; returns (derivation, parent model, metrics)."""
+def derive_and_score(out: Path, config, report: dict, score: bool = True):
+    """Derives, scores and exports; returns (derivation, parent model, metrics).
+
+    Records the derivation's own wall and CPU seconds (``derive_seconds``,
+    ``derive_cpu_seconds``: this process, all threads) in ``report``; with
+    ``score=False`` stops after the derivation (metrics ``None``).
+    """
     from training import callbacks, distributed, job, trainer
 
     strategy = distributed.choose_strategy(config.strategy)
@@ -75,9 +80,19 @@ def derive_and_score(out: Path, config):
     model = trainer.build_model(dataclasses.replace(config, weights=None, encoder_weights=None))
     callbacks.restore_state(derive_command.best_checkpoint(out), model, with_optimizer=False)
     outputs = job.RunOutputs(out, out / "config.yaml", out / job.CHECKPOINTS, out / job.LOGS)
+    wall, cpu = time.monotonic(), time.process_time()
     derivation = job.derive_explainable(
         config, model, dataset, train_ids, val_ids, outputs, strategy
     )
+    report["derive_seconds"] = time.monotonic() - wall
+    report["derive_cpu_seconds"] = time.process_time() - cpu
+    print(
+        f"benchmark: derivation {report['derive_seconds']:.0f} s wall, "
+        f"{report['derive_cpu_seconds']:.0f} s CPU",
+        flush=True,
+    )
+    if not score:
+        return derivation, model, None
     metrics = job.evaluate(config, dataset, val_ids, model, derivation.model)
     job.write_metrics(outputs, metrics, len(val_ids))
     job.export(config, derivation.model, outputs, name=job.explainable_name(config))
@@ -250,6 +265,11 @@ def main() -> None:
     parser.add_argument("--speed-repeats", type=int, default=5)
     parser.add_argument("--speed-only", action="store_true")
     parser.add_argument("--no-speed", action="store_true")
+    parser.add_argument(
+        "--derive-only",
+        action="store_true",
+        help="time the derivation alone: no scoring, export or speed table",
+    )
     args = parser.parse_args()
     parent_run, out = Path(args.parent), Path(args.out)
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -265,21 +285,24 @@ def main() -> None:
     config = derive_command.load_run_config(out if out.exists() else parent_run, command_args)
     if not args.speed_only:
         started = time.monotonic()
-        derivation, _, metrics = derive_and_score(out, config)
+        derivation, _, metrics = derive_and_score(out, config, report, not args.derive_only)
         report["derive_and_score_seconds"] = time.monotonic() - started
         report["metrics"] = metrics
         report["fidelity"] = derivation.fidelity
-        lines += [
-            f"Validation: {metrics['n_images']} images; derive + score + export "
-            f"{report['derive_and_score_seconds']:.0f} s wall.",
-            "",
-            *quality_table(metrics, config.model),
-            "",
-            *fidelity_table(derivation.fidelity),
-            "",
-        ]
+        if args.derive_only:
+            lines += fidelity_table(derivation.fidelity)
+        else:
+            lines += [
+                f"Validation: {metrics['n_images']} images; derive + score + export "
+                f"{report['derive_and_score_seconds']:.0f} s wall.",
+                "",
+                *quality_table(metrics, config.model),
+                "",
+                *fidelity_table(derivation.fidelity),
+                "",
+            ]
     print("\n" + "\n".join(lines), flush=True)
-    if not args.no_speed:
+    if not (args.no_speed or args.derive_only):
         candidates = speed_models(config, out if out.exists() else parent_run, derivation)
         speed_lines, report["speed"] = speed_table(candidates, args.speed_repeats)
         lines += speed_lines

@@ -1,8 +1,9 @@
 """The shared test harness (after keras-hub's ``TestCase``).
 
 Every custom layer goes through ``run_layer_test``; every model through
-``run_model_saving_test`` and ``run_export_test``. The helpers assert; they are
-called from ordinary pytest functions.
+``run_model_saving_test`` and ``run_export_test``; a command's rejected input
+through ``error_line``. The helpers assert; they are called from ordinary pytest
+functions.
 """
 
 import os
@@ -209,3 +210,16 @@ def run_export_test(
         )
         assert "fresh-process-ok" in result.stdout, result.stderr[-3000:]
     return path
+
+
+def error_line(capsys) -> str:
+    """Returns the one ``error: ...`` line a command printed to stderr.
+
+    Asserts that there is exactly one and no traceback, as every command of the
+    package reports bad input (``training.command``).
+    """
+    captured = capsys.readouterr()
+    lines = [line for line in captured.err.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1, captured.err
+    assert "Traceback" not in captured.err
+    return lines[0]

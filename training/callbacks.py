@@ -245,13 +245,16 @@ class SaliencyImageLogger(keras.callbacks.Callback):
         images: ``(n, h, w, 3)`` float32 RGB in [0, 255].
         densities: ``(n, h, w)`` ground-truth densities.
         output: the model's output kind, ``"log_density"`` or ``"map"``.
-        write: whether this process writes (only the chief does in multi-worker
-            training, but every worker must take part in ``predict``).
+
+    Under multi-worker training only the chief adds this callback. It calls the
+    model on its own copy of the weights rather than through ``Model.predict``,
+    which would shard the few sample images over the workers: a worker left with
+    an empty shard fails inside the model (one validation image, two workers) and
+    the other then loses its peer mid-step ("Socket closed").
     """
 
-    def __init__(self, log_dir, images, densities, output: str = LOG_DENSITY, write=True):
+    def __init__(self, log_dir, images, densities, output: str = LOG_DENSITY):
         super().__init__()
-        self.write = write
         self.log_dir = str(Path(log_dir) / "images")
         self.images = np.asarray(images, "float32")
         self.densities = np.asarray(densities, "float32")
@@ -266,11 +269,9 @@ class SaliencyImageLogger(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         """Logs the model's saliency on the sample images."""
-        if self._writer is None and self.write:
+        if self._writer is None:
             self._writer = tf.summary.create_file_writer(self.log_dir)
-        saliency = self.model.predict(self.images, verbose=0)
-        if not self.write:
-            return
+        saliency = self.model(self.images, training=False)
         saliency = np.asarray(saliency[SALIENCY] if isinstance(saliency, dict) else saliency)
         saliency = saliency[..., 0]
         if self.output == LOG_DENSITY:

@@ -19,6 +19,7 @@ from pathlib import Path
 import yaml
 
 from training import configs
+from training.command import run_command
 
 CONFIG_FILE = "config.yaml"
 
@@ -127,16 +128,8 @@ def derive_run(run: Path, config: configs.FitConfig):
 def main(argv: list[str] | None = None) -> int:
     """Runs the command; returns the process exit code (2 for bad input)."""
     args = build_parser().parse_args(argv)
-    # Imported here so that --help answers without loading TensorFlow.
-    from training.callbacks import CheckpointError
-
-    try:
-        run = Path(args.run)
-        derive_run(run, load_run_config(run, args))
-    except (ValueError, FileNotFoundError, CheckpointError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
+    run = Path(args.run)
+    return run_command(lambda: derive_run(run, load_run_config(run, args)))
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ import sys
 from pathlib import Path
 
 from training import configs
+from training.command import run_command
 
 CONFIG_FILE = "config.yaml"
 EPILOG = """\
@@ -148,16 +149,12 @@ def main(argv: list[str] | None = None) -> int:
     """Runs the main job; returns the process exit code (2 for bad input)."""
     args = build_parser().parse_args(argv)
     # Imported here so that --help answers without loading TensorFlow.
-    from training.callbacks import CheckpointError
     from training.job import run
 
-    try:
-        config = config_from_args(args)
-        run(config, resume=args.resume)
-    except (ValueError, FileNotFoundError, CheckpointError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
+    return run_command(
+        lambda: run(config_from_args(args), resume=args.resume),
+        interrupted="interrupted; --resume --out RUN_DIR continues from the last checkpoint.",
+    )
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 import tfsal
+from training.command import run_command
 from training.run_report import (  # noqa: F401  (names of the page, for callers)
     KERAS_FILE,
     REPORT_JSON,
@@ -125,15 +126,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("run", metavar="RUN_DIR", help="the --out folder of a training.fit run.")
     parser.add_argument("--images", type=int, help="validation images to show (default: config).")
     args = parser.parse_args(argv)
-    from training.callbacks import CheckpointError
 
-    try:
-        index = build_report(Path(args.run), args.images)
-    except (ValueError, FileNotFoundError, CheckpointError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(f"report: {index}")
-    return 0
+    def rebuild() -> None:
+        print(f"report: {build_report(Path(args.run), args.images)}")
+
+    return run_command(rebuild)
 
 
 if __name__ == "__main__":

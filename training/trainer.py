@@ -256,20 +256,15 @@ def _fit_callbacks(config, early_stopping, checkpoint, validation, log_dir, stra
         *([early_stopping] if config.early_stopping_patience else []),
         checkpoint,
     ]
-    sample_images, sample_targets = _samples(validation, config.report_samples)
     if importlib.util.find_spec("tensorboard") is None:
         print("note: TensorBoard logs need `pip install tensorboard`; none written.")
         return fit_callbacks
-    chief = distributed.is_chief(strategy)
-    if chief:
+    if distributed.is_chief(strategy):
+        sample_images, sample_targets = _samples(validation, config.report_samples)
         fit_callbacks.append(keras.callbacks.TensorBoard(str(log_dir), write_graph=False))
-    # Every worker predicts (a collective step under multi-worker training); only
-    # the chief writes.
-    fit_callbacks.append(
-        callbacks.SaliencyImageLogger(
-            log_dir, sample_images, sample_targets[..., 0], output, write=chief
+        fit_callbacks.append(
+            callbacks.SaliencyImageLogger(log_dir, sample_images, sample_targets[..., 0], output)
         )
-    )
     return fit_callbacks
 
 

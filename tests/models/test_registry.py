@@ -70,3 +70,24 @@ def test_the_registration_holds_the_encoder_facts_training_needs(scratch_registr
     assert info.fixed_with_frozen_encoder == ("smooth",)
     unisal = registry.model_info("unisal")
     assert not unisal.any_input_size and "stem_" in unisal.encoder_layer_prefixes
+
+
+def test_a_model_can_be_unregistered_and_registered_again(scratch_registry):
+    _register("temporary")
+    info = registry.unregister_model("temporary")
+    assert info.name == "temporary" and "temporary" not in registry.list_models()
+    with pytest.raises(ValueError, match="Unknown model 'temporary'"):
+        registry.unregister_model("temporary")
+    _register("temporary")  # the name is free again
+    assert registry.model_info("temporary").size_multiple == 8
+
+
+def test_the_training_tests_model_is_registered_only_while_they_use_it():
+    # Imported here: importing it must not register it (the parametrised tests over
+    # list_models() would then depend on what pytest collected first).
+    from tests.training import tiny_model
+
+    assert tiny_model.NAME not in registry.list_models()
+    with tiny_model.registered():
+        assert tiny_model.NAME in registry.list_models()
+    assert tiny_model.NAME not in registry.list_models()

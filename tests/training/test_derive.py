@@ -2,26 +2,17 @@ import json
 
 import pytest
 
+from tests.test_case import error_line
 from tests.training import tiny_model
-from training import configs, derive, fit
+from training import configs, derive
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 
-def _error_line(capsys):
-    captured = capsys.readouterr()
-    lines = [line for line in captured.err.splitlines() if line.startswith("error: ")]
-    assert len(lines) == 1, captured.err
-    assert "Traceback" not in captured.err
-    return lines[0]
-
-
 @pytest.fixture(scope="module")
-def finished_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("derive") / "run"
-    arguments = [*tiny_model.FAST_ARGS, "--epochs", "1", "--out", str(out)]
-    assert fit.main([*arguments, "--set", "derive.enabled=false"]) == 0
-    return out
+def finished_run(tiny_run):
+    # Derived again below, in place: a run no other test uses.
+    return tiny_run("--set", "derive.enabled=false")
 
 
 @pytest.mark.slow
@@ -47,7 +38,7 @@ def test_a_finished_run_is_derived_again_without_retraining(finished_run, capsys
 @pytest.mark.slow
 def test_taps_the_model_lacks_give_one_clear_line(finished_run, capsys):
     assert derive.main([str(finished_run), "--taps", "nope"]) == 2
-    line = _error_line(capsys)
+    line = error_line(capsys)
     assert "has no tap 'nope'" in line and "model.summary()" in line
 
 
@@ -57,13 +48,13 @@ def test_a_run_folder_without_checkpoints_says_what_to_do(tmp_path, capsys):
     config = configs.FitConfig(model=tiny_model.NAME, image_size=[32, 32], out=str(run))
     (run / "config.yaml").write_text(configs.to_yaml(config))
     assert derive.main([str(run)]) == 2
-    line = _error_line(capsys)
+    line = error_line(capsys)
     assert "holds no checkpoint" in line and f"python -m training.fit --out {run}" in line
 
 
 def test_a_folder_that_is_not_a_run_is_refused(tmp_path, capsys):
     assert derive.main([str(tmp_path)]) == 2
-    assert "not a training.fit run folder" in _error_line(capsys)
+    assert "not a training.fit run folder" in error_line(capsys)
 
 
 def test_help_names_the_outputs(capsys):

@@ -1,67 +1,18 @@
-import json
-import os
-import socket
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
+from tests import local_cluster
 from training import distributed
-
-REPOSITORY = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def _free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for sock in sockets:
-        sock.bind(("127.0.0.1", 0))
-    ports = [sock.getsockname()[1] for sock in sockets]
-    for sock in sockets:
-        sock.close()
-    return ports
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason="regression found at the end of the 2026-12-01 session, after the merges: "
-    "worker 1 closes its socket during the first step (UnavailableError: Socket closed); "
-    "to be fixed first in the next session",
-    strict=False,
-)
 def test_two_local_workers_train_one_synchronised_step(tmp_path):
-    workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
-    processes = []
-    for index in range(2):
-        env = dict(
-            os.environ,
-            TF_CONFIG=json.dumps(
-                {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
-            ),
-            TF_CPP_MIN_LOG_LEVEL="2",
-            CUDA_VISIBLE_DEVICES="",
-        )
-        processes.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "tests.training.worker_script", str(tmp_path / f"w{index}")],
-                cwd=REPOSITORY,
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-            )
-        )
-    outputs = []
-    try:
-        for process in processes:
-            outputs.append(process.communicate(timeout=300)[0])
-    finally:
-        for process in processes:
-            if process.poll() is None:
-                process.kill()
-    for process, output in zip(processes, outputs, strict=True):
-        assert process.returncode == 0, output[-3000:]
-    # 8 training images, global batch 8 over 2 workers: exactly one step each.
+    runs = [
+        local_cluster.Run("tests.training.worker_script", tmp_path / f"w{index}", tf_config)
+        for index, tf_config in enumerate(local_cluster.worker_configs(2))
+    ]
+    outputs = local_cluster.run_together(runs, tmp_path / "logs", timeout=300)
+    # 9 training images, global batch 8 over 2 workers: exactly one step each.
     assert "steps=1 chief=True" in outputs[0] and "steps=1 chief=False" in outputs[1]
     weights = [np.load(tmp_path / f"w{i}" / "weights.npz") for i in range(2)]
     initial = np.load(tmp_path / "w0" / "initial.npz")

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import shutil
 
 import cv2
 import numpy as np
@@ -9,9 +10,10 @@ import pytest
 
 from serving import predictor
 from tests.serving.tiny_saved_model import INPUT_SIZE, tiny_log_density_model, write_run_folder
+from tests.test_case import error_line
 from tfsal import evaluation
 from tfsal.data import open_dataset
-from training import evaluate
+from training import configs, evaluate
 
 
 @pytest.fixture(scope="module")
@@ -149,3 +151,49 @@ def test_bad_arguments_exit_with_a_clear_message(arguments, message, tmp_path, c
     data = ["--data", f"folder:{tmp_path / 'data'}", "--csv", str(tmp_path / "x.csv")]
     assert evaluate.main(data + arguments) == 2
     assert message in capsys.readouterr().err
+
+
+def _trained_on(run_dir, folder, data):
+    run = folder / "run"
+    shutil.copytree(run_dir, run)
+    (run / "config.yaml").write_text(configs.to_yaml(configs.FitConfig(model="tiny", data=data)))
+    return run
+
+
+@pytest.mark.parametrize("data", [[], ["--data", "popout"]])
+def test_a_run_folder_is_scored_on_the_data_set_it_was_trained_on(
+    data, run_dir, tmp_path, monkeypatch
+):
+    run = _trained_on(run_dir, tmp_path, "popout")
+    opened = []
+
+    def open_and_record(spec, **options):
+        opened.append((spec, options))
+        return open_dataset(spec, **options)
+
+    monkeypatch.setattr(evaluate, "open_dataset", open_and_record)
+    json_path = tmp_path / "results.json"
+    arguments = ["--model", str(run), "--limit", "2", "--json", str(json_path)]
+    assert evaluate.main([*data, *arguments, "--csv", str(tmp_path / "results.csv")]) == 0
+    # The generated set of the run (2000 arrays at 128 px), not the reader's defaults.
+    generated = configs.GENERATED_DATA_OPTIONS["popout"]
+    assert opened == [("popout", generated)]
+    report = json.loads(json_path.read_text())
+    assert report["dataset"] == "popout" and report["data_options"] == generated
+    assert list(report["results"]) == ["tiny"]
+
+
+def test_other_data_than_the_runs_is_opened_as_given(run_dir, tmp_path):
+    run = _trained_on(run_dir, tmp_path, "popout")
+    assert evaluate.data_to_score("folder:/data", [str(run)]) == ("folder:/data", {})
+    assert evaluate.data_to_score("popout", ["baseline:uniform"]) == ("popout", {})
+
+
+def test_without_data_the_run_folders_must_agree(run_dir, tmp_path, capsys):
+    on_popout = _trained_on(run_dir, tmp_path / "a", "popout")
+    on_nus = _trained_on(run_dir, tmp_path / "b", "nus:/data/nus")
+    csv_path = ["--csv", str(tmp_path / "x.csv")]
+    assert evaluate.main(["--model", str(on_popout), "--model", str(on_nus), *csv_path]) == 2
+    assert "trained on different data sets" in error_line(capsys)
+    assert evaluate.main(["--model", "baseline:uniform", *csv_path]) == 2
+    assert "--data is needed unless a --model is a training.fit run folder" in error_line(capsys)

@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 import tfsal
+from tests.test_case import error_line
 from tests.training import tiny_model
 from training import callbacks, configs, fit
 
@@ -16,14 +17,6 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 def _fit(tmp_path, *extra, out="run"):
     return fit.main([*tiny_model.FAST_ARGS, "--out", str(tmp_path / out), *extra])
-
-
-def _error_line(capsys):
-    captured = capsys.readouterr()
-    lines = [line for line in captured.err.splitlines() if line.startswith("error: ")]
-    assert len(lines) == 1, captured.err
-    assert "Traceback" not in captured.err
-    return lines[0]
 
 
 @pytest.mark.slow
@@ -96,17 +89,17 @@ def test_bad_input_gives_one_clear_line(tmp_path, capsys, arguments, message):
     if arguments == ["--resume"]:
         # --resume without --out: the test helper adds --out, so call fit directly.
         assert fit.main(["--resume"]) == 2
-        assert "--resume needs --out" in _error_line(capsys)
+        assert "--resume needs --out" in error_line(capsys)
         return
     assert _fit(tmp_path, *arguments) == 2
-    assert message in _error_line(capsys)
+    assert message in error_line(capsys)
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 
 def test_an_empty_data_set_is_refused(tmp_path, capsys):
     (tmp_path / "empty" / "images").mkdir(parents=True)
     assert _fit(tmp_path, "--data", f"folder:{tmp_path / 'empty'}") == 2
-    line = _error_line(capsys)
+    line = error_line(capsys)
     assert "0 image" in line or "no image" in line.lower()
 
 
@@ -140,14 +133,14 @@ def _identity(**changes):
 def test_an_output_folder_with_checkpoints_needs_resume(tmp_path, capsys):
     _write_checkpoint(tmp_path / "run" / "checkpoints", _identity())
     assert _fit(tmp_path) == 2
-    assert "Pass --resume" in _error_line(capsys)
+    assert "Pass --resume" in error_line(capsys)
 
 
 def test_another_runs_checkpoints_are_refused_on_resume(tmp_path, capsys):
     path = _write_checkpoint(tmp_path / "run" / "checkpoints", _identity(seed=7))
     before = path.read_bytes()
     assert _fit(tmp_path, "--resume") == 2
-    line = _error_line(capsys)
+    line = error_line(capsys)
     assert "different run" in line and "seed: 7 there, 0 here" in line
     assert path.read_bytes() == before
 
@@ -158,7 +151,7 @@ def test_a_corrupt_checkpoint_is_reported_on_resume(tmp_path, capsys):
     leftover = path.parent / ".epoch-0002.npz.x1y2.tmp"  # a write cut short by a kill
     leftover.write_bytes(b"partial")
     assert _fit(tmp_path, "--resume") == 2
-    line = _error_line(capsys)
+    line = error_line(capsys)
     assert "epoch-0001.npz is corrupt" in line and "Delete it" in line
     assert not leftover.exists()
 
@@ -193,7 +186,7 @@ def test_a_failed_checkpoint_write_stops_the_cli_with_one_line(tmp_path, capsys,
 
     monkeypatch.setattr(np, "savez", full_after_first_epoch)
     assert _fit(tmp_path, "--epochs", "3", "--set", "early_stopping_patience=0") == 2
-    assert "No space left on device" in _error_line(capsys)
+    assert "No space left on device" in error_line(capsys)
     checkpoints = callbacks.list_checkpoints(tmp_path / "run" / "checkpoints")
     assert [p.name for p in checkpoints] == ["epoch-0001.npz"]
     record, _, _ = callbacks.read_state(checkpoints[0])

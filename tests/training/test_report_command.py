@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 
 import tfsal
-from tests.training import tiny_model
-from training import fit
+from tests.test_case import error_line
 from training import report as run_report
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -56,19 +55,9 @@ window.addEventListener("load", () => {
 </script>"""
 
 
-def _error_line(capsys):
-    captured = capsys.readouterr()
-    lines = [line for line in captured.err.splitlines() if line.startswith("error: ")]
-    assert len(lines) == 1, captured.err
-    assert "Traceback" not in captured.err
-    return lines[0]
-
-
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("report") / "run"
-    assert fit.main([*tiny_model.FAST_ARGS, "--epochs", "1", "--out", str(out)]) == 0
-    return out
+def run(tiny_run):
+    return tiny_run()
 
 
 def _copy(run, tmp_path):
@@ -181,7 +170,7 @@ def test_a_run_without_an_explainable_model_says_how_to_derive_one(run, tmp_path
     copy = _copy(run, tmp_path)
     shutil.rmtree(copy / "export" / "tiny_test_explainable")
     assert run_report.main([str(copy)]) == 2
-    line = _error_line(capsys)
+    line = error_line(capsys)
     assert "no explainable model" in line and f"python -m training.derive {copy}" in line
 
 
@@ -193,7 +182,7 @@ def test_a_run_from_another_tfsal_version_is_refused(run, tmp_path, capsys):
     record["tfsal_version"] = "0.0.1"
     metadata.write_text(json.dumps(record))
     assert run_report.main([str(copy)]) == 2
-    line = _error_line(capsys)
+    line = error_line(capsys)
     assert "made by tfsal 0.0.1" in line and tfsal.__version__ in line
 
 
@@ -203,15 +192,15 @@ def test_a_missing_or_unreadable_checkpoint_is_one_clear_line(run, tmp_path, cap
     for checkpoint in (copy / "checkpoints").iterdir():
         checkpoint.write_bytes(b"not a checkpoint")
     assert run_report.main([str(copy)]) == 2
-    assert "corrupt or unreadable" in _error_line(capsys)
+    assert "corrupt or unreadable" in error_line(capsys)
     shutil.rmtree(copy / "checkpoints")
     (copy / "checkpoints").mkdir()
     assert run_report.main([str(copy)]) == 2
-    assert "holds no checkpoint" in _error_line(capsys)
+    assert "holds no checkpoint" in error_line(capsys)
     # The old report is still whole.
     assert (copy / "report" / "index.html").is_file()
 
 
 def test_a_folder_that_is_not_a_run_is_refused(tmp_path, capsys):
     assert run_report.main([str(tmp_path)]) == 2
-    assert "not a training.fit run folder" in _error_line(capsys)
+    assert "not a training.fit run folder" in error_line(capsys)

@@ -34,6 +34,7 @@ SCRIPT = textwrap.dedent(
         return real_make_pipeline(*args, **kwargs).map(delay)
 
     trainer.make_pipeline = slow_make_pipeline
+    tiny_model.register()
     sys.exit(fit.main(tiny_model.FAST_ARGS + sys.argv[1:]))
     """
 )

@@ -2,20 +2,13 @@
 
 import pytest
 
+from tests.test_case import error_line
 from tests.training import tiny_model
 from training import configs, evaluate, fit
 
 
 def _fit(tmp_path, *extra, out="run"):
     return fit.main([*tiny_model.FAST_ARGS, "--out", str(tmp_path / out), *extra])
-
-
-def _error_line(capsys):
-    captured = capsys.readouterr()
-    lines = [line for line in captured.err.splitlines() if line.startswith("error: ")]
-    assert len(lines) == 1, captured.err
-    assert "Traceback" not in captured.err
-    return lines[0]
 
 
 def test_numbers_written_with_an_exponent_are_numbers(tmp_path):
@@ -50,7 +43,7 @@ def test_numbers_written_with_an_exponent_are_numbers(tmp_path):
 )
 def test_a_wrong_setting_is_one_line_and_nothing_is_written(tmp_path, capsys, assignment, message):
     assert _fit(tmp_path, "--set", assignment) == 2
-    assert message in _error_line(capsys)
+    assert message in error_line(capsys)
     assert not (tmp_path / "run").exists()
 
 
@@ -58,16 +51,16 @@ def test_a_yaml_file_must_hold_a_mapping(tmp_path, capsys):
     settings = tmp_path / "list.yaml"
     settings.write_text("- epochs: 3\n- seed: 1\n")
     assert _fit(tmp_path, "--config", str(settings)) == 2
-    assert "must hold a mapping of settings" in _error_line(capsys)
+    assert "must hold a mapping of settings" in error_line(capsys)
     settings.write_text("epochs: [3]\n")
     assert _fit(tmp_path, "--config", str(settings)) == 2
-    assert f"epochs must be an integer (in {settings})" in _error_line(capsys)
+    assert f"epochs must be an integer (in {settings})" in error_line(capsys)
     assert not (tmp_path / "run").exists()
 
 
 def test_an_image_size_beyond_the_memory_is_refused_with_the_reason(tmp_path, capsys):
     assert _fit(tmp_path, "--image-size", "65536", "65536") == 2
-    line = _error_line(capsys)
+    line = error_line(capsys)
     assert "65536x65536" in line and "GiB" in line and "memory" in line
     assert not (tmp_path / "run").exists()
     configs.check_fits_in_memory([256, 256], 8)  # an ordinary size passes
@@ -80,9 +73,9 @@ def test_out_must_be_a_writable_folder(tmp_path, capsys):
         ("file/run", "is inside"),
     ):
         assert _fit(tmp_path, out=out) == 2
-        assert f"--out {tmp_path / out} {message}" in _error_line(capsys)
+        assert f"--out {tmp_path / out} {message}" in error_line(capsys)
     assert fit.main([*tiny_model.FAST_ARGS, "--out", "/sys/tfsal-run"]) == 2
-    assert "cannot be written" in _error_line(capsys)
+    assert "cannot be written" in error_line(capsys)
     assert (tmp_path / "file").read_text() == "not a folder"
 
 

@@ -1,15 +1,23 @@
 """A tiny registered model and data set options for fast tests of the main job.
 
-Importing this module registers ``tiny_test``: an input colour transform, one
-strided "encoder" convolution (so the backbone warm-up has something to freeze),
-a 1x1 readout and a log-softmax over the pixels. It trains in well under a second
-per epoch on 32x32 pop-out images.
+``tiny_test``: an input colour transform, one strided "encoder" convolution (so the
+backbone warm-up has something to freeze), a 1x1 readout and a log-softmax over the
+pixels. It trains in well under a second per epoch on 32x32 pop-out images.
+
+Importing this module registers nothing, so the tests parametrised over
+``tfsal.models.list_models()`` see the package's models only, whatever pytest
+collected first. ``tests/training/conftest.py`` holds it registered while the tests
+of ``tests/training`` run (``registered()``); scripts that run in a process of
+their own call ``register()``.
 """
+
+import contextlib
+from collections.abc import Iterator
 
 import keras
 
 from tfsal.layers import SpatialLogSoftmax
-from tfsal.models import build_tapped_model, model_info, register_model
+from tfsal.models import build_tapped_model, list_models, register_model, unregister_model
 from tfsal.models.features import FeatureInfo
 from tfsal.weights import keras_weights
 
@@ -52,9 +60,8 @@ def _build(*, taps=(), weights=None, encoder_weights=None, input_size=None):
     return model
 
 
-try:
-    model_info(NAME)
-except ValueError:
+def register() -> None:
+    """Registers ``tiny_test`` for the rest of the process."""
     register_model(
         NAME,
         output="log_density",
@@ -63,3 +70,16 @@ except ValueError:
         encoder_layer_prefixes=("encoder",),
         default_taps=("encoder",),
     )(_build)
+
+
+@contextlib.contextmanager
+def registered() -> Iterator[None]:
+    """Holds ``tiny_test`` registered inside the block, then removes it again."""
+    if NAME in list_models():  # a script of this process registered it for good
+        yield
+        return
+    register()
+    try:
+        yield
+    finally:
+        unregister_model(NAME)

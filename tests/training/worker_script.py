@@ -16,6 +16,8 @@ strategy = distributed.choose_strategy("multi_worker")
 from tests.training import tiny_model  # noqa: E402
 from training import configs, job, trainer  # noqa: E402
 
+tiny_model.register()
+
 
 def main(out: Path) -> None:
     config = configs.resolve(
@@ -24,7 +26,11 @@ def main(out: Path) -> None:
             image_size=[32, 32],
             batch_size=8,
             epochs=1,
+            # 9 training images (one step of 8) and a single validation image: fewer
+            # sample images than workers, which the TensorBoard image logger must
+            # survive (it once sharded them over the workers and crashed worker 1).
             max_images=10,
+            val_fraction=0.1,
             augment=False,
             early_stopping_patience=0,
             strategy="multi_worker",

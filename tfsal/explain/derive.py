@@ -15,11 +15,16 @@
 5. fits the readout (``linear``: the tap readout vectors and the centre prior, by
    gradient descent on the parent's saliency) and optionally fine-tunes
    reconstructions and readout together on the same loss — the model stays linear
-   in the log-Gabor features;
+   in the log-Gabor features. Neither the parent nor the banks change while it
+   does, so the training pass of step 3 also stores the banks' features and the
+   parent's saliency of every batch (``FeatureCache``: in memory up to
+   ``cache_memory_bytes``, the rest in a temporary folder), and the epochs run only
+   the model after its banks;
 6. scores its fidelity on the validation images: per tap R² and mean per-channel CC
    of reconstruction vs activation, explainable vs parent saliency (CC, KLD).
 """
 
+import contextlib
 import dataclasses
 import warnings
 from collections.abc import Iterable, Sequence
@@ -35,9 +40,16 @@ from tfsal.explain import workers
 from tfsal.explain.batches import batch_images, first_images, with_progress
 from tfsal.explain.explainable_model import (
     READOUTS,
+    bank_name,
     build_explainable_model,
+    reconstruction_inputs,
     reconstruction_layers,
-    tap_features,
+)
+from tfsal.explain.feature_cache import (
+    DEFAULT_MEMORY_BYTES,
+    FeatureCache,
+    bank_layers,
+    feature_head,
 )
 from tfsal.explain.readout_training import ReadoutTrainer
 from tfsal.explain.ridge import RidgeAccumulator
@@ -90,6 +102,8 @@ def derive(
     blur_sigma: float = 4.0,
     context_sigmas: Sequence[float] = (),
     image_normalisation: bool = False,
+    cache_features: bool = True,
+    cache_memory_bytes: int = DEFAULT_MEMORY_BYTES,
     strategy: tf.distribute.Strategy | None = None,
     progress: bool = True,
 ) -> Derivation:
@@ -127,6 +141,12 @@ def derive(
         image_normalisation: also feed the reconstructions every log-Gabor channel
             divided by its mean over the image (``ImageNormalisation``), so that a
             colour or orientation that is rare in the image stands out.
+        cache_features: fit the readout on the banks' features and the parent's
+            saliency stored during the training pass (the same updates, without
+            re-running the parent and the banks every epoch); ``False`` streams
+            ``train_batches`` through both in every epoch.
+        cache_memory_bytes: bytes of that store held in memory, the rest going to
+            a temporary folder, >= 0.
         strategy: a ``MultiWorkerMirroredStrategy`` to sum statistics across workers
             (each worker passing its own shard); ``None`` for one process.
         progress: show progress bars.
@@ -140,6 +160,11 @@ def derive(
     """
     kind, tap_names = _resolve(parent, taps, readout, output_kind)
     _check_settings(l2_grid, readout_epochs, fine_tune_epochs, learning_rate)
+    if not isinstance(cache_memory_bytes, int) or cache_memory_bytes < 0:
+        raise ValueError(
+            "cache_memory_bytes must be an int >= 0. "
+            f"Received: cache_memory_bytes={cache_memory_bytes!r}"
+        )
     for name, batches in (("train_batches", train_batches), ("val_batches", val_batches)):
         if iter(batches) is batches:
             raise ValueError(
@@ -164,17 +189,25 @@ def derive(
         decoder=decoder,
         name=f"{parent.name}_explainable",
     )
+    readout_epochs = readout_epochs if readout == "linear" else 0
+    cache = None
+    if cache_features and (readout_epochs or fine_tune_epochs):
+        feature_head(model)  # fails now, not after the first pass, if it cannot stand in
+        cache = FeatureCache(cache_memory_bytes)
     stream = _Streamer(model, measured, run_parent, strategy, progress)
     stream.adapt(sample)
-    train = stream.accumulate(train_batches, "reconstruction (training images)")
+    train = stream.accumulate(train_batches, "reconstruction (training images)", cache)
     val = stream.accumulate(val_batches, "reconstruction (validation images)")
     tap_fidelity = _solve(stream.reconstructions, measured, train, val, l2_grid)
 
     trainer = ReadoutTrainer(model, run_parent, kind, learning_rate, strategy, progress)
-    if readout == "linear" and readout_epochs:
-        trainer.fit(train_batches, readout_epochs, fine_tune=False)
+    with cache if cache is not None else contextlib.nullcontext():
+        fit_batches = cache if cache is not None else train_batches
+        if readout_epochs:
+            trainer.fit(fit_batches, readout_epochs, fine_tune=False)
+        if fine_tune_epochs:
+            trainer.fit(fit_batches, fine_tune_epochs, fine_tune=True)
     if fine_tune_epochs:
-        trainer.fit(train_batches, fine_tune_epochs, fine_tune=True)
         for tap in measured:  # the feature scaling is fixed, so the statistics still hold
             layer = stream.reconstructions[tap.name]
             score = val[tap.name].score(layer.kernel.numpy(), layer.bias.numpy())
@@ -250,14 +283,27 @@ class _Streamer:
         self.strategy = strategy
         self.progress = progress
         self.reconstructions = reconstruction_layers(model)
-        strides = sorted({tap.stride for tap in measured})
+        banks = {tap.stride: model.get_layer(bank_name(tap.stride)) for tap in measured}
+        # The cache holds the features in the order of the feature head's inputs.
+        self.cache_order = [
+            next(stride for stride, bank in banks.items() if bank is layer)
+            for layer in bank_layers(model)
+        ]
         self.features = tf.function(
-            lambda images: {stride: tap_features(model, stride, images) for stride in strides},
+            lambda images: {stride: bank(images) for stride, bank in banks.items()},
+            reduce_retracing=True,
+        )
+        self.inputs = tf.function(
+            lambda features: {
+                stride: reconstruction_inputs(model, stride, features[stride]) for stride in banks
+            },
             reduce_retracing=True,
         )
         self.scaled = tf.function(
             lambda features: {
-                tap.name: self.reconstructions[tap.name].scale_features(features[tap.stride])
+                tap.name: self.reconstructions[tap.name].scale_features(
+                    reconstruction_inputs(model, tap.stride, features[tap.stride])
+                )
                 for tap in measured
             },
             reduce_retracing=True,
@@ -266,18 +312,26 @@ class _Streamer:
 
     def adapt(self, images):
         """Sets the feature scaling of every reconstruction from a batch of every worker."""
-        features = self.features(images)
+        features = self.inputs(self.features(images))
         for tap in self.taps:
             rows = features[tap.stride].numpy().reshape(-1, features[tap.stride].shape[-1])
             self.reconstructions[tap.name].adapt(workers.concat_over_workers(self.strategy, rows))
 
-    def accumulate(self, batches, label) -> dict[str, RidgeAccumulator]:
-        """One pass over ``batches``: the normal equations of every tap, summed over workers."""
+    def accumulate(self, batches, label, cache=None) -> dict[str, RidgeAccumulator]:
+        """One pass over ``batches``: the normal equations of every tap, summed over workers.
+
+        Stores every batch's features and parent's saliency in ``cache``, if given.
+        """
         accumulators = {}
         for batch in with_progress(batches, label, self.progress):
             images = batch_images(batch)
             activations = self.run_parent(images)
-            scaled = self.scaled(self.features(images))
+            features = self.features(images)
+            if cache is not None:
+                cache.append(
+                    [features[stride] for stride in self.cache_order], activations[SALIENCY]
+                )
+            scaled = self.scaled(features)
             for tap in self.taps:
                 x = scaled[tap.name].numpy()
                 if tap.name not in accumulators:

@@ -161,8 +161,25 @@ def build_explainable_model(
     return keras.Model(image, outputs, name=name)
 
 
+def reconstruction_inputs(model: keras.Model, stride: int, features):
+    """What the reconstructions at ``stride`` read, from the bank's output there.
+
+    Args:
+        model: an explainable model.
+        stride: a tap stride of the model.
+        features: (B, h, w, K) the output of the model's bank at ``stride``.
+
+    Returns:
+        The features, normalised per image (2K channels) if the model does so.
+    """
+    names = {layer.name for layer in model.layers}
+    if normalisation_name(stride) in names:
+        return model.get_layer(normalisation_name(stride))(features)
+    return features
+
+
 def tap_features(model: keras.Model, stride: int, images):
-    """The features the taps at ``stride`` read: the bank's, normalised if the model does.
+    """The features the reconstructions at ``stride`` read, from the images.
 
     Args:
         model: an explainable model.
@@ -170,13 +187,10 @@ def tap_features(model: keras.Model, stride: int, images):
         images: (B, H, W, 3) RGB images as the model takes them.
 
     Returns:
-        (B, H / stride, W / stride, K'), what the reconstructions at ``stride`` are fed.
+        (B, H / stride, W / stride, K'): the bank's output, through the per-image
+        normalisation if the model has one.
     """
-    features = model.get_layer(bank_name(stride))(images)
-    names = {layer.name for layer in model.layers}
-    if normalisation_name(stride) in names:
-        features = model.get_layer(normalisation_name(stride))(features)
-    return features
+    return reconstruction_inputs(model, stride, model.get_layer(bank_name(stride))(images))
 
 
 def group_names(model: keras.Model) -> list[str]:

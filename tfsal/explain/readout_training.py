@@ -10,6 +10,7 @@ from tfsal.conventions import LOG_DENSITY, SALIENCY
 from tfsal.explain import workers
 from tfsal.explain.batches import batch_images, with_progress
 from tfsal.explain.explainable_model import reconstruction_layers, tap_readouts
+from tfsal.explain.feature_cache import FeatureCache, copy_weights, feature_head
 
 
 class ReadoutTrainer:
@@ -19,6 +20,11 @@ class ReadoutTrainer:
     KLD(parent || explainable) for log-densities, the mean squared error for maps.
     Gradients are averaged over the workers of a ``MultiWorkerMirroredStrategy``
     with its all-reduce, so every worker applies the same update.
+
+    Two sources of batches give the same updates: ``fit(batches, ...)`` runs the
+    parent and the whole explainable model on every step; ``fit(cache, ...)`` with a
+    ``FeatureCache`` of the banks' features and the parent's saliency runs only
+    the model after its banks (``feature_head``), which is several times cheaper.
 
     Args:
         model: the explainable model.
@@ -36,37 +42,61 @@ class ReadoutTrainer:
         self.learning_rate = learning_rate
         self.strategy = strategy
         self.progress = progress
+        self._head = None
 
-    def _variables(self, fine_tune):
+    @staticmethod
+    def _variables(model, fine_tune):
         """Readout vectors and centre prior; with ``fine_tune``, every reconstruction."""
-        readouts = tap_readouts(self.model)
+        readouts = tap_readouts(model)
         variables = [weight for layer in readouts.values() for weight in layer.readout_weights()]
         if readouts:
-            variables += self.model.get_layer("centre_prior").trainable_weights
+            variables += model.get_layer("centre_prior").trainable_weights
         if fine_tune:
-            for layer in reconstruction_layers(self.model).values():
+            for layer in reconstruction_layers(model).values():
                 variables += [layer.kernel, layer.bias]
         return variables
 
-    def loss(self, images):
+    def loss(self, target, predicted):
         """KLD(parent || explainable) for log-densities, squared error for maps."""
-        target = tf.stop_gradient(self.run_parent(images)[SALIENCY])
-        predicted = self.model(images, training=False)[SALIENCY]
         if self.kind == LOG_DENSITY:
             per_image = tf.reduce_sum(tf.exp(target) * (target - predicted), axis=(1, 2, 3))
         else:
             per_image = tf.reduce_mean(tf.square(target - predicted), axis=(1, 2, 3))
         return tf.reduce_mean(per_image)
 
+    def _example(self, batch, cached: bool):
+        """``(model inputs, the parent's saliency)`` of one batch or cache entry."""
+        if cached:
+            features, target = batch
+            images = tf.zeros((*target.shape[:3], self.model.input.shape[-1]))
+            return [images, *(tf.constant(f) for f in features)], tf.constant(target)
+        images = batch_images(batch)
+        return [images], self.run_parent(images)[SALIENCY]
+
+    def _forward(self, inputs):
+        if len(inputs) == 1:
+            return self.model(inputs[0], training=False)[SALIENCY]
+        return self._head(inputs, training=False)
+
     def fit(self, batches, epochs: int, fine_tune: bool) -> None:
-        """Runs ``epochs`` over ``batches``; ``fine_tune`` also trains the reconstructions."""
-        variables = self._variables(fine_tune)
+        """Runs ``epochs`` over ``batches`` (image batches or a ``FeatureCache``).
+
+        ``fine_tune`` also trains the reconstructions.
+        """
+        cached = isinstance(batches, FeatureCache)
+        if cached:
+            if self._head is None:
+                self._head = feature_head(self.model)
+            else:
+                copy_weights(self.model, self._head)
+        trained = self._head if cached else self.model
+        variables = self._variables(trained, fine_tune)
         optimizer = keras.optimizers.Adam(self.learning_rate)
 
         @tf.function(reduce_retracing=True)
-        def gradients(images):
+        def gradients(inputs, target):
             with tf.GradientTape() as tape:
-                loss = self.loss(images)
+                loss = self.loss(tf.stop_gradient(target), self._forward(inputs))
             return loss, tape.gradient(loss, variables)
 
         count = workers.num_workers(self.strategy)
@@ -79,7 +109,7 @@ class ReadoutTrainer:
             )
             losses = []
             for batch in with_progress(batches, f"{label}: epoch {epoch}/{epochs}", self.progress):
-                loss, grads = gradients(batch_images(batch))
+                loss, grads = gradients(*self._example(batch, cached))
                 grads = {str(i): g.numpy() for i, g in enumerate(grads)}
                 grads = workers.sum_over_workers(self.strategy, grads)
                 optimizer.apply_gradients(
@@ -88,3 +118,5 @@ class ReadoutTrainer:
                 losses.append(float(loss))
             if self.progress:
                 print(f"  loss {np.mean(losses):.4f}")
+        if cached:
+            copy_weights(self._head, self.model)

@@ -12,6 +12,7 @@ from tfsal.models.registry import (
     list_models,
     model_info,
     register_model,
+    unregister_model,
 )
 
 __all__ = [
@@ -26,4 +27,5 @@ __all__ = [
     "model_info",
     "register_model",
     "select_taps",
+    "unregister_model",
 ]

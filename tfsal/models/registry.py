@@ -215,6 +215,20 @@ def _checked_arguments(info: ModelInfo, kwargs: dict) -> dict:
     return {**kwargs, "input_size": input_size}
 
 
+def unregister_model(name: str) -> ModelInfo:
+    """Removes ``name`` from the registry, e.g. a model registered only for a test.
+
+    Returns:
+        The registration record that was removed.
+
+    Raises:
+        ValueError: if no model is registered under ``name``.
+    """
+    info = model_info(name)
+    del _MODELS[name]
+    return info
+
+
 def list_models() -> list[str]:
     """Returns the names of all registered models, sorted."""
     return sorted(_MODELS)
