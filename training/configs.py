@@ -108,7 +108,9 @@ class DeriveConfig:
         learning_rate: Adam learning rate of readout fitting and fine-tuning.
         blur_sigma: blur of the linear readout's logits, in input pixels.
         context_sigmas: blurs, in input pixels, of further copies of the linear
-            readout per tap, each with its own vector (``tfsal.explain.TapReadout``).
+            readout per tap, each with its own vector (``tfsal.explain.TapReadout``);
+            ``None`` for the recipe's (the pop-out recipe's one 12-pixel copy), else
+            none.
         image_normalisation: also feed the reconstructions every log-Gabor channel
             divided by its mean over the image (``tfsal.explain.ImageNormalisation``);
             ``None`` for the recipe's choice (the pop-out recipe turns it on), else off.
@@ -124,7 +126,7 @@ class DeriveConfig:
     fine_tune_epochs: int = 0
     learning_rate: float = 0.05
     blur_sigma: float = 4.0
-    context_sigmas: list[float] = dataclasses.field(default_factory=list)
+    context_sigmas: list[float] | None = None
     image_normalisation: bool | None = None
     batch_size: int | None = None
     max_images: int | None = None
@@ -254,13 +256,16 @@ DATA_DEFAULTS: dict[str, dict] = {
     # took longer than the training itself, for a readout of 4 x 72 weights. A
     # singleton is what is rare in its array, which local magnitudes cannot tell, so
     # its reconstructions also read every magnitude over its image mean
-    # (``derive.image_normalisation``; BENCHMARKS.md, "Default run").
+    # (``derive.image_normalisation``), and each tap's readout has a copy blurred over
+    # 12 px (about two item spacings), which reads an item against its neighbours
+    # (BENCHMARKS.md, "Default run").
     "popout": {
         "image_size": [96, 96],
         "epochs": 4,
         "val_fraction": 0.1,
         "derive_max_images": 400,
         "derive_image_normalisation": True,
+        "derive_context_sigmas": [12.0],
     },
 }
 # Recipes of one model on one data format, over both of the above.
@@ -311,13 +316,16 @@ def resolve_model_defaults(config: FitConfig) -> FitConfig:
             )
     if resolved.optimizer is None:
         resolved.optimizer = dataclasses.replace(defaults["optimizer"])
-    for field in ("max_images", "image_normalisation"):
+    for field in ("max_images", "image_normalisation", "context_sigmas"):
         if getattr(resolved.derive, field) is None and f"derive_{field}" in defaults:
             resolved.derive = dataclasses.replace(
                 resolved.derive, **{field: defaults[f"derive_{field}"]}
             )
+    # Left open by the recipe too: the derivation's own defaults.
     if resolved.derive.image_normalisation is None:
         resolved.derive = dataclasses.replace(resolved.derive, image_normalisation=False)
+    if resolved.derive.context_sigmas is None:
+        resolved.derive = dataclasses.replace(resolved.derive, context_sigmas=[])
     # val_fraction has a value, not None, by default: a recipe's replaces it unless set.
     if "val_fraction" in defaults and resolved.val_fraction == FitConfig.val_fraction:
         resolved.val_fraction = defaults["val_fraction"]
@@ -419,7 +427,7 @@ def validate(config: FitConfig) -> None:
         (config.derive.learning_rate > 0, "derive.learning_rate must be > 0"),
         (config.derive.blur_sigma >= 0, "derive.blur_sigma must be >= 0"),
         (
-            all(sigma > 0 for sigma in config.derive.context_sigmas),
+            all(sigma > 0 for sigma in config.derive.context_sigmas or []),
             "derive.context_sigmas must all be > 0",
         ),
         (

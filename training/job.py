@@ -232,7 +232,7 @@ def derive_explainable(config, model, dataset, train_ids, val_ids, outputs, stra
         fine_tune_epochs=config.derive.fine_tune_epochs,
         learning_rate=config.derive.learning_rate,
         blur_sigma=config.derive.blur_sigma,
-        context_sigmas=tuple(config.derive.context_sigmas),
+        context_sigmas=tuple(config.derive.context_sigmas or ()),
         image_normalisation=bool(config.derive.image_normalisation),
         strategy=strategy,
     )
