@@ -112,3 +112,20 @@ def test_a_normalised_explainable_model_saves_reloads_and_exports(normalised, tm
     assert explain.group_names(restored) == explain.group_names(normalised.model)
     run_export_test(normalised.model, batch, tmp_path, atol=1e-4)
     assert restored(batch)[SALIENCY].shape == (2, 32, 32, 1)
+
+
+def test_the_report_counts_both_copies_of_a_feature_in_its_group():
+    from tfsal.explain.report import tap_importance
+
+    names = [f"{c}/scale0/orientation{o}" for c in ("Y", "U") for o in (0, 1)]
+    readout = explain.TapReadout(units=1, feature_grid=(2, 1, 2), feature_scaling=False)
+    scaled = np.random.default_rng(0).standard_normal((2, 4, 4, 8)).astype("float32")
+    readout(scaled)
+    kernel = np.zeros((8, 1), "float32")
+    kernel[4 + 0, 0] = 1.0  # the activation is the normalised copy of Y/orientation0
+    readout.reconstruction.kernel.assign(kernel)
+    importance = tap_importance(readout, scaled, scaled[..., 4:5], names)
+    assert importance["colour"]["Y"]["weight_share"] == pytest.approx(1.0)
+    assert importance["colour"]["Y"]["r2_drop"] > 0.99  # removing Y removes its copy too
+    assert importance["colour"]["U"]["r2_drop"] == pytest.approx(0.0, abs=1e-6)
+    assert importance["orientation"]["orientation 0"]["r2_drop"] > 0.99
