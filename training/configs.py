@@ -106,7 +106,8 @@ class DeriveConfig:
         readout_epochs: epochs of fitting the linear readout to the parent's saliency.
         fine_tune_epochs: epochs of fine-tuning reconstructions and readout together.
         learning_rate: Adam learning rate of readout fitting and fine-tuning.
-        blur_sigma: blur of the linear readout's logits, in input pixels.
+        blur_sigma: blur of the linear readout's logits, in input pixels; ``None``
+            for the recipe's (the pop-out recipe's 1.5), else 4.
         context_sigmas: blurs, in input pixels, of further copies of the linear
             readout per tap, each with its own vector (``tfsal.explain.TapReadout``);
             ``None`` for the recipe's (the pop-out recipe's one 12-pixel copy), else
@@ -125,7 +126,7 @@ class DeriveConfig:
     readout_epochs: int = 5
     fine_tune_epochs: int = 0
     learning_rate: float = 0.05
-    blur_sigma: float = 4.0
+    blur_sigma: float | None = None
     context_sigmas: list[float] | None = None
     image_normalisation: bool | None = None
     batch_size: int | None = None
@@ -256,9 +257,11 @@ DATA_DEFAULTS: dict[str, dict] = {
     # took longer than the training itself, for a readout of 4 x 72 weights. A
     # singleton is what is rare in its array, which local magnitudes cannot tell, so
     # its reconstructions also read every magnitude over its image mean
-    # (``derive.image_normalisation``), and each tap's readout has a copy blurred over
-    # 12 px (about two item spacings), which reads an item against its neighbours
-    # (BENCHMARKS.md, "Default run").
+    # (``derive.image_normalisation``), each tap's readout has a copy blurred over
+    # 12 px (about two item spacings), which reads an item against its neighbours,
+    # and the logits are blurred over 1.5 px rather than 4: items are about 7 px
+    # across, and the sharper maps needed 11.5 fixations to find the singleton where
+    # blur 4 needed 16 (BENCHMARKS.md, "Default run").
     "popout": {
         "image_size": [96, 96],
         "epochs": 4,
@@ -266,6 +269,7 @@ DATA_DEFAULTS: dict[str, dict] = {
         "derive_max_images": 400,
         "derive_image_normalisation": True,
         "derive_context_sigmas": [12.0],
+        "derive_blur_sigma": 1.5,
     },
 }
 # Recipes of one model on one data format, over both of the above.
@@ -305,6 +309,16 @@ def defaults_for(model: str, data: str | None) -> dict:
     }
 
 
+# Derive settings a recipe may set (as ``derive_<field>``), with their value when
+# neither the user nor the recipe does (``None`` for max_images: every image).
+_DERIVE_FALLBACKS = {
+    "max_images": None,
+    "image_normalisation": False,
+    "context_sigmas": [],
+    "blur_sigma": 4.0,
+}
+
+
 def resolve_model_defaults(config: FitConfig) -> FitConfig:
     """Fills the fields left as ``None`` (and ``val_fraction``) with the default recipe."""
     defaults = defaults_for(config.model, config.data)
@@ -316,16 +330,13 @@ def resolve_model_defaults(config: FitConfig) -> FitConfig:
             )
     if resolved.optimizer is None:
         resolved.optimizer = dataclasses.replace(defaults["optimizer"])
-    for field in ("max_images", "image_normalisation", "context_sigmas"):
-        if getattr(resolved.derive, field) is None and f"derive_{field}" in defaults:
-            resolved.derive = dataclasses.replace(
-                resolved.derive, **{field: defaults[f"derive_{field}"]}
-            )
-    # Left open by the recipe too: the derivation's own defaults.
-    if resolved.derive.image_normalisation is None:
-        resolved.derive = dataclasses.replace(resolved.derive, image_normalisation=False)
-    if resolved.derive.context_sigmas is None:
-        resolved.derive = dataclasses.replace(resolved.derive, context_sigmas=[])
+    for field, fallback in _DERIVE_FALLBACKS.items():
+        if getattr(resolved.derive, field) is not None:
+            continue
+        value = defaults.get(f"derive_{field}", fallback)
+        resolved.derive = dataclasses.replace(
+            resolved.derive, **{field: list(value) if isinstance(value, list) else value}
+        )
     # val_fraction has a value, not None, by default: a recipe's replaces it unless set.
     if "val_fraction" in defaults and resolved.val_fraction == FitConfig.val_fraction:
         resolved.val_fraction = defaults["val_fraction"]
@@ -425,7 +436,10 @@ def validate(config: FitConfig) -> None:
         (config.derive.readout_epochs >= 0, "derive.readout_epochs must be >= 0"),
         (config.derive.fine_tune_epochs >= 0, "derive.fine_tune_epochs must be >= 0"),
         (config.derive.learning_rate > 0, "derive.learning_rate must be > 0"),
-        (config.derive.blur_sigma >= 0, "derive.blur_sigma must be >= 0"),
+        (
+            config.derive.blur_sigma is None or config.derive.blur_sigma >= 0,
+            "derive.blur_sigma must be >= 0",
+        ),
         (
             all(sigma > 0 for sigma in config.derive.context_sigmas or []),
             "derive.context_sigmas must all be > 0",
