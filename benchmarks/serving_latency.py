@@ -1,17 +1,16 @@
 """Latency and throughput of the local model server against a direct SavedModel call.
 
-Run ``python benchmarks/serving_latency.py [--rounds 16] [--per_round 3]
-[--concurrent_rounds 2] [--explainable KERAS_EXPORT_DIR] [--out results.json]``.
+Run ``python benchmarks/serving_latency.py [--derive] [--rounds 16] [--per_round 3]
+[--concurrent_rounds 2] [--out results.json]``.
 
 One 288x384 JPEG (the first NUS image resized, or a synthetic picture without the
-shared data) goes through ``serving_default`` of UNISAL at its default size (288x384,
-random weights: the weights do not change the cost), exported by ``serving.export``.
-``--derive`` adds UNISAL's explainable model, derived by ``tfsal.explain.derive`` from
-that parent on 12 NUS images (the fit does not change the cost either); where
-``tfsal.explain`` has not landed yet, ``--explainable`` takes an explainable model
-derived elsewhere as a Keras ``model.export()`` folder at 288x384 (its ``serve``
-endpoint is wrapped in a ``keras.layers.TFSMLayer`` and exported by ``serving.export``
-with the same signatures). Three ways are compared:
+shared data) goes through ``serving_default`` of three models exported by
+``serving.export``: UNISAL at its default size (288x384, random weights: the weights do
+not change the cost); with ``--derive``, UNISAL's explainable model, derived by
+``tfsal.explain.derive`` on 12 NUS images (the fit does not change the cost either); and
+a *probe*, a model that only averages the colour channels, so its requests cost the
+decoding, resizing and serving alone: the server's fixed cost per request shows as the
+probe's latency over its direct call. Three ways are compared:
 
 - ``direct``: the SavedModel loaded in this process, ``serving_default`` called;
 - ``grpc``: ``PredictionService.Predict`` through the generated stub to
@@ -21,12 +20,15 @@ with the same signatures). Three ways are compared:
   connection to the same server, the JSON answer parsed (orjson) into an array.
 
 Every latency is the client's wall time for one request, decoding of the answer
-included. The server's own work per request besides the model (parsing the request,
-encoding the answer) is also timed in-process. One client: the three ways take turns
-in rounds (order rotated), so the machine's drift and the other engineers' load hit
-them alike; the overhead is the median over rounds of (server p50 / direct p50 of the
-same round). Eight clients: eight threads send requests at once for each way in turn;
-throughput is requests per second of wall time. The load average is printed before and after.
+included. One client: the three ways take turns in rounds (order rotated), so the
+machine's drift and the other engineers' load hit them alike; the overhead is the
+median over rounds of (server p50 / direct p50 of the same round), and the CPU time
+per request is counted too (this process plus the server process, from /proc): it is
+far less inflated by load than wall time. Eight clients: eight threads send requests
+at once for each way in turn; throughput is requests per second of wall time. Each
+stage of a request (the model, the server's parsing and encoding, the client's
+decoding) is also timed alone in this process. The load average is printed before
+and after.
 """
 
 import argparse
@@ -81,27 +83,20 @@ def export_unisal(base: Path) -> Path:
     return export_model(model, base, "unisal", input_size=IMAGE_SIZE, output=info.output)
 
 
-def export_keras_export(keras_export: Path, base: Path) -> Path:
-    """Re-exports a Keras ``model.export()`` folder with the serving signatures."""
+def export_probe(base: Path) -> Path:
+    """A model whose own cost is negligible: the channel mean as the saliency map."""
     import keras
 
     inputs = keras.Input((*IMAGE_SIZE, 3), name="image")
-    outputs = keras.layers.TFSMLayer(str(keras_export), call_endpoint="serve")(inputs)
-    model = keras.Model(inputs, outputs)
-    return export_model(
-        model, base, "unisal_explainable", input_size=IMAGE_SIZE, output="log_density"
-    )
+    saliency = keras.layers.Lambda(lambda x: keras.ops.mean(x, axis=-1, keepdims=True))(inputs)
+    model = keras.Model(inputs, {constants.SALIENCY: saliency})
+    return export_model(model, base, "probe", input_size=IMAGE_SIZE, output="map")
 
 
 def derive_explainable(base: Path) -> Path:
     """UNISAL's explainable model, derived on 12 NUS images and exported."""
-    try:
-        from tfsal.explain import derive
-    except ImportError:
-        raise SystemExit(
-            "--derive needs tfsal.explain (the derivation), which this tree does not have; "
-            "use --explainable with a Keras export of a derived model instead."
-        ) from None
+    from tfsal.explain import derive
+
     stimuli = sorted((paths.shared_dir() / "datasets" / "nus-scene" / "stimuli").glob("*.jpg"))
     if len(stimuli) < 12:
         raise SystemExit("--derive needs the NUS images of the shared folder (TFSAL_SHARED).")
@@ -153,6 +148,11 @@ class ServerProcess:
         except (OSError, KeyError, ValueError):
             return False
 
+    def cpu_seconds(self) -> float:
+        """The server process's CPU time so far (user + system, Linux /proc)."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         """Stops the server as a user would: SIGTERM, then a clean exit."""
         self.process.send_signal(signal.SIGTERM)
@@ -187,48 +187,70 @@ def make_clients(server: ServerProcess, version_folder: Path, image: bytes) -> d
         connection = http.client.HTTPConnection("127.0.0.1", server.rest_port, timeout=120)
         connection.request("POST", f"/v1/models/{server.name}:predict", body)
         response = connection.getresponse()
-        answer = orjson.loads(response.read())
-        if response.status != 200:
-            raise RuntimeError(answer)
-        rows = answer["predictions"]
-        return np.asarray([row[constants.SALIENCY_OUTPUT] for row in rows], np.float32)
+        return rest_saliency(response.status, response.read())
 
     return {"direct": direct, "grpc": grpc_predict, "rest": rest_predict, "signature": signature}
 
 
-def server_work(signature, image: bytes, repeats: int = 20) -> dict:
-    """Median ms of what the server does per request besides running the model.
+def rest_saliency(status: int, body: bytes) -> np.ndarray:
+    """The saliency maps of a REST predict answer, as a client decodes them."""
+    answer = orjson.loads(body)
+    if status != 200:
+        raise RuntimeError(answer)
+    rows = answer["predictions"]
+    return np.asarray([row[constants.SALIENCY_OUTPUT] for row in rows], np.float32)
 
-    Measured in this process on the real request and the model's real answer, so it
-    is free of the cross-process scheduling a loaded machine adds to every turn.
+
+def stage_times(signature, image: bytes, repeats: int = 20) -> dict:
+    """Median ms of each stage of one request, each timed alone in this process.
+
+    Free of the cross-process scheduling a loaded machine adds to every request, this
+    says where a request's time goes: the model (the direct call), what the server does
+    besides (parsing the request, converting tensors, encoding the answer) and what the
+    client does to read the answer.
     """
     from serving import rest_json
 
-    outputs = {key: value.numpy() for key, value in signature(image_bytes=[image]).items()}
+    batch = tf.constant([image])
+    outputs = {key: value.numpy() for key, value in signature(image_bytes=batch).items()}
     request = predict_pb2.PredictRequest()
     request.inputs[constants.IMAGE_BYTES_INPUT].CopyFrom(
         tf.make_tensor_proto(np.array([image], dtype=object))
     )
     grpc_bytes = request.SerializeToString()
+    response = predict_pb2.PredictResponse()
+    for key, value in outputs.items():
+        response.outputs[key].CopyFrom(tf.make_tensor_proto(value))
+    grpc_answer = response.SerializeToString()
     rest_bytes = json.dumps({"instances": [{"b64": base64.b64encode(image).decode()}]}).encode()
+    rest_answer = rest_json.predict_response(outputs, row_format=True)
     specs = dict(signature.structured_input_signature[1])
 
-    def grpc_work():
+    def grpc_server():
         parsed = predict_pb2.PredictRequest.FromString(grpc_bytes)
         {key: tf.make_ndarray(proto) for key, proto in parsed.inputs.items()}
-        response = predict_pb2.PredictResponse()
+        answer = predict_pb2.PredictResponse()
         for key, value in outputs.items():
-            response.outputs[key].CopyFrom(tf.make_tensor_proto(value))
-        response.SerializeToString()
+            answer.outputs[key].CopyFrom(tf.make_tensor_proto(value))
+        answer.SerializeToString()
 
-    def rest_work():
-        rest_json.parse_predict_request(rest_json.loads(rest_bytes), specs)
-        rest_json.predict_response(outputs, row_format=True)
-
-    return {
-        way: 1000 * statistics.median(timed(work) for _ in range(repeats))
-        for way, work in (("grpc", grpc_work), ("rest", rest_work))
+    stages = {
+        "model": lambda: signature(image_bytes=batch)[constants.SALIENCY_OUTPUT].numpy(),
+        "grpc_server": grpc_server,
+        "grpc_client_decode": lambda: tf.make_ndarray(
+            predict_pb2.PredictResponse.FromString(grpc_answer).outputs[constants.SALIENCY_OUTPUT]
+        ),
+        "rest_server_parse": lambda: rest_json.parse_predict_request(
+            rest_json.loads(rest_bytes), specs
+        ),
+        "rest_server_encode": lambda: rest_json.predict_response(outputs, row_format=True),
+        "rest_client_decode": lambda: rest_saliency(200, rest_answer),
     }
+    times = {
+        stage: 1000 * statistics.median(timed(work) for _ in range(repeats))
+        for stage, work in stages.items()
+    }
+    return {**times, "grpc_answer_bytes": len(grpc_answer), "rest_answer_bytes": len(rest_answer)}
 
 
 def timed(call) -> float:
@@ -237,14 +259,17 @@ def timed(call) -> float:
     return time.perf_counter() - start
 
 
-def one_client(clients: dict, rounds: int, per_round: int) -> dict:
+def one_client(clients: dict, server: ServerProcess, rounds: int, per_round: int) -> dict:
     latencies = {way: [] for way in WAYS}
+    cpu = {way: 0.0 for way in WAYS}
     ratios = {way: [] for way in WAYS if way != "direct"}
     for turn in range(rounds):
         order = WAYS[turn % 3 :] + WAYS[: turn % 3]
         medians = {}
         for way in order:
+            cpu_before = time.process_time() + server.cpu_seconds()
             samples = [timed(clients[way]) for _ in range(per_round)]
+            cpu[way] += time.process_time() + server.cpu_seconds() - cpu_before
             latencies[way] += samples
             medians[way] = statistics.median(samples)
         for way in ratios:
@@ -252,6 +277,7 @@ def one_client(clients: dict, rounds: int, per_round: int) -> dict:
     return {
         way: {
             **summary(latencies[way]),
+            "cpu_ms_per_request": 1000 * cpu[way] / len(latencies[way]),
             "ratio_to_direct": statistics.median(ratios[way]) if way in ratios else 1.0,
         }
         for way in WAYS
@@ -298,8 +324,8 @@ def benchmark_model(name, version_folder, image, args) -> dict:
         for way in WAYS:  # warm up, and check all three answer the same map
             np.testing.assert_allclose(clients[way](), reference, rtol=1e-4, atol=1e-7)
         return {
-            "server_work_ms": server_work(clients["signature"], image),
-            "one_client": one_client(clients, args.rounds, args.per_round),
+            "stages_ms": stage_times(clients["signature"], image),
+            "one_client": one_client(clients, server, args.rounds, args.per_round),
             "eight_clients": concurrent_clients(clients, args.concurrent_rounds, args.per_client),
         }
     finally:
@@ -307,21 +333,29 @@ def benchmark_model(name, version_folder, image, args) -> dict:
 
 
 def print_table(results: dict) -> None:
-    print("| model | clients | way | p50 (ms) | p99 (ms) | requests/s | p50 vs direct |")
-    print("|---|---:|---|---:|---:|---:|---:|")
+    print("| model | clients | way | p50 (ms) | p99 (ms) | requests/s | p50 vs direct | CPU ms |")
+    print("|---|---:|---|---:|---:|---:|---:|---:|")
     for name, result in results.items():
         for clients, key in ((1, "one_client"), (CLIENTS, "eight_clients")):
             for way, row in result[key].items():
                 throughput = row.get("throughput", 1000 / row["p50_ms"])
                 ratio = f"{row['ratio_to_direct']:.3f}x" if "ratio_to_direct" in row else ""
+                cpu = f"{row['cpu_ms_per_request']:.1f}" if "cpu_ms_per_request" in row else ""
                 print(
                     f"| {name} | {clients} | {way} | {row['p50_ms']:.1f} | {row['p99_ms']:.1f} "
-                    f"| {throughput:.2f} | {ratio} |"
+                    f"| {throughput:.2f} | {ratio} | {cpu} |"
                 )
-    print("\nServer work per request besides the model (median ms, in-process):")
+    print("\nStages of one request, each timed alone in this process (median ms):")
     for name, result in results.items():
-        work = result["server_work_ms"]
-        print(f"- {name}: gRPC {work['grpc']:.2f} ms, REST {work['rest']:.2f} ms")
+        stages = result["stages_ms"]
+        print(
+            f"- {name}: model {stages['model']:.2f}; gRPC server {stages['grpc_server']:.2f}, "
+            f"client decode {stages['grpc_client_decode']:.2f} "
+            f"({stages['grpc_answer_bytes']} bytes); REST server parse "
+            f"{stages['rest_server_parse']:.2f}, JSON encode {stages['rest_server_encode']:.2f}, "
+            f"client decode {stages['rest_client_decode']:.2f} "
+            f"({stages['rest_answer_bytes']} bytes)"
+        )
 
 
 def main() -> None:
@@ -330,9 +364,6 @@ def main() -> None:
     parser.add_argument("--per_round", type=int, default=3, help="requests per way per round")
     parser.add_argument("--concurrent_rounds", type=int, default=2)
     parser.add_argument("--per_client", type=int, default=3, help="requests per client thread")
-    parser.add_argument(
-        "--explainable", type=Path, help="a Keras model.export() folder of an explainable model"
-    )
     parser.add_argument("--derive", action="store_true", help="derive UNISAL's explainable model")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     args = parser.parse_args()
@@ -341,11 +372,9 @@ def main() -> None:
     print(f"image: {source}, {len(image)} bytes; load average before: {load_before}", flush=True)
     results = {}
     with tempfile.TemporaryDirectory() as base:
-        folders = {"unisal (deep)": export_unisal(Path(base))}
+        folders = {"probe": export_probe(Path(base)), "unisal (deep)": export_unisal(Path(base))}
         if args.derive:
             folders["explainable"] = derive_explainable(Path(base))
-        elif args.explainable:
-            folders["explainable"] = export_keras_export(args.explainable, Path(base))
         for name, folder in folders.items():
             print(f"benchmarking {name} ({folder})", flush=True)
             results[name] = benchmark_model(folder.parent.name, folder, image, args)

@@ -10,14 +10,17 @@
   during shutdown — TF Serving's ``--enable_grpc_healthcheck_service``.
 
 Messages larger than ``max_request_bytes`` are refused by gRPC itself
-(RESOURCE_EXHAUSTED) before they are parsed; responses are not limited.
+(RESOURCE_EXHAUSTED) before they are parsed; responses are not limited. Bytes that do
+not parse as the method's request message get INVALID_ARGUMENT (``_ParsingInterceptor``).
 """
 
+import time
 from concurrent import futures
 from typing import NoReturn
 
 import grpc
 import tensorflow as tf
+from google.protobuf import message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from tensorflow_serving.apis import (
     model_service_pb2_grpc,
@@ -28,6 +31,7 @@ from tensorflow_serving.apis import (
 from serving import api_messages, errors
 from serving.constants import DEFAULT_SIGNATURE
 from serving.model_manager import ModelManager
+from serving.server_metrics import ServerMetrics
 
 PREDICTION_SERVICE = "tensorflow.serving.PredictionService"
 MODEL_SERVICE = "tensorflow.serving.ModelService"
@@ -45,20 +49,38 @@ def _abort(context: grpc.ServicerContext, error: errors.ServingError) -> NoRetur
 
 
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
-    """``Predict`` and ``GetModelMetadata`` over the managed models."""
+    """``Predict`` and ``GetModelMetadata`` over the managed models.
 
-    def __init__(self, manager: ModelManager):
+    Args:
+        manager: the models.
+        metrics: where ``Predict`` calls are counted and timed (None: nowhere).
+    """
+
+    def __init__(self, manager: ModelManager, metrics: ServerMetrics | None = None):
         self._manager = manager
+        self._metrics = metrics
 
     def Predict(self, request, context):  # noqa: N802 (the generated method name)
         """Runs the requested signature on the request's tensors."""
+        start = time.perf_counter()
+        code = grpc.StatusCode.INTERNAL  # Unless the call ends otherwise.
         try:
-            servable = _resolve(self._manager, request.model_spec)
-            inputs = {key: _to_array(key, proto) for key, proto in request.inputs.items()}
-            signature_name = request.model_spec.signature_name
-            outputs = servable.predict(signature_name, inputs, list(request.output_filter))
+            response = self._predict(request)
+            code = grpc.StatusCode.OK
+            return response
         except errors.ServingError as error:
+            code = error.code
             _abort(context, error)
+        finally:
+            if self._metrics is not None:
+                elapsed = time.perf_counter() - start
+                self._metrics.record(request.model_spec.name, "Predict", "GRPC", code, elapsed)
+
+    def _predict(self, request):
+        servable = _resolve(self._manager, request.model_spec)
+        inputs = {key: _to_array(key, proto) for key, proto in request.inputs.items()}
+        signature_name = request.model_spec.signature_name
+        outputs = servable.predict(signature_name, inputs, list(request.output_filter))
         response = predict_pb2.PredictResponse()
         response.model_spec.CopyFrom(
             api_messages.model_spec(servable, signature_name or DEFAULT_SIGNATURE)
@@ -105,6 +127,34 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
             _abort(context, error)
 
 
+class _ParsingInterceptor(grpc.ServerInterceptor):
+    """Parses unary requests in the handler, so bad bytes get INVALID_ARGUMENT.
+
+    When a generated deserializer fails, gRPC answers INTERNAL and logs a traceback
+    per request, as though the server were broken; but the client sent bytes that are
+    not the method's message, which is a bad argument. Each unary-unary handler is
+    rebuilt to take the raw bytes and parse them itself.
+    """
+
+    def intercept_service(self, continuation, handler_call_details):
+        """The method's handler, parsing its request itself."""
+        handler = continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None or handler.request_deserializer is None:
+            return handler
+        parse, answer = handler.request_deserializer, handler.unary_unary
+
+        def parse_then_answer(raw: bytes, context: grpc.ServicerContext):
+            try:
+                request = parse(raw)
+            except message.DecodeError as error:
+                _abort(context, errors.invalid_argument(f"{error}; send the method's message."))
+            return answer(request, context)
+
+        return grpc.unary_unary_rpc_method_handler(
+            parse_then_answer, response_serializer=handler.response_serializer
+        )
+
+
 def _to_array(key: str, proto):
     try:
         return tf.make_ndarray(proto)
@@ -142,10 +192,12 @@ def make_grpc_server(
     address: str,
     max_workers: int,
     max_request_bytes: int,
+    metrics: ServerMetrics | None = None,
 ) -> tuple[grpc.Server, int]:
     """A gRPC server with the three services bound to ``address``; and its port."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
+        interceptors=[_ParsingInterceptor()],
         # Requests beyond the workers wait, up to a bound; past it, RESOURCE_EXHAUSTED.
         maximum_concurrent_rpcs=max_workers * 4,
         options=[
@@ -154,7 +206,7 @@ def make_grpc_server(
         ],
     )
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-        PredictionServicer(manager), server
+        PredictionServicer(manager, metrics), server
     )
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(manager), server)
     health_pb2_grpc.add_HealthServicer_to_server(health_reporter.servicer, server)

@@ -11,9 +11,11 @@ Serving (see the Dockerfile and README). The flags are TF Serving's where they a
 Differences from TF Serving, each on purpose: it binds 127.0.0.1 unless ``--host`` says
 otherwise; a request body over ``--max_request_bytes`` is refused (413 / gRPC
 RESOURCE_EXHAUSTED) where TF Serving takes up to 2 GB; the gRPC health service is always
-on; a model that is still loading answers 503 (UNAVAILABLE) rather than 404. SIGTERM and
-SIGINT stop it cleanly: health turns NOT_SERVING, no new requests are taken, and those
-under way finish (up to ``--shutdown_grace_seconds``).
+on, and so are the request metrics at ``/monitoring/prometheus/metrics`` on the REST port
+(TF Serving's default path; ``server_metrics`` has the names); a model that is still
+loading answers 503 (UNAVAILABLE) rather than 404. SIGTERM and SIGINT stop it cleanly:
+health turns NOT_SERVING, no new requests are taken, and those under way finish (up to
+``--shutdown_grace_seconds``).
 """
 
 import argparse
@@ -26,6 +28,7 @@ import threading
 from serving import model_config, rest
 from serving.grpc_service import HealthReporter, make_grpc_server
 from serving.model_manager import ModelManager
+from serving.server_metrics import ServerMetrics
 
 _LOG = logging.getLogger("serving.server")
 # Four request threads per core, TF Serving's default for both APIs.
@@ -70,13 +73,19 @@ class ModelServer:
             on_poll=lambda manager: self.health.update(manager.all_available()),
             warm_up=warm_up,
         )
+        self.metrics = ServerMetrics(self.manager.model_names)
         self._grpc, self.grpc_port = make_grpc_server(
-            self.manager, self.health, _address(host, grpc_port), num_threads, max_request_bytes
+            self.manager,
+            self.health,
+            _address(host, grpc_port),
+            num_threads,
+            max_request_bytes,
+            self.metrics,
         )
         self._rest = None
         self.rest_port = None
         if rest_port is not None:
-            app = rest.RestApi(self.manager, max_request_bytes)
+            app = rest.RestApi(self.manager, max_request_bytes, self.metrics)
             self._rest = rest.BoundedWSGIServer(
                 host, rest_port, app, num_threads, rest_timeout_seconds
             )

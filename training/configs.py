@@ -152,7 +152,8 @@ class FitConfig:
         encoder_weights: pretrained encoder weights: ``"auto"`` (the shared
             ImageNet weights where the model has them), ``None``, or a path.
         val_fraction: share of the images held out for validation (used unless
-            ``train_size``/``val_size`` are given).
+            ``train_size``/``val_size`` are given); ``None`` for the data set's
+            recipe, else ``DEFAULT_VAL_FRACTION``.
         train_size: number of training images (with ``val_size``).
         val_size: number of validation images (with ``train_size``).
         max_images: use only the first this many images of the data set.
@@ -179,7 +180,7 @@ class FitConfig:
     augment: bool = True
     weights: str | None = None
     encoder_weights: str | None = "auto"
-    val_fraction: float = 0.2
+    val_fraction: float | None = None
     train_size: int | None = None
     val_size: int | None = None
     max_images: int | None = None
@@ -191,6 +192,9 @@ class FitConfig:
     loss: LossConfig = dataclasses.field(default_factory=LossConfig)
     derive: DeriveConfig = dataclasses.field(default_factory=DeriveConfig)
 
+
+# Share of the images held out for validation where no recipe sets one.
+DEFAULT_VAL_FRACTION = 0.2
 
 # ``frozen_backbone_epochs`` value that keeps the encoder frozen for every epoch.
 FROZEN_THROUGHOUT = -1
@@ -320,7 +324,11 @@ _DERIVE_FALLBACKS = {
 
 
 def resolve_model_defaults(config: FitConfig) -> FitConfig:
-    """Fills the fields left as ``None`` (and ``val_fraction``) with the default recipe."""
+    """Fills the fields left as ``None`` with the default recipe.
+
+    Only ``None`` means "not set": a value the user gave wins even when it equals a
+    default (``--set val_fraction=0.2`` on pop-out data, whose recipe holds out 0.1).
+    """
     defaults = defaults_for(config.model, config.data)
     resolved = dataclasses.replace(config)
     for field in ("epochs", "batch_size", "image_size"):
@@ -337,9 +345,8 @@ def resolve_model_defaults(config: FitConfig) -> FitConfig:
         resolved.derive = dataclasses.replace(
             resolved.derive, **{field: list(value) if isinstance(value, list) else value}
         )
-    # val_fraction has a value, not None, by default: a recipe's replaces it unless set.
-    if "val_fraction" in defaults and resolved.val_fraction == FitConfig.val_fraction:
-        resolved.val_fraction = defaults["val_fraction"]
+    if resolved.val_fraction is None:
+        resolved.val_fraction = defaults.get("val_fraction", DEFAULT_VAL_FRACTION)
     return resolved
 
 

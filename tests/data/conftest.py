@@ -11,6 +11,15 @@ from tfsal.data.readers import SaliencyDataset
 from tfsal.data.record import SaliencyRecord
 
 
+def pipeline_elements(pipeline):
+    """Returns a pipeline's images and saliency targets, all batches concatenated."""
+    images, saliency = [], []
+    for image, target in pipeline:
+        images.append(image.numpy())
+        saliency.append(target["saliency"].numpy())
+    return np.concatenate(images), np.concatenate(saliency)
+
+
 def random_image(height, width, seed=0):
     return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
 

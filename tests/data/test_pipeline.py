@@ -2,19 +2,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.data.conftest import MemoryDataset, random_image, write_folder
+from tests.data.conftest import MemoryDataset, pipeline_elements, random_image, write_folder
 from tfsal import data
 from tfsal.data import targets
 
 SIZE = (8, 12)
-
-
-def _elements(pipeline):
-    images, saliency = [], []
-    for image, target in pipeline:
-        images.append(image.numpy())
-        saliency.append(target["saliency"].numpy())
-    return np.concatenate(images), np.concatenate(saliency)
 
 
 def _order(images):
@@ -26,7 +18,7 @@ def test_batches_match_make_example_in_id_order(tiny_folder):
     pipeline = data.make_pipeline(dataset, ["eel", "cat", "dog"], image_size=SIZE, batch_size=2)
     assert pipeline.element_spec[0].shape.as_list() == [None, *SIZE, 3]
     assert pipeline.element_spec[1]["saliency"].shape.as_list() == [None, *SIZE, 2]
-    images, saliency = _elements(pipeline)
+    images, saliency = pipeline_elements(pipeline)
     assert images.shape == (3, *SIZE, 3) and saliency.shape == (3, *SIZE, 2)
     for index, image_id in enumerate(["eel", "cat", "dog"]):
         record = dataset.load(image_id)
@@ -41,7 +33,7 @@ def test_nothing_is_loaded_until_iteration():
     dataset = MemoryDataset()
     pipeline = data.make_pipeline(dataset, image_size=SIZE, batch_size=4)
     assert dataset.loads == 0
-    _elements(pipeline)
+    pipeline_elements(pipeline)
     assert dataset.loads == 12
 
 
@@ -60,7 +52,9 @@ def test_shuffling_is_seeded_and_reshuffles_every_epoch():
 
 def test_shards_split_the_data_between_workers():
     seen = [
-        _order(_elements(data.make_pipeline(MemoryDataset(), image_size=SIZE, shard=(3, i)))[0])
+        _order(
+            pipeline_elements(data.make_pipeline(MemoryDataset(), image_size=SIZE, shard=(3, i)))[0]
+        )
         for i in range(3)
     ]
     assert sorted(sum(seen, [])) == list(range(12))
@@ -73,8 +67,10 @@ def test_shards_split_the_data_between_workers():
 
 
 def test_flip_augmentation_moves_image_and_targets_together():
-    plain_images, plain_targets = _elements(data.make_pipeline(MemoryDataset(), image_size=SIZE))
-    images, saliency = _elements(
+    plain_images, plain_targets = pipeline_elements(
+        data.make_pipeline(MemoryDataset(), image_size=SIZE)
+    )
+    images, saliency = pipeline_elements(
         data.make_pipeline(MemoryDataset(), image_size=SIZE, augment=True, seed=5)
     )
     flipped = 0
@@ -86,7 +82,9 @@ def test_flip_augmentation_moves_image_and_targets_together():
             np.testing.assert_array_equal(saliency[index], plain_targets[index][:, ::-1])
             flipped += 1
     assert 0 < flipped < 12
-    again, _ = _elements(data.make_pipeline(MemoryDataset(), image_size=SIZE, augment=True, seed=5))
+    again, _ = pipeline_elements(
+        data.make_pipeline(MemoryDataset(), image_size=SIZE, augment=True, seed=5)
+    )
     np.testing.assert_array_equal(again, images)
 
 
@@ -98,7 +96,7 @@ def test_stretch_and_drop_remainder():
         batch_size=2,
         drop_remainder=True,
     )
-    images, _ = _elements(pipeline)
+    images, _ = pipeline_elements(pipeline)
     assert images.shape[0] == 4
     assert images[1].min() == 1  # image 1 fills the canvas: no zero padding
 
@@ -141,4 +139,4 @@ def test_image_without_targets_fails_with_its_name():
 
     pipeline = data.make_pipeline(Partial(count=2), image_size=SIZE)
     with pytest.raises(tf.errors.InvalidArgumentError, match="Image '01' has neither"):
-        _elements(pipeline)
+        pipeline_elements(pipeline)

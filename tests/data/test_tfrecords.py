@@ -1,22 +1,15 @@
 import json
+import os
 
 import numpy as np
 import pytest
 
-from tests.data.conftest import MemoryDataset, random_image, write_folder
+from tests.data.conftest import MemoryDataset, pipeline_elements, random_image, write_folder
 from tfsal import data
 from tfsal.data import tfrecords
 from training import prepare
 
 SIZE = (10, 14)
-
-
-def _elements(pipeline):
-    images, saliency = [], []
-    for image, target in pipeline:
-        images.append(image.numpy())
-        saliency.append(target["saliency"].numpy())
-    return np.concatenate(images), np.concatenate(saliency)
 
 
 @pytest.fixture
@@ -33,8 +26,8 @@ def mapped_folder(tmp_path):
 def test_shards_read_back_identically(fixture, image_size, request, tmp_path):
     dataset = data.open_dataset(f"folder:{request.getfixturevalue(fixture)}")
     tfrecords.write_shards(dataset, tmp_path / "shards", num_shards=2, image_size=image_size)
-    direct = _elements(data.make_pipeline(dataset, image_size=SIZE, batch_size=2))
-    from_shards = _elements(
+    direct = pipeline_elements(data.make_pipeline(dataset, image_size=SIZE, batch_size=2))
+    from_shards = pipeline_elements(
         data.make_pipeline(
             tfrecords.shard_pattern(tmp_path / "shards"), image_size=SIZE, batch_size=2
         )
@@ -49,7 +42,7 @@ def test_shards_keep_order_shuffle_and_filter(tmp_path):
     pattern = tfrecords.shard_pattern(tmp_path / "s")
 
     def order(**kwargs):
-        images, _ = _elements(data.make_pipeline(pattern, image_size=(12, 16), **kwargs))
+        images, _ = pipeline_elements(data.make_pipeline(pattern, image_size=(12, 16), **kwargs))
         return [int(image[6, 8, 0]) for image in images]
 
     assert order() == list(range(9))
@@ -67,7 +60,7 @@ def test_shards_split_between_workers(num_workers, tmp_path):
     seen = []
     for index in range(num_workers):
         pipeline = data.make_pipeline(pattern, image_size=(12, 16), shard=(num_workers, index))
-        seen += [int(image[6, 8, 0]) for image in _elements(pipeline)[0]]
+        seen += [int(image[6, 8, 0]) for image in pipeline_elements(pipeline)[0]]
     assert sorted(seen) == list(range(9))
 
 
@@ -108,23 +101,31 @@ def test_interrupted_shard_leaves_no_partial_file(tmp_path):
     ]
 
 
-@pytest.mark.parametrize("damage", ["truncate", "flip"])
-def test_damaged_shard_is_named_by_the_pipeline_and_rewritten_by_a_rerun(damage, tmp_path):
-    out = tmp_path / "s"
-    paths = tfrecords.write_shards(MemoryDataset(count=4), out, num_shards=2)
-    content = bytearray(paths[1].read_bytes())
+def _damage(path, damage):
+    """Truncates ``path`` or flips one bit in it, its modification time moved on."""
+    content = bytearray(path.read_bytes())
     if damage == "truncate":
         del content[-30:]
     else:
         content[len(content) // 2] ^= 0x01
-    paths[1].write_bytes(bytes(content))
+    before = path.stat().st_mtime_ns
+    path.write_bytes(bytes(content))
+    # Later than the verified file's, however coarse the file system's clock.
+    os.utime(path, ns=(before + 10**9, before + 10**9))
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip"])
+def test_damaged_shard_is_named_by_the_pipeline_and_rewritten_by_a_rerun(damage, tmp_path):
+    out = tmp_path / "s"
+    paths = tfrecords.write_shards(MemoryDataset(count=4), out, num_shards=2)
+    _damage(paths[1], damage)
     pattern = tfrecords.shard_pattern(out)
     with pytest.raises(ValueError, match=r"shard-00001-of-00002.tfrecord: the shard is trunc"):
         data.make_pipeline(pattern, image_size=(12, 16))
     again = MemoryDataset(count=4)
     tfrecords.write_shards(again, out, num_shards=2)
     assert again.loads == 2  # only the damaged shard is written again
-    images, _ = _elements(data.make_pipeline(pattern, image_size=(12, 16)))
+    images, _ = pipeline_elements(data.make_pipeline(pattern, image_size=(12, 16)))
     assert [int(image[6, 8, 0]) for image in images] == [0, 1, 2, 3]
 
 
@@ -135,12 +136,7 @@ def test_damaged_shard_without_a_plan_is_named(damage, tmp_path):
     (out / tfrecords.PLAN_FILE).unlink()
     pattern = tfrecords.shard_pattern(out)
     data.make_pipeline(pattern, image_size=(12, 16))  # intact shards pass
-    content = bytearray(paths[1].read_bytes())
-    if damage == "truncate":
-        del content[-30:]
-    else:
-        content[len(content) // 2] ^= 0x01
-    paths[1].write_bytes(bytes(content))
+    _damage(paths[1], damage)
     with pytest.raises(ValueError, match=r"shard-00001-of-00002.tfrecord: the shard is trunc"):
         data.make_pipeline(pattern, image_size=(12, 16))
 
@@ -199,7 +195,7 @@ def test_prepare_command_writes_and_resumes(tiny_folder, tmp_path, capsys):
     capsys.readouterr()
     assert prepare.main(arguments) == 2
     assert "written with other arguments" in capsys.readouterr().err
-    images, _ = _elements(data.make_pipeline(tfrecords.shard_pattern(out), image_size=SIZE))
+    images, _ = pipeline_elements(data.make_pipeline(tfrecords.shard_pattern(out), image_size=SIZE))
     assert images.shape == (3, *SIZE, 3)
 
 
@@ -233,9 +229,48 @@ def test_real_nus_shards_read_back_identically(nus_dir, tmp_path):
         == 0
     )
     written = tfrecords.read_planned_ids([str(tmp_path / "nus" / "x.tfrecord")])
-    direct = _elements(data.make_pipeline(dataset, sorted(written), image_size=(48, 64)))
-    from_shards = _elements(
+    direct = pipeline_elements(data.make_pipeline(dataset, sorted(written), image_size=(48, 64)))
+    from_shards = pipeline_elements(
         data.make_pipeline(tfrecords.shard_pattern(tmp_path / "nus"), image_size=(48, 64))
     )
     for expected, actual in zip(direct, from_shards, strict=True):
         np.testing.assert_array_equal(actual, expected)
+
+
+def _count_calls(monkeypatch, name):
+    calls = []
+    real = getattr(tfrecords, name)
+
+    def counted(path, *args):
+        calls.append(path.name)
+        return real(path, *args)
+
+    monkeypatch.setattr(tfrecords, name, counted)
+    return calls
+
+
+def test_a_verified_shard_is_hashed_again_only_once_its_file_changes(tmp_path, monkeypatch):
+    paths = tfrecords.write_shards(MemoryDataset(count=4), tmp_path / "s", num_shards=2)
+    hashed = _count_calls(monkeypatch, "_fingerprint")
+    files = [str(path) for path in paths]
+    tfrecords.check_shards(files)
+    tfrecords.check_shards(files)
+    data.make_pipeline(tfrecords.shard_pattern(tmp_path / "s"), image_size=(12, 16))
+    assert sorted(hashed) == [path.name for path in paths]  # once per shard and process
+    _damage(paths[1], "flip")  # the same size
+    with pytest.raises(ValueError, match=r"shard-00001-of-00002.tfrecord: the shard is trunc"):
+        tfrecords.check_shards(files)
+    assert hashed[2:] == [paths[1].name]  # the unchanged shard is not read again
+
+
+def test_a_shard_without_a_plan_is_read_through_once(tmp_path, monkeypatch):
+    paths = tfrecords.write_shards(MemoryDataset(count=4), tmp_path / "s", num_shards=2)
+    (tmp_path / "s" / tfrecords.PLAN_FILE).unlink()
+    read = _count_calls(monkeypatch, "_check_records_readable")
+    files = [str(path) for path in paths]
+    tfrecords.check_shards(files)
+    tfrecords.check_shards(files)
+    assert sorted(read) == [path.name for path in paths]
+    _damage(paths[0], "flip")
+    with pytest.raises(ValueError, match=r"shard-00000-of-00002.tfrecord: the shard is trunc"):
+        tfrecords.check_shards(files)

@@ -67,18 +67,32 @@ def test_bad_images_are_invalid_argument(name, rest_url, prediction_stub):
     [
         ("POST", "/v1/models/..:predict", 404),
         ("POST", "/v1/models/%2E%2E:predict", 404),
-        ("POST", "/v1/models/..%2Fsaliency:predict", 400),
-        ("GET", "/v1/models/..%2F..%2F..%2Fetc%2Fpasswd/metadata", 400),
+        ("POST", "/v1/models/..%2Fsaliency:predict", 404),
+        ("GET", "/v1/models/..%2F..%2F..%2Fetc%2Fpasswd/metadata", 404),
+        ("GET", "/v1/models/saliency%2F..%2F..", 404),
         ("GET", "/v1/models/../../etc/passwd", 400),
+        ("GET", "/v1/models/saliency/../../etc/passwd", 400),
     ],
 )
 def test_path_traversal_in_the_model_name(method, path, status, server):
-    # The name is only looked up among the configured models, never joined to a path.
+    # As TF Serving: routes match the path as sent, then the captured name is decoded
+    # ("..%2Fx" names a model "../x", unknown: 404); the name is only looked up among
+    # the configured models, never joined to a path.
     body = b"{}" if method == "POST" else None
     answer = http(f"http://127.0.0.1:{server.rest_port}{path}", body, method=method)
     assert answer[0] == status and list(answer[1]) == ["error"]
-    words = "Servable not found" if status == 404 else "Malformed request"
-    assert answer[1]["error"].startswith(words), answer
+    # TF Serving's wordings: predict and metadata, then status, then no route.
+    words = ("Servable not found", "Could not find any versions")
+    assert answer[1]["error"].startswith(words if status == 404 else "Malformed request"), answer
+
+
+def test_percent_encoded_model_name_is_decoded(server):
+    # TF Serving percent-decodes the name it captured: "%73aliency" is "saliency".
+    url = f"http://127.0.0.1:{server.rest_port}/v1/models/%73aliency"
+    status, body = http(url)
+    assert status == 200 and body["model_version_status"][0]["state"] == "AVAILABLE"
+    status, body = http(url + ":predict", {"instances": [b64(jpeg(8, 8))]})
+    assert status == 200 and body["predictions"][0]["height"] == 8
 
 
 def test_path_traversal_over_grpc(prediction_stub):
@@ -135,12 +149,22 @@ def test_wrong_signature_name(rest_url, prediction_stub):
     assert error.value.code() == INVALID and "predict_tensor" in error.value.details()
 
 
-def test_malformed_protobuf(channel):
-    raw_predict = channel.unary_unary("/tensorflow.serving.PredictionService/Predict")
+@pytest.mark.parametrize(
+    ("method", "message"),
+    [
+        ("tensorflow.serving.PredictionService/Predict", "PredictRequest"),
+        ("tensorflow.serving.PredictionService/GetModelMetadata", "GetModelMetadataRequest"),
+        ("tensorflow.serving.ModelService/GetModelStatus", "GetModelStatusRequest"),
+    ],
+)
+def test_malformed_protobuf(method, message, channel, caplog):
+    raw_call = channel.unary_unary(f"/{method}")
     with pytest.raises(grpc.RpcError) as error:
-        raw_predict(b"\xff\xff\xff\xff not a PredictRequest", timeout=60)
-    # gRPC's own answer to bytes that do not parse as the method's message.
-    assert error.value.code() == grpc.StatusCode.INTERNAL
+        raw_call(b"\xff\xff\xff\xff not a request", timeout=60)
+    # gRPC alone would answer INTERNAL and log a traceback, as for a server fault.
+    assert error.value.code() == INVALID
+    assert f"tensorflow.serving.{message}" in error.value.details()
+    assert not [record for record in caplog.records if record.exc_info], caplog.text
 
 
 def test_inconsistent_tensor_proto(prediction_stub):

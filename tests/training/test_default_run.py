@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from tfsal.data import open_dataset
-from training import configs, job
+from training import configs, fit, job
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -36,6 +36,16 @@ def test_the_default_run_is_cmrnet_on_2000_generated_arrays_at_96_px():
     # A value the user gave wins over the default run's.
     changed = configs.resolve(configs.FitConfig(out="unused", epochs=1, val_fraction=0.3))
     assert changed.epochs == 1 and changed.val_fraction == 0.3
+
+
+def test_a_setting_the_user_gave_wins_even_when_it_equals_a_default():
+    args = fit.build_parser().parse_args(["--set", "val_fraction=0.2", "--out", "unused"])
+    assert configs.resolve(fit.config_from_args(args)).val_fraction == 0.2  # recipe: 0.1
+    assert configs.DEFAULT_VAL_FRACTION == 0.2
+    # Unset, it is the data set's recipe, else the general default.
+    assert configs.resolve(configs.FitConfig(out="unused")).val_fraction == 0.1
+    nus = configs.resolve(configs.FitConfig(model="unisal", data="nus:x", out="unused"))
+    assert nus.val_fraction == configs.DEFAULT_VAL_FRACTION
 
 
 @pytest.mark.slow

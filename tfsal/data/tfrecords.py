@@ -17,7 +17,9 @@ count and SHA-256 of every finished shard). A rerun keeps the shards that match 
 plan, rewrites missing, truncated or corrupted ones and removes temporary files a
 kill left behind; ``check_shards`` verifies shards against their plan before a
 pipeline reads them, so damage is reported with the shard's name instead of as a
-``DataLossError`` in the middle of an epoch.
+``DataLossError`` in the middle of an epoch. It reads a shard once per process: a
+run builds its pipelines several times (each training phase, validation, scoring),
+and a shard whose file is unchanged since it was verified is not hashed again.
 """
 
 import hashlib
@@ -40,6 +42,14 @@ PLAN_FILE = "tfsal_shards.json"
 SHARD_SUFFIX = ".tfrecord"
 # The plan's record of finished shards: file name -> {"bytes": N, "sha256": HEX}.
 FINISHED_KEY = "finished"
+
+# What to do about a shard that fails its check.
+_REMEDY = (
+    "re-run the `python -m training.prepare` command that wrote these shards: it "
+    "rewrites damaged shards and keeps the others."
+)
+# Shards this process has verified: absolute path -> what the check saw (see _stamp).
+_verified: dict[Path, tuple] = {}
 
 FEATURES = {
     "image_id": tf.io.FixedLenFeature([], tf.string),
@@ -225,6 +235,9 @@ def check_shards(files: list[str]) -> None:
 
     Shards in a folder without a plan, or with a plan of an older tfsal that did not
     record them, are read through once instead, which checks every record's CRC.
+    A shard verified before in this process is skipped while its inode, size and
+    modification and change times are the same and its plan records the same
+    checksum: a rewrite, an atomic replacement or a truncation changes them.
 
     Args:
         files: shard files.
@@ -239,23 +252,38 @@ def check_shards(files: list[str]) -> None:
         if path.parent not in plans:
             plans[path.parent] = _finished_shards(path.parent / PLAN_FILE)
         finished = plans[path.parent]
-        remedy = (
-            "re-run the `python -m training.prepare` command that wrote these shards: it "
-            "rewrites damaged shards and keeps the others."
-        )
-        if finished is None:
-            _check_records_readable(path, remedy)
+        stamp = _stamp(path, None if finished is None else finished.get(path.name))
+        if stamp is not None and _verified.get(path.resolve()) == stamp:
             continue
-        if path.name not in finished:
-            raise ValueError(
-                f"{path}: the plan {PLAN_FILE} does not list this shard as finished "
-                f"(an interrupted or foreign write); {remedy}"
-            )
-        if not _is_complete(path, finished[path.name]):
-            raise ValueError(
-                f"{path}: the shard is truncated or corrupted (its size or SHA-256 differs "
-                f"from what {PLAN_FILE} recorded when it was written); {remedy}"
-            )
+        if finished is None:
+            _check_records_readable(path, _REMEDY)
+        else:
+            _check_against_plan(path, finished, _REMEDY)
+        if stamp is not None:
+            _verified[path.resolve()] = stamp
+
+
+def _check_against_plan(path: Path, finished: dict, remedy: str) -> None:
+    if path.name not in finished:
+        raise ValueError(
+            f"{path}: the plan {PLAN_FILE} does not list this shard as finished "
+            f"(an interrupted or foreign write); {remedy}"
+        )
+    if not _is_complete(path, finished[path.name]):
+        raise ValueError(
+            f"{path}: the shard is truncated or corrupted (its size or SHA-256 differs "
+            f"from what {PLAN_FILE} recorded when it was written); {remedy}"
+        )
+
+
+def _stamp(path: Path, recorded: dict | None) -> tuple | None:
+    """What identifies the verified state of ``path``, or None if it is not a file."""
+    try:
+        status = path.stat()
+    except OSError:
+        return None
+    checksum = None if recorded is None else recorded.get("sha256")
+    return (status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns, checksum)
 
 
 def _check_records_readable(path: Path, remedy: str) -> None:
