@@ -417,7 +417,10 @@ def validate(config: FitConfig) -> None:
     checks = [
         (config.epochs is None or config.epochs >= 1, "epochs must be >= 1"),
         (config.batch_size is None or config.batch_size >= 1, "batch_size must be >= 1"),
-        (0 < config.val_fraction < 1, "val_fraction must be between 0 and 1 (exclusive)"),
+        (
+            config.val_fraction is None or 0 < config.val_fraction < 1,
+            "val_fraction must be between 0 and 1 (exclusive)",
+        ),
         (config.resize in ("pad", "stretch"), "resize must be 'pad' or 'stretch'"),
         (config.early_stopping_patience >= 0, "early_stopping_patience must be >= 0"),
         (config.max_images is None or config.max_images >= 2, "max_images must be >= 2"),

@@ -44,6 +44,32 @@ def test_density_matches_normalised_gaussian_blur():
     np.testing.assert_allclose(result, reference, atol=2e-5)
 
 
+@pytest.mark.parametrize("sigma", [3.0, (2.0, 7.5), 40.0])
+def test_sparse_blur_equals_convolution(sigma):
+    # A few fixations take the sum-of-Gaussians path; a dense map takes OpenCV's
+    # convolution. Both must give the same blur, border mass discarded alike.
+    rng = np.random.default_rng(0)
+    counts = np.zeros((90, 120), np.float32)
+    counts[rng.integers(0, 90, 7), rng.integers(0, 120, 7)] = rng.integers(1, 4, 7)
+    counts[0, 0] = 1  # a corner fixation loses most of its mass past the border
+    sparse = density.blur_to_density(counts, sigma)
+    dense_counts = counts + 1e-3  # every pixel non-zero: the convolution path
+    dense = density.blur_to_density(dense_counts, sigma)
+    uniform = density.blur_to_density(np.full_like(counts, 1e-3), sigma)
+    # Blurring is linear: dense = (a * sparse + b * uniform) / (a + b) for the totals.
+    a = _blurred_total(counts, sigma)
+    b = _blurred_total(np.full_like(counts, 1e-3), sigma)
+    np.testing.assert_allclose(dense, (a * sparse + b * uniform) / (a + b), atol=1e-7)
+
+
+def _blurred_total(counts, sigma):
+    sigma_row, sigma_col = np.broadcast_to(np.asarray(sigma, float), (2,))
+    reference = scipy.ndimage.gaussian_filter(
+        counts.astype(np.float64), (sigma_row, sigma_col), mode="constant", truncate=4.0
+    )
+    return reference.sum()
+
+
 def test_default_sigma_is_three_percent_of_longer_side():
     assert density.default_sigma((480, 640)) == pytest.approx(19.2)
     one_point = density.density_from_fixations([[50, 100]], (101, 201))

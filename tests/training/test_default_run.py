@@ -46,6 +46,8 @@ def test_a_setting_the_user_gave_wins_even_when_it_equals_a_default():
     assert configs.resolve(configs.FitConfig(out="unused")).val_fraction == 0.1
     nus = configs.resolve(configs.FitConfig(model="unisal", data="nus:x", out="unused"))
     assert nus.val_fraction == configs.DEFAULT_VAL_FRACTION
+    with pytest.raises(ValueError, match="val_fraction must be between 0 and 1"):
+        configs.resolve(configs.FitConfig(out="unused", val_fraction=1.0))
 
 
 @pytest.mark.slow
