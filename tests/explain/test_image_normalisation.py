@@ -68,7 +68,10 @@ def test_feature_contributions_fold_the_copies_of_a_feature_into_its_group():
     np.testing.assert_allclose(layer([tap, tap, prior]).numpy()[0, 0, 0], [22, 44, 205])
     restored = FeatureContributions.from_config(layer.get_config())
     assert restored.copies == 2 and restored.group_names == ["a", "b", "prior"]
-    with pytest.raises(ValueError, match="copies=2 need 5 contribution channels per tap, not 3"):
+    with pytest.raises(
+        ValueError,
+        match=r"3 group names for 3 contribution channels of a tap \(with copies=2 they need 5\)",
+    ):
         FeatureContributions(["a", "b", "prior"], copies=2)([tap[..., :3], prior])
 
 

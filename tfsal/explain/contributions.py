@@ -68,8 +68,8 @@ class FeatureContributions(keras.layers.Layer):
         for shape in input_shape[:-1]:
             if shape[-1] != expected:
                 raise ValueError(
-                    f"{len(self.group_names)} group names with copies={self.copies} need "
-                    f"{expected} contribution channels per tap, not {shape[-1]}. "
+                    f"{len(self.group_names)} group names for {shape[-1]} contribution "
+                    f"channels of a tap (with copies={self.copies} they need {expected}). "
                     f"Received: input_shape={input_shape}"
                 )
 
