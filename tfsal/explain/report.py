@@ -30,7 +30,7 @@ from tfsal.conventions import CONTRIBUTIONS, LOG_DENSITY, SALIENCY, reconstructi
 from tfsal.explain import taps as taps_lib
 from tfsal.explain.centre_prior import DEFAULT_WIDTHS
 from tfsal.explain.contributions import PRIOR_GROUP
-from tfsal.explain.explainable_model import bank_name, group_names, tap_readouts
+from tfsal.explain.explainable_model import group_names, tap_features, tap_readouts
 from tfsal.layers import colour
 
 ASPECTS = ("colour", "scale", "orientation")
@@ -138,9 +138,10 @@ def tap_importance(readout, scaled: np.ndarray, activation: np.ndarray, names: l
 
     Args:
         readout: the tap's ``TapReadout``.
-        scaled: (B, h, w, K) standardised log-Gabor features of the tap.
+        scaled: (B, h, w, n·K) standardised log-Gabor features of the tap: n copies
+            of the K features (n = 2 with per-image normalisation), block-major.
         activation: (B, h, w, C) the parent's activations at the tap.
-        names: the K feature group names.
+        names: the K feature group names; every copy of a feature is in its group.
 
     Returns:
         Per aspect, per value: ``weight_share`` (share of Σ_k ||W_k|| std_k) and
@@ -151,8 +152,13 @@ def tap_importance(readout, scaled: np.ndarray, activation: np.ndarray, names: l
     bias = keras.ops.convert_to_numpy(layer.bias)
     magnitude = np.linalg.norm(kernel, axis=1) * scaled.reshape(-1, scaled.shape[-1]).std(axis=0)
     full = r2_score(scaled @ kernel + bias, activation)
+    copies = scaled.shape[-1] // len(names)
     result = {}
     for aspect, members in aspect_members(names).items():
+        members = {
+            label: [i + copy * len(names) for copy in range(copies) for i in index]
+            for label, index in members.items()
+        }
         weight = {label: float(magnitude[index].sum()) for label, index in members.items()}
         drops = {}
         for label, index in members.items():
@@ -295,8 +301,8 @@ def analyse(
     importance, bias = {}, {"taps": {}}
     for tap in tap_names:
         readout = readouts[tap]
-        bank = explainable.get_layer(bank_name(fidelity["taps"][tap]["stride"]))
-        scaled = readout.reconstruction.scale_features(bank(images))
+        features = tap_features(explainable, fidelity["taps"][tap]["stride"], images)
+        scaled = readout.reconstruction.scale_features(features)
         importance[tap] = tap_importance(
             readout, keras.ops.convert_to_numpy(scaled), parent_out[tap], names[:-1]
         )
