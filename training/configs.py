@@ -108,9 +108,15 @@ class DeriveConfig:
         learning_rate: Adam learning rate of the readout (fitting and fine-tuning).
         reconstruction_learning_rate: Adam learning rate of the reconstructions in
             fine-tuning (the readout's 0.05 destroyed them on NUS).
-        blur_sigma: blur of the linear readout's logits, in input pixels.
+        blur_sigma: blur of the linear readout's logits, in input pixels; ``None``
+            for the recipe's (the pop-out recipe's 1.5), else 4.
         context_sigmas: blurs, in input pixels, of further copies of the linear
-            readout per tap, each with its own vector (``tfsal.explain.TapReadout``).
+            readout per tap, each with its own vector (``tfsal.explain.TapReadout``);
+            ``None`` for the recipe's (the pop-out recipe's one 12-pixel copy), else
+            none.
+        image_normalisation: also feed the reconstructions every log-Gabor channel
+            divided by its mean over the image (``tfsal.explain.ImageNormalisation``);
+            ``None`` for the recipe's choice (the pop-out recipe turns it on), else off.
         batch_size: images per batch of the derivation; ``None`` for ``batch_size``.
         max_images: derive from at most this many training images (the first of the
             seeded training order); ``None`` for the recipe's cap, else all of them.
@@ -123,8 +129,9 @@ class DeriveConfig:
     fine_tune_epochs: int = 0
     learning_rate: float = 0.05
     reconstruction_learning_rate: float = 5e-4
-    blur_sigma: float = 4.0
-    context_sigmas: list[float] = dataclasses.field(default_factory=list)
+    blur_sigma: float | None = None
+    context_sigmas: list[float] | None = None
+    image_normalisation: bool | None = None
     batch_size: int | None = None
     max_images: int | None = None
 
@@ -254,12 +261,22 @@ MODEL_DEFAULTS: dict[str, dict] = {
 DATA_DEFAULTS: dict[str, dict] = {
     # The explainable model of the no-argument run is derived from 400 of the 1800
     # training arrays: one derivation pass plus five readout epochs over all of them
-    # took longer than the training itself, for a readout of 4 x 72 weights.
+    # took longer than the training itself, for a readout of 4 x 72 weights. A
+    # singleton is what is rare in its array, which local magnitudes cannot tell, so
+    # its reconstructions also read every magnitude over its image mean
+    # (``derive.image_normalisation``), each tap's readout has a copy blurred over
+    # 12 px (about two item spacings), which reads an item against its neighbours,
+    # and the logits are blurred over 1.5 px rather than 4: items are about 7 px
+    # across, and the sharper maps needed 11.5 fixations to find the singleton where
+    # blur 4 needed 16 (BENCHMARKS.md, "Default run").
     "popout": {
         "image_size": [96, 96],
         "epochs": 4,
         "val_fraction": 0.1,
         "derive_max_images": 400,
+        "derive_image_normalisation": True,
+        "derive_context_sigmas": [12.0],
+        "derive_blur_sigma": 1.5,
     },
 }
 # Recipes of one model on one data format, over both of the above.
@@ -299,6 +316,16 @@ def defaults_for(model: str, data: str | None) -> dict:
     }
 
 
+# Derive settings a recipe may set (as ``derive_<field>``), with their value when
+# neither the user nor the recipe does (``None`` for max_images: every image).
+_DERIVE_FALLBACKS = {
+    "max_images": None,
+    "image_normalisation": False,
+    "context_sigmas": [],
+    "blur_sigma": 4.0,
+}
+
+
 def resolve_model_defaults(config: FitConfig) -> FitConfig:
     """Fills the fields left as ``None`` with the default recipe.
 
@@ -314,9 +341,12 @@ def resolve_model_defaults(config: FitConfig) -> FitConfig:
             )
     if resolved.optimizer is None:
         resolved.optimizer = dataclasses.replace(defaults["optimizer"])
-    if resolved.derive.max_images is None and "derive_max_images" in defaults:
+    for field, fallback in _DERIVE_FALLBACKS.items():
+        if getattr(resolved.derive, field) is not None:
+            continue
+        value = defaults.get(f"derive_{field}", fallback)
         resolved.derive = dataclasses.replace(
-            resolved.derive, max_images=defaults["derive_max_images"]
+            resolved.derive, **{field: list(value) if isinstance(value, list) else value}
         )
     if resolved.val_fraction is None:
         resolved.val_fraction = defaults.get("val_fraction", DEFAULT_VAL_FRACTION)
@@ -423,9 +453,12 @@ def validate(config: FitConfig) -> None:
             config.derive.reconstruction_learning_rate > 0,
             "derive.reconstruction_learning_rate must be > 0",
         ),
-        (config.derive.blur_sigma >= 0, "derive.blur_sigma must be >= 0"),
         (
-            all(sigma > 0 for sigma in config.derive.context_sigmas),
+            config.derive.blur_sigma is None or config.derive.blur_sigma >= 0,
+            "derive.blur_sigma must be >= 0",
+        ),
+        (
+            all(sigma > 0 for sigma in config.derive.context_sigmas or []),
             "derive.context_sigmas must all be > 0",
         ),
         (

@@ -2,8 +2,11 @@
 
 import json
 
+import cv2
+import numpy as np
 import pytest
 
+from tfsal.data import open_dataset
 from training import configs, fit, job
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -18,10 +21,15 @@ def test_the_default_run_is_cmrnet_on_2000_generated_arrays_at_96_px():
     assert config.derive.max_images == 400
     every = configs.FitConfig(out="unused", derive=configs.DeriveConfig(max_images=1800))
     assert configs.resolve(every).derive.max_images == 1800
-    assert (
-        configs.resolve(configs.FitConfig(model="unisal", data="nus:x", out="u")).derive.max_images
-        is None
-    )
+    nus = configs.resolve(configs.FitConfig(model="unisal", data="nus:x", out="u"))
+    assert nus.derive.max_images is None
+    # Pop-out singletons are what is rare in an array: the recipe normalises the
+    # magnitudes per image; other data sets do not unless asked, and a user's no wins.
+    assert config.derive.image_normalisation is True and config.derive.context_sigmas == [12.0]
+    assert nus.derive.image_normalisation is False and nus.derive.context_sigmas == []
+    assert config.derive.blur_sigma == 1.5 and nus.derive.blur_sigma == 4.0
+    off = configs.FitConfig(out="u", derive=configs.DeriveConfig(image_normalisation=False))
+    assert configs.resolve(off).derive.image_normalisation is False
     # The learning-rate halving is CMRNet's on pop-out arrays, not every model's.
     unisal = configs.resolve(configs.FitConfig(model="unisal", out="unused"))
     assert unisal.optimizer.name == "sgd" and unisal.epochs == 4
@@ -56,3 +64,15 @@ def test_the_default_recipe_beats_spectral_residual_on_arrays_it_never_saw(tmp_p
     peer = metrics["results"]["baseline:spectral-residual"]
     assert model["CC"] > peer["CC"] and model["NSS"] > peer["NSS"], metrics["results"]
     assert model["GSI"] > peer["GSI"], metrics["results"]
+
+
+def test_generated_arrays_are_not_read_twice_before_training(monkeypatch, tmp_path):
+    checked = []
+    monkeypatch.setattr(job, "check_records", lambda dataset, ids, *args: checked.append(ids))
+    config = configs.resolve(configs.FitConfig(out="unused"))
+    arrays = open_dataset("popout", num_images=3, image_size=64)
+    assert job.check_data(config, arrays, arrays.ids()) is False and not checked
+    (tmp_path / "images").mkdir()
+    cv2.imwrite(str(tmp_path / "images" / "a.png"), np.zeros((8, 8, 3), np.uint8))
+    folder = open_dataset(f"folder:{tmp_path}")
+    assert job.check_data(config, folder, ["a"]) is True and checked == [["a"]]

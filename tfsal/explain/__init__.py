@@ -15,6 +15,7 @@ from tfsal.explain.explainable_model import (
     reconstruction_layers,
     tap_readouts,
 )
+from tfsal.explain.image_normalisation import ImageNormalisation
 from tfsal.explain.ridge import RidgeAccumulator, RidgeScore, fit_ridge
 from tfsal.explain.tap_readout import TapReadout
 from tfsal.explain.taps import Tap, default_taps
@@ -25,6 +26,7 @@ __all__ = [
     "CentrePrior",
     "Derivation",
     "FeatureContributions",
+    "ImageNormalisation",
     "RidgeAccumulator",
     "RidgeScore",
     "Tap",

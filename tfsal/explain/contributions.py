@@ -5,6 +5,10 @@ over the taps (each tap's per-feature terms upsampled to the input), and a last
 channel ``"prior"`` that holds the centre prior plus every constant of the readout.
 The channels add up to the saliency logits. ``FeatureContributions`` keeps the
 group names in its config, so ``group_names(model)`` works after a reload.
+
+When the readout reads several copies of every feature (the raw magnitudes and
+their per-image normalisation, ``ImageNormalisation``), each copy's term belongs to
+the group of its feature: ``copies=2`` folds a tap's 2K feature terms into K groups.
 """
 
 import keras
@@ -28,19 +32,26 @@ class FeatureContributions(keras.layers.Layer):
 
     Args:
         group_names: one name per output channel; the last one is ``"prior"``.
+        copies: how many terms each tap brings per feature group, >= 1: the tap's
+            channels are ``copies`` blocks of the G - 1 features (block-major, as
+            ``ImageNormalisation`` emits them), then its constant.
         **kwargs: base layer arguments (name, dtype).
 
     Call arguments:
-        inputs: ``[tap_1, ..., tap_n, prior]``: (B, H, W, G) contributions of each
-            tap (features, then the tap's constant) and the (B, H, W, 1) prior.
+        inputs: ``[tap_1, ..., tap_n, prior]``: (B, H, W, copies · (G - 1) + 1)
+            contributions of each tap (features, then the tap's constant) and the
+            (B, H, W, 1) prior.
 
     Returns:
-        (B, H, W, G): the taps' contributions summed, the prior added to the last
-        channel.
+        (B, H, W, G): the taps' contributions summed, the copies of a feature added
+        into its group, the prior added to the last channel.
     """
 
-    def __init__(self, group_names: list[str], **kwargs):
+    def __init__(self, group_names: list[str], copies: int = 1, **kwargs):
         super().__init__(**kwargs)
+        if not isinstance(copies, int) or isinstance(copies, bool) or copies < 1:
+            raise ValueError(f"copies must be an int >= 1. Received: copies={copies!r}")
+        self.copies = copies
         group_names = [str(name) for name in group_names]
         if len(group_names) < 2 or group_names[-1] != PRIOR_GROUP:
             raise ValueError(
@@ -52,29 +63,34 @@ class FeatureContributions(keras.layers.Layer):
         self.group_names = group_names
 
     def build(self, input_shape):
-        """Checks that every tap brings one channel per group."""
+        """Checks that every tap brings ``copies`` channels per feature group."""
+        expected = self.copies * (len(self.group_names) - 1) + 1
         for shape in input_shape[:-1]:
-            if shape[-1] != len(self.group_names):
+            if shape[-1] != expected:
                 raise ValueError(
                     f"{len(self.group_names)} group names for {shape[-1]} contribution "
-                    f"channels. Received: input_shape={input_shape}"
+                    f"channels of a tap (with copies={self.copies} they need {expected}). "
+                    f"Received: input_shape={input_shape}"
                 )
 
     def call(self, inputs):
-        """Sums the taps' maps and adds the prior to the last group."""
+        """Sums the taps' maps, folds the copies into groups, adds the prior last."""
         *taps, prior = inputs
         total = taps[0]
         for tap in taps[1:]:
             total = total + tap
-        padding = keras.ops.zeros_like(total[..., :-1])
-        return total + keras.ops.concatenate([padding, prior], axis=-1)
+        features = len(self.group_names) - 1
+        grouped = total[..., :features]
+        for copy in range(1, self.copies):
+            grouped = grouped + total[..., copy * features : (copy + 1) * features]
+        return keras.ops.concatenate([grouped, total[..., -1:] + prior], axis=-1)
 
     def compute_output_shape(self, input_shape):
-        """The shape of one tap's contributions."""
-        return tuple(input_shape[0])
+        """One channel per group."""
+        return (*input_shape[0][:-1], len(self.group_names))
 
     def get_config(self):
         """Returns the constructor arguments."""
         config = super().get_config()
-        config.update(group_names=list(self.group_names))
+        config.update(group_names=list(self.group_names), copies=self.copies)
         return config

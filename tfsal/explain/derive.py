@@ -42,6 +42,7 @@ from tfsal.explain.explainable_model import (
     READOUTS,
     bank_name,
     build_explainable_model,
+    reconstruction_inputs,
     reconstruction_layers,
 )
 from tfsal.explain.feature_cache import (
@@ -101,6 +102,7 @@ def derive(
     reconstruction_learning_rate: float = 5e-4,
     blur_sigma: float = 4.0,
     context_sigmas: Sequence[float] = (),
+    image_normalisation: bool = False,
     cache_features: bool = True,
     cache_memory_bytes: int = DEFAULT_MEMORY_BYTES,
     strategy: tf.distribute.Strategy | None = None,
@@ -139,6 +141,9 @@ def derive(
         blur_sigma: ``linear`` only: blur of the logits in input pixels, >= 0.
         context_sigmas: ``linear`` only: blurs in input pixels, each > 0, of further
             readout copies per tap, each with its own vector (``TapReadout``).
+        image_normalisation: also feed the reconstructions every log-Gabor channel
+            divided by its mean over the image (``ImageNormalisation``), so that a
+            colour or orientation that is rare in the image stands out.
         cache_features: fit the readout on the banks' features and the parent's
             saliency stored during the training pass (the same updates, without
             re-running the parent and the banks every epoch); ``False`` streams
@@ -188,6 +193,7 @@ def derive(
         bank_config=bank_config,
         blur_sigma=blur_sigma,
         context_sigmas=context_sigmas,
+        image_normalisation=image_normalisation,
         decoder=decoder,
         name=f"{parent.name}_explainable",
     )
@@ -297,9 +303,17 @@ class _Streamer:
             lambda images: {stride: bank(images) for stride, bank in banks.items()},
             reduce_retracing=True,
         )
+        self.inputs = tf.function(
+            lambda features: {
+                stride: reconstruction_inputs(model, stride, features[stride]) for stride in banks
+            },
+            reduce_retracing=True,
+        )
         self.scaled = tf.function(
             lambda features: {
-                tap.name: self.reconstructions[tap.name].scale_features(features[tap.stride])
+                tap.name: self.reconstructions[tap.name].scale_features(
+                    reconstruction_inputs(model, tap.stride, features[tap.stride])
+                )
                 for tap in measured
             },
             reduce_retracing=True,
@@ -308,7 +322,7 @@ class _Streamer:
 
     def adapt(self, images):
         """Sets the feature scaling of every reconstruction from a batch of every worker."""
-        features = self.features(images)
+        features = self.inputs(self.features(images))
         for tap in self.taps:
             rows = features[tap.stride].numpy().reshape(-1, features[tap.stride].shape[-1])
             self.reconstructions[tap.name].adapt(workers.concat_over_workers(self.strategy, rows))

@@ -3,6 +3,8 @@
 One functional Keras model (DESIGN.md §1):
 
     image ─► LogGaborBank(output_stride=s) for each tap stride s
+          ─► optionally ImageNormalisation: the magnitudes and their copy divided
+             by the image's mean, so what is rare in the image stands out
           ─► one reconstruction per tap: Â_t = scale(F_t) W_t + b_t
           ─► readout "linear":  logits = Σ_t upsample(blur(Â_t · v_t)) + centre prior
              readout "decoder": the parent's frozen decoder fed the Â_t
@@ -11,7 +13,8 @@ Its dict output holds ``"saliency"`` (of the parent's output kind: a log-density
 after a log-softmax over the pixels, or the logits as a map), the reconstruction of
 every tap (``reconstruction_key(tap)``) and, for ``linear``, ``"contributions"``:
 (B, H, W, G), one channel per log-Gabor feature summed over the taps and a last
-``"prior"`` channel (centre prior and constants), adding up to the logits. Every
+``"prior"`` channel (centre prior and constants), adding up to the logits (both
+copies of a normalised feature count in its group). Every
 layer is a registered Keras layer, so the model saves to ``.keras``, reloads and
 exports as a SavedModel like any other.
 """
@@ -27,6 +30,7 @@ from tfsal.explain.contributions import (
     FeatureContributions,
     feature_group_name,
 )
+from tfsal.explain.image_normalisation import ImageNormalisation
 from tfsal.explain.tap_readout import TapReadout
 from tfsal.explain.taps import Tap
 from tfsal.layers.bilinear_upsampling import BilinearUpsampling2D
@@ -40,6 +44,11 @@ READOUTS = ("linear", "decoder")
 def bank_name(stride: int) -> str:
     """The layer name of the log-Gabor bank at ``stride``."""
     return f"log_gabor_1_{stride}"
+
+
+def normalisation_name(stride: int) -> str:
+    """The layer name of the per-image normalisation of the bank at ``stride``."""
+    return f"image_normalisation_1_{stride}"
 
 
 def tap_layer_name(tap: str) -> str:
@@ -57,6 +66,7 @@ def build_explainable_model(
     blur_sigma: float = 1.0,
     context_sigmas: Sequence[float] = (),
     prior_widths: Sequence[float] | None = None,
+    image_normalisation: bool = False,
     decoder: keras.Model | None = None,
     name: str = "explainable",
 ) -> keras.Model:
@@ -74,6 +84,9 @@ def build_explainable_model(
         context_sigmas: ``linear`` only: blurs, in input pixels (divided by each
             tap's stride), of further readout copies per tap (``TapReadout``).
         prior_widths: ``linear`` only: widths of the centre prior's maps.
+        image_normalisation: feed every reconstruction the bank's magnitudes and
+            their copy divided by each channel's mean over the image
+            (``ImageNormalisation``), twice the features.
         decoder: ``decoder`` only: a model from the taps (a list in ``taps`` order)
             to the saliency.
         name: the model's name.
@@ -93,6 +106,12 @@ def build_explainable_model(
     for stride in sorted({tap.stride for tap in taps}):
         banks[stride] = LogGaborBank(output_stride=stride, name=bank_name(stride), **bank_config)
     features = {stride: bank(image) for stride, bank in banks.items()}
+    copies = 1
+    if image_normalisation:
+        for stride in banks:
+            normalisation = ImageNormalisation(name=normalisation_name(stride))
+            features[stride] = normalisation(features[stride])
+            copies = normalisation.copies
     some_bank = next(iter(banks.values()))
     grid = (len(some_bank.colour_channels), some_bank.num_scales, some_bank.num_orientations)
 
@@ -131,15 +150,47 @@ def build_explainable_model(
         )(image)
         logits = keras.layers.Add(name="logits")([*tap_logits, prior])
         names = [feature_group_name(*feature) for feature in some_bank.feature_names]
-        outputs[CONTRIBUTIONS] = FeatureContributions([*names, PRIOR_GROUP], name="contributions")(
-            [*tap_contributions, prior]
-        )
+        outputs[CONTRIBUTIONS] = FeatureContributions(
+            [*names, PRIOR_GROUP], copies=copies, name="contributions"
+        )([*tap_contributions, prior])
         if output_kind == LOG_DENSITY:
             saliency = SpatialLogSoftmax(name="log_density")(logits)
         else:
             saliency = keras.layers.Identity(name="saliency_map")(logits)
     outputs = {SALIENCY: saliency, **outputs}
     return keras.Model(image, outputs, name=name)
+
+
+def reconstruction_inputs(model: keras.Model, stride: int, features):
+    """What the reconstructions at ``stride`` read, from the bank's output there.
+
+    Args:
+        model: an explainable model.
+        stride: a tap stride of the model.
+        features: (B, h, w, K) the output of the model's bank at ``stride``.
+
+    Returns:
+        The features, normalised per image (2K channels) if the model does so.
+    """
+    names = {layer.name for layer in model.layers}
+    if normalisation_name(stride) in names:
+        return model.get_layer(normalisation_name(stride))(features)
+    return features
+
+
+def tap_features(model: keras.Model, stride: int, images):
+    """The features the reconstructions at ``stride`` read, from the images.
+
+    Args:
+        model: an explainable model.
+        stride: a tap stride of the model.
+        images: (B, H, W, 3) RGB images as the model takes them.
+
+    Returns:
+        (B, H / stride, W / stride, K'): the bank's output, through the per-image
+        normalisation if the model has one.
+    """
+    return reconstruction_inputs(model, stride, model.get_layer(bank_name(stride))(images))
 
 
 def group_names(model: keras.Model) -> list[str]:

@@ -33,7 +33,12 @@ from tfsal.conventions import CONTRIBUTIONS, LOG_DENSITY, SALIENCY, reconstructi
 from tfsal.explain import taps as taps_lib
 from tfsal.explain.centre_prior import DEFAULT_WIDTHS
 from tfsal.explain.contributions import PRIOR_GROUP, feature_group_name
-from tfsal.explain.explainable_model import bank_name, group_names, reconstruction_layers
+from tfsal.explain.explainable_model import (
+    bank_name,
+    group_names,
+    reconstruction_layers,
+    tap_features,
+)
 from tfsal.layers import colour
 
 ASPECTS = ("colour", "scale", "orientation")
@@ -143,9 +148,10 @@ def tap_importance(layer, scaled: np.ndarray, activation: np.ndarray, names: lis
 
     Args:
         layer: the tap's ``LinearReconstruction``.
-        scaled: (B, h, w, K) standardised log-Gabor features of the tap.
+        scaled: (B, h, w, n·K) standardised log-Gabor features of the tap: n copies
+            of the K features (n = 2 with per-image normalisation), block-major.
         activation: (B, h, w, C) the parent's activations at the tap.
-        names: the K feature group names.
+        names: the K feature group names; every copy of a feature is in its group.
 
     Returns:
         Per aspect, per value: ``weight_share`` (share of Σ_k ||W_k|| std_k) and
@@ -155,8 +161,13 @@ def tap_importance(layer, scaled: np.ndarray, activation: np.ndarray, names: lis
     bias = keras.ops.convert_to_numpy(layer.bias)
     magnitude = np.linalg.norm(kernel, axis=1) * scaled.reshape(-1, scaled.shape[-1]).std(axis=0)
     full = r2_score(scaled @ kernel + bias, activation)
+    copies = scaled.shape[-1] // len(names)
     result = {}
     for aspect, members in aspect_members(names).items():
+        members = {
+            label: [i + copy * len(names) for copy in range(copies) for i in index]
+            for label, index in members.items()
+        }
         weight = {label: float(magnitude[index].sum()) for label, index in members.items()}
         drops = {}
         for label, index in members.items():
@@ -303,9 +314,10 @@ def analyse(
 
     importance, bias = {}, {"taps": {}}
     for tap in tap_names:
-        bank = explainable.get_layer(bank_name(fidelity["taps"][tap]["stride"]))
+        stride = fidelity["taps"][tap]["stride"]
+        bank = explainable.get_layer(bank_name(stride))
         features = [feature_group_name(*feature) for feature in bank.feature_names]
-        scaled = layers[tap].scale_features(bank(images))
+        scaled = layers[tap].scale_features(tap_features(explainable, stride, images))
         importance[tap] = tap_importance(
             layers[tap], keras.ops.convert_to_numpy(scaled), parent_out[tap], features
         )

@@ -1,0 +1,134 @@
+"""Per-image normalisation of the log-Gabor magnitudes and its place in the model."""
+
+import keras
+import numpy as np
+import pytest
+
+from tests.explain.parents import SMALL_BANK, images, toy_parent
+from tests.test_case import run_export_test, run_layer_test, run_model_saving_test
+from tfsal import explain
+from tfsal.conventions import CONTRIBUTIONS, SALIENCY
+from tfsal.explain import FeatureContributions, ImageNormalisation
+
+pytestmark = pytest.mark.filterwarnings("ignore:Tap .* training rows:UserWarning")
+
+
+def test_every_channel_is_divided_by_its_mean_magnitude_over_the_image():
+    features = np.zeros((2, 4, 5, 3), "float32")
+    features[0, ..., 0] = 2.0  # constant: normalised to 1 everywhere
+    features[0, 1, 2, 1] = 20.0  # one item: 20 / (20 / 20 pixels) = 20 where it is
+    features[1, ..., 2] = np.arange(20, dtype="float32").reshape(4, 5) - 5.0  # signed
+    both = run_layer_test(
+        ImageNormalisation,
+        dict(),
+        features,
+        expected_output_shape=(2, 4, 5, 6),
+        expect_trainable_weights=0,
+        run_training_step=False,  # nothing to train
+    )
+    both = np.asarray(both)
+    np.testing.assert_array_equal(both[..., :3], features)  # the raw copy comes first
+    normalised = both[..., 3:]
+    np.testing.assert_allclose(normalised[0, ..., 0], 1.0, rtol=1e-6)
+    assert normalised[0, 1, 2, 1] == pytest.approx(20.0) and normalised[0, 0, 0, 1] == 0
+    mean_magnitude = np.abs(features[1, ..., 2]).mean()
+    np.testing.assert_allclose(normalised[1, ..., 2], features[1, ..., 2] / mean_magnitude, 1e-5)
+    # A blank channel stays zero (no 0 / 0), and each image has its own means.
+    np.testing.assert_array_equal(normalised[1, ..., 0], 0.0)
+    alone = ImageNormalisation(keep_raw=False)(features).numpy()
+    np.testing.assert_allclose(alone, normalised, rtol=1e-6)
+    assert ImageNormalisation(keep_raw=False).copies == 1
+
+
+def test_the_same_item_stands_out_only_where_it_is_rare():
+    # One channel drives every item (common), another only the singleton (rare): the
+    # raw responses are equal at the singleton, the normalised ones are not.
+    features = np.zeros((1, 8, 8, 2), "float32")
+    for row, column in [(1, 1), (1, 5), (5, 1), (5, 5)]:
+        features[0, row, column, 0] = 1.0
+    features[0, 5, 5, 1] = 1.0
+    normalised = ImageNormalisation(keep_raw=False)(features).numpy()[0, 5, 5]
+    assert features[0, 5, 5, 0] == features[0, 5, 5, 1]
+    assert normalised[1] == pytest.approx(4 * normalised[0])
+
+
+def test_bad_arguments_and_inputs_are_named():
+    with pytest.raises(ValueError, match="keep_raw must be True or False"):
+        ImageNormalisation(keep_raw="yes")
+    with pytest.raises(ValueError, match=r"\(batch, height, width, channels\)"):
+        ImageNormalisation()(np.zeros((2, 3), "float32"))
+    with pytest.raises(ValueError, match="copies must be an int >= 1"):
+        FeatureContributions(["a", "prior"], copies=0)
+
+
+def test_feature_contributions_fold_the_copies_of_a_feature_into_its_group():
+    layer = FeatureContributions(["a", "b", "prior"], copies=2)
+    tap = np.array([1, 2, 10, 20, 100], "float32").reshape(1, 1, 1, 5)  # a, b, a', b', const
+    prior = np.full((1, 1, 1, 1), 5.0, "float32")
+    np.testing.assert_allclose(layer([tap, tap, prior]).numpy()[0, 0, 0], [22, 44, 205])
+    restored = FeatureContributions.from_config(layer.get_config())
+    assert restored.copies == 2 and restored.group_names == ["a", "b", "prior"]
+    with pytest.raises(
+        ValueError,
+        match=r"3 group names for 3 contribution channels of a tap \(with copies=2 they need 5\)",
+    ):
+        FeatureContributions(["a", "b", "prior"], copies=2)([tap[..., :3], prior])
+
+
+@pytest.fixture(scope="module")
+def normalised():
+    data = images(8)
+    return explain.derive(
+        toy_parent(),
+        [data[:4], data[4:]],
+        [data[:4]],
+        taps=["enc2", "enc3"],
+        output_kind="log_density",
+        bank_config=SMALL_BANK,
+        readout_epochs=2,
+        image_normalisation=True,
+        progress=False,
+    )
+
+
+def test_a_normalised_derivation_keeps_one_group_per_feature_and_exact_contributions(normalised):
+    model = normalised.model
+    names = explain.group_names(model)
+    assert len(names) == 3 * 2 * 3 + 1  # grouped by (colour, scale, orientation) as without
+    for tap, layer in explain.reconstruction_layers(model).items():
+        assert layer.kernel.shape[0] == 2 * 18, tap  # the raw and the normalised copy
+    batch = images(3, seed=5)
+    outputs = model(batch)
+    assert outputs[CONTRIBUTIONS].shape == (3, 32, 32, len(names))
+    logits = keras.Model(model.input, model.get_layer("logits").output)(batch).numpy()
+    assert np.abs(logits).max() > 1e-2  # fitted, so the sum is a real check
+    total = outputs[CONTRIBUTIONS].numpy().sum(axis=-1, keepdims=True)
+    np.testing.assert_allclose(total, logits, atol=1e-4)
+    # The normalised copy carries weight: the derivation uses it.
+    kernel = explain.reconstruction_layers(model)["enc2"].kernel.numpy()
+    assert np.abs(kernel[18:]).max() > 1e-3
+
+
+def test_a_normalised_explainable_model_saves_reloads_and_exports(normalised, tmp_path):
+    batch = images(2, seed=3)
+    restored = run_model_saving_test(normalised.model, batch, tmp_path, atol=1e-4)
+    assert explain.group_names(restored) == explain.group_names(normalised.model)
+    run_export_test(normalised.model, batch, tmp_path, atol=1e-4)
+    assert restored(batch)[SALIENCY].shape == (2, 32, 32, 1)
+
+
+def test_the_report_counts_both_copies_of_a_feature_in_its_group():
+    from tfsal.explain.report import tap_importance
+
+    names = [f"{c}/scale0/orientation{o}" for c in ("Y", "U") for o in (0, 1)]
+    readout = explain.TapReadout(units=1, feature_grid=(2, 1, 2), feature_scaling=False)
+    scaled = np.random.default_rng(0).standard_normal((2, 4, 4, 8)).astype("float32")
+    readout(scaled)
+    kernel = np.zeros((8, 1), "float32")
+    kernel[4 + 0, 0] = 1.0  # the activation is the normalised copy of Y/orientation0
+    readout.reconstruction.kernel.assign(kernel)
+    importance = tap_importance(readout, scaled, scaled[..., 4:5], names)
+    assert importance["colour"]["Y"]["weight_share"] == pytest.approx(1.0)
+    assert importance["colour"]["Y"]["r2_drop"] > 0.99  # removing Y removes its copy too
+    assert importance["colour"]["U"]["r2_drop"] == pytest.approx(0.0, abs=1e-6)
+    assert importance["orientation"]["orientation 0"]["r2_drop"] > 0.99
