@@ -127,7 +127,7 @@ def test_the_report_counts_both_copies_of_a_feature_in_its_group():
     kernel = np.zeros((8, 1), "float32")
     kernel[4 + 0, 0] = 1.0  # the activation is the normalised copy of Y/orientation0
     readout.reconstruction.kernel.assign(kernel)
-    importance = tap_importance(readout, scaled, scaled[..., 4:5], names)
+    importance = tap_importance(readout.reconstruction, scaled, scaled[..., 4:5], names)
     assert importance["colour"]["Y"]["weight_share"] == pytest.approx(1.0)
     assert importance["colour"]["Y"]["r2_drop"] > 0.99  # removing Y removes its copy too
     assert importance["colour"]["U"]["r2_drop"] == pytest.approx(0.0, abs=1e-6)
