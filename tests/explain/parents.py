@@ -8,6 +8,7 @@
 import keras
 import numpy as np
 
+from tfsal import explain
 from tfsal.layers import BilinearUpsampling2D, SpatialLogSoftmax
 
 # A small bank keeps the unit tests fast: 3 colours x 2 scales x 3 orientations.
@@ -46,3 +47,23 @@ def images(count=8, size=32, seed=1) -> np.ndarray:
         picture = 60 * rng.random((size, size, 3)) + 190 * blob[..., None] * colour
         result.append(picture)
     return np.clip(result, 0, 255).astype("float32")
+
+
+def derive_toy(parent: keras.Model | None = None, **kwargs):
+    """Derives the toy parent's explainable model on 8 tiny images (4 validation).
+
+    Keyword arguments override the defaults (taps ``enc2``/``enc3``, the small bank,
+    two readout epochs) and pass on to ``tfsal.explain.derive``.
+    """
+    data = images(8)
+    settings = {
+        "taps": ["enc2", "enc3"],
+        "output_kind": "log_density",
+        "bank_config": SMALL_BANK,
+        "readout_epochs": 2,
+        "progress": False,
+    }
+    settings.update(kwargs)
+    return explain.derive(
+        parent if parent is not None else toy_parent(), [data[:4], data[4:]], [data[:4]], **settings
+    )

@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-from tests.explain.parents import SMALL_BANK, images, toy_parent
+from tests.explain.parents import SMALL_BANK, derive_toy, images
 from tfsal import explain
 from tfsal.conventions import SALIENCY
 from tfsal.explain.explainable_model import bank_name
@@ -14,19 +14,8 @@ pytestmark = pytest.mark.filterwarnings("ignore:Tap .* training rows:UserWarning
 
 
 def _derive(**kwargs):
-    data = images(8)
     kwargs.setdefault("fine_tune_epochs", 1)
-    return explain.derive(
-        toy_parent(),
-        [data[:4], data[4:]],
-        [data[:4]],
-        taps=["enc2", "enc3"],
-        output_kind="log_density",
-        bank_config=SMALL_BANK,
-        progress=False,
-        readout_epochs=2,
-        **kwargs,
-    )
+    return derive_toy(**kwargs)
 
 
 def test_cached_features_fit_the_same_weights_as_streaming_the_images():

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from tests.explain.parents import SMALL_BANK, images, toy_parent
+from tests.explain.parents import derive_toy, images
 from tests.test_case import run_export_test, run_layer_test, run_model_saving_test
 from tfsal import explain
 from tfsal.conventions import CONTRIBUTIONS, SALIENCY
@@ -77,18 +77,7 @@ def test_feature_contributions_fold_the_copies_of_a_feature_into_its_group():
 
 @pytest.fixture(scope="module")
 def normalised():
-    data = images(8)
-    return explain.derive(
-        toy_parent(),
-        [data[:4], data[4:]],
-        [data[:4]],
-        taps=["enc2", "enc3"],
-        output_kind="log_density",
-        bank_config=SMALL_BANK,
-        readout_epochs=2,
-        image_normalisation=True,
-        progress=False,
-    )
+    return derive_toy(image_normalisation=True)
 
 
 def test_a_normalised_derivation_keeps_one_group_per_feature_and_exact_contributions(normalised):

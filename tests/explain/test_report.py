@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-from tests.explain.parents import SMALL_BANK, images, toy_parent
+from tests.explain.parents import derive_toy, images, toy_parent
 from tfsal import explain
 from tfsal.explain import report
 from tfsal.layers import colour
@@ -12,19 +12,9 @@ pytestmark = pytest.mark.filterwarnings("ignore:Tap .* training rows:UserWarning
 
 @pytest.fixture(scope="module")
 def derived():
-    data = images(8)
     parent = toy_parent()
-    derivation = explain.derive(
-        parent,
-        [data[:4], data[4:]],
-        [data[:4]],
-        taps=["enc2", "enc3"],
-        output_kind="log_density",
-        bank_config=SMALL_BANK,
-        readout_epochs=3,
-        progress=False,
-    )
-    return parent, derivation, data[:3]
+    derivation = derive_toy(parent, readout_epochs=3)
+    return parent, derivation, images(8)[:3]
 
 
 @pytest.fixture(scope="module")
