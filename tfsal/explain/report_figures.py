@@ -163,15 +163,15 @@ def centre_bias_figure(path, centre_bias: dict) -> dict:
     figure, axes = plt.subplots(
         1, panels, figsize=(WIDTH * panels / 2, 3.2), squeeze=False, layout="constrained"
     )
-    left = axes[0, 0]
-    positions = np.arange(len(taps))
-    left.bar(positions - 0.2, activation, 0.4, label="parent activation")
-    left.bar(positions + 0.2, reconstruction, 0.4, label="reconstruction")
-    left.set_xticks(positions, taps)
-    left.set_xlabel("tap")
-    left.set_ylabel("variance explained by centre maps (R²)")
-    left.set_ylim(0, 1)
-    left.legend(fontsize=8)
+    _paired_bars(
+        axes[0, 0],
+        taps,
+        (activation, "parent activation"),
+        (reconstruction, "reconstruction"),
+        xlabel="tap",
+        ylabel="variance explained by centre maps (R²)",
+        top=1,
+    )
     plotted = {"taps": taps, "activation": activation, "reconstruction": reconstruction}
     plotted["saliency"] = None
     if saliency is not None:
@@ -190,6 +190,18 @@ def centre_bias_figure(path, centre_bias: dict) -> dict:
     return plotted
 
 
+def _paired_bars(axis, labels, first, second, *, xlabel, ylabel, top) -> None:
+    """Two bars per label, ``first`` and ``second`` as ``(values, legend label)``."""
+    positions = np.arange(len(labels))
+    for offset, (values, label) in ((-0.2, first), (0.2, second)):
+        axis.bar(positions + offset, values, 0.4, label=label)
+    axis.set_xticks(positions, labels)
+    axis.set_xlabel(xlabel)
+    axis.set_ylabel(ylabel)
+    axis.set_ylim(0, top)
+    axis.legend(fontsize=8)
+
+
 def colour_figure(path, colour_transform: dict) -> dict:
     """Bars: principal angles between the first layer's colour axes and each reference.
 
@@ -200,14 +212,15 @@ def colour_figure(path, colour_transform: dict) -> dict:
     luminance = [colour_transform["references"][r]["luminance_angle_deg"] for r in references]
     chroma = [colour_transform["references"][r]["chroma_angle_deg"] for r in references]
     figure, axis = plt.subplots(figsize=(WIDTH * 0.6, 3.0), layout="constrained")
-    positions = np.arange(len(references))
-    axis.bar(positions - 0.2, luminance, 0.4, label="strongest axis vs achromatic axis")
-    axis.bar(positions + 0.2, chroma, 0.4, label="other two axes vs chromatic plane")
-    axis.set_xticks(positions, references)
-    axis.set_xlabel("reference colour space")
-    axis.set_ylabel("principal angle (degrees)")
-    axis.set_ylim(0, 90)
-    axis.legend(fontsize=8)
+    _paired_bars(
+        axis,
+        references,
+        (luminance, "strongest axis vs achromatic axis"),
+        (chroma, "other two axes vs chromatic plane"),
+        xlabel="reference colour space",
+        ylabel="principal angle (degrees)",
+        top=90,
+    )
     _save(figure, path)
     return {"references": references, "luminance_angle_deg": luminance, "chroma_angle_deg": chroma}
 
