@@ -203,6 +203,33 @@ class _Signatures:
         return self.model(image, training=False)
 
 
+def write_saved_model(folder: str | Path, model: keras.Model, endpoints: Mapping) -> None:
+    """Writes a SavedModel whose endpoints are traced once each.
+
+    ``keras.export.ExportArchive`` traces every endpoint twice: once to list the
+    variables it captures, before ``tf.saved_model.save``, and once more inside it,
+    whose save context is part of ``tf.function``'s cache key. Concrete functions
+    traced here are saved as they are; on the default run's models this halved the
+    export's tracing (BENCHMARKS.md, "Default run"). The object graph is the one
+    ``ExportArchive`` writes: the model's variables in ``variables``, in the model's
+    order, and every endpoint as a callable attribute and a signature.
+
+    Args:
+        folder: the SavedModel folder to write.
+        model: the model whose variables the endpoints capture.
+        endpoints: endpoint name -> (function, input signature).
+    """
+    # The root ExportArchive writes (tf.Module reserves ``variables`` for a property).
+    root = tf.__internal__.tracking.AutoTrackable()
+    root.variables = list(model.variables)
+    signatures = {}
+    for name, (function, input_signature) in endpoints.items():
+        traced = tf.function(function, input_signature=input_signature, autograph=False)
+        signatures[name] = traced.get_concrete_function()
+        setattr(root, name, signatures[name])
+    tf.saved_model.save(root, str(folder), signatures=signatures)
+
+
 def next_version(model_folder: str | Path) -> int:
     """One more than the highest integer version folder under ``model_folder``."""
     folder = Path(model_folder)
@@ -285,8 +312,6 @@ def export_model(
         constants.MAX_IMAGE_SIDE,
         constants.MAX_BATCH_PIXELS,
     )
-    archive = keras.export.ExportArchive()
-    archive.track(model)
     bytes_spec = [tf.TensorSpec((None,), tf.string, name=constants.IMAGE_BYTES_INPUT)]
     endpoints = {
         constants.DEFAULT_SIGNATURE: (signatures.serving_default, bytes_spec),
@@ -301,8 +326,6 @@ def export_model(
     }
     if explainable:
         endpoints[constants.EXPLAIN_SIGNATURE] = (signatures.explain, bytes_spec)
-    for endpoint, (function, input_signature) in endpoints.items():
-        archive.add_endpoint(endpoint, function, input_signature)
     bytes_signatures = [s for s in endpoints if endpoints[s][1] is bytes_spec]
     description = {
         **(metadata or {}),
@@ -324,7 +347,7 @@ def export_model(
     model_folder = Path(base_path) / name
     destination = model_folder / str(version or next_version(model_folder))
     with atomic_directory(destination) as folder:
-        archive.write_out(str(folder), verbose=False)
+        write_saved_model(folder, model, endpoints)
         extra = folder / constants.METADATA_DIR
         atomic_write_text(extra / constants.METADATA_FILE, json.dumps(description, indent=2))
         warmup.write_warmup_requests(

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 def test_the_default_run_is_cmrnet_on_2000_generated_arrays_at_96_px():
     config = configs.resolve(configs.FitConfig(out="unused"))
     assert (config.model, config.data) == ("cmrnet", "popout")
-    assert config.image_size == [96, 96] and config.epochs == 4 and config.val_fraction == 0.1
+    assert config.image_size == [96, 96] and config.epochs == 3 and config.val_fraction == 0.1
     assert config.optimizer.decay_per_epoch == 0.5
     # Its explainable model is fitted on 400 of the training arrays unless told otherwise.
     assert config.derive.max_images == 400
@@ -32,7 +32,7 @@ def test_the_default_run_is_cmrnet_on_2000_generated_arrays_at_96_px():
     assert configs.resolve(off).derive.image_normalisation is False
     # The learning-rate halving is CMRNet's on pop-out arrays, not every model's.
     unisal = configs.resolve(configs.FitConfig(model="unisal", out="unused"))
-    assert unisal.optimizer.name == "sgd" and unisal.epochs == 4
+    assert unisal.optimizer.name == "sgd" and unisal.epochs == 3
     # A value the user gave wins over the default run's.
     changed = configs.resolve(configs.FitConfig(out="unused", epochs=1, val_fraction=0.3))
     assert changed.epochs == 1 and changed.val_fraction == 0.3
