@@ -292,7 +292,11 @@ DATA_MODEL_DEFAULTS: dict[tuple[str, str], dict] = {
 # 200 to validate), drawn at 128 px rather than the reader's 256 px default, which
 # costs a quarter per array and still gives the smallest targets a hit circle of 2 px
 # radius for fixations-to-find (at 96 px a peak one pixel off the centre misses it).
-GENERATED_DATA_OPTIONS: dict[str, dict] = {"popout": {"num_images": 2000, "image_size": 128}}
+# They are kept in memory once generated (about 300 MB): the run reads every array
+# several times (epochs, validation, derivation, evaluation).
+GENERATED_DATA_OPTIONS: dict[str, dict] = {
+    "popout": {"num_images": 2000, "image_size": 128, "cache": True}
+}
 
 # Fields that must match for --resume to continue a run.
 RUN_IDENTITY_FIELDS = ("model", "data", "image_size", "resize", "batch_size", "seed")

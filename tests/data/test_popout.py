@@ -107,6 +107,31 @@ def test_open_dataset_popout_gives_records_with_fixations_on_the_target():
     np.testing.assert_array_equal(again.load("popout-0004").fixations, record.fixations)
 
 
+def test_a_caching_dataset_generates_each_array_once_and_hands_out_copies(monkeypatch):
+    plain = data.open_dataset("popout", num_images=4, image_size=64)
+    cached = data.open_dataset("popout", num_images=4, image_size=64, cache=True)
+    generated = []
+    original = popout.generate_stimulus
+    monkeypatch.setattr(
+        popout, "generate_stimulus", lambda *a, **k: generated.append(a) or original(*a, **k)
+    )
+    first = cached.load("popout-0002")
+    first.image[:] = 0  # a caller scribbling on its record
+    first.density[:] = 0
+    cached.stimulus("popout-0002").target_mask[:] = False
+    again, stimulus = cached.load("popout-0002"), cached.stimulus("popout-0002")
+    assert len(generated) == 1
+    expected = plain.load("popout-0002")
+    np.testing.assert_array_equal(again.image, expected.image)
+    np.testing.assert_array_equal(again.fixations, expected.fixations)
+    np.testing.assert_array_equal(again.density, expected.density)
+    np.testing.assert_array_equal(stimulus.target_mask, plain.stimulus("popout-0002").target_mask)
+    assert stimulus.target_mask.any()
+    plain.load("popout-0002")
+    plain.load("popout-0002")
+    assert len(generated) == 5  # without the cache every read generates again
+
+
 def test_default_popout_dataset_is_the_small_offline_default():
     dataset = data.open_dataset("popout")
     assert len(dataset) == 300

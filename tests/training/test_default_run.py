@@ -66,6 +66,11 @@ def test_the_default_recipe_beats_spectral_residual_on_arrays_it_never_saw(tmp_p
     assert model["GSI"] > peer["GSI"], metrics["results"]
 
 
+def test_the_default_run_generates_each_array_once():
+    dataset, train_ids, val_ids = job.load_split(configs.resolve(configs.FitConfig(out="unused")))
+    assert dataset.cache and len(train_ids) == 1800 and len(val_ids) == 200
+
+
 def test_generated_arrays_are_not_read_twice_before_training(monkeypatch, tmp_path):
     checked = []
     monkeypatch.setattr(job, "check_records", lambda dataset, ids, *args: checked.append(ids))

@@ -15,6 +15,7 @@ mask. The metrics ``gsi``, ``msr_target``, ``msr_background`` and
 ``tfsal.metrics.popout`` and are re-exported here.
 """
 
+import copy
 import dataclasses
 import re
 
@@ -288,6 +289,12 @@ class PopoutDataset(SaliencyDataset):
         seed: seed of the whole data set.
         num_fixations: fixations per image, all on the target.
         invalid_fixations: see ``SaliencyDataset``.
+        cache: keep every array in memory once generated (about 150 KB per array at
+            128 px). A run reads each training array once per epoch and each
+            validation array every epoch, in the derivation and in the evaluation:
+            generating its 2000 arrays once saved the default run about 20 s of CPU
+            (BENCHMARKS.md, "Default run"). Callers get copies, so no caller can
+            change what the next one reads.
     """
 
     requires_path = False
@@ -299,6 +306,7 @@ class PopoutDataset(SaliencyDataset):
         seed: int = 0,
         num_fixations: int = 8,
         invalid_fixations: str = "error",
+        cache: bool = False,
     ):
         super().__init__(invalid_fixations=invalid_fixations)
         if num_images < 1:
@@ -309,6 +317,9 @@ class PopoutDataset(SaliencyDataset):
         self.image_size = int(image_size)
         self.seed = int(seed)
         self.num_fixations = int(num_fixations)
+        self.cache = bool(cache)
+        # index -> (stimulus, fixations, density), filled on first use when caching.
+        self._generated: dict[int, tuple[PopoutStimulus, np.ndarray, np.ndarray]] = {}
         generate_stimulus(self.seed, 0, image_size=self.image_size)  # validates image_size
 
     def ids(self) -> list[str]:
@@ -328,13 +339,28 @@ class PopoutDataset(SaliencyDataset):
 
     def stimulus(self, image_id: str) -> PopoutStimulus:
         """Returns the stimulus behind ``image_id``, with its masks."""
-        return generate_stimulus(self.seed, self._index(image_id), image_size=self.image_size)
+        index = self._index(image_id)
+        if not self.cache:
+            return generate_stimulus(self.seed, index, image_size=self.image_size)
+        return copy.deepcopy(self._generate(index)[0])
 
     def load(self, image_id: str) -> SaliencyRecord:
-        """Generates the record of ``image_id``."""
-        stimulus = self.stimulus(image_id)
+        """Generates the record of ``image_id`` (or copies the cached one)."""
+        stimulus, fixations, density = self._generate(self._index(image_id))
+        return SaliencyRecord(
+            image_id=image_id,
+            image=stimulus.image.copy(),
+            fixations=fixations.copy(),
+            density=density.copy(),
+        )
+
+    def _generate(self, index: int) -> tuple[PopoutStimulus, np.ndarray, np.ndarray]:
+        """The stimulus of ``index``, its fixations and its density."""
+        if index in self._generated:
+            return self._generated[index]
+        stimulus = generate_stimulus(self.seed, index, image_size=self.image_size)
         target_pixels = np.argwhere(stimulus.target_mask).astype(np.float64)
-        rng = np.random.default_rng([self.seed, self._index(image_id), 1])
+        rng = np.random.default_rng([self.seed, index, 1])
         picks = rng.choice(
             len(target_pixels),
             self.num_fixations,
@@ -343,9 +369,7 @@ class PopoutDataset(SaliencyDataset):
         density = scipy.ndimage.gaussian_filter(
             stimulus.target_mask.astype(np.float32), max(1.0, stimulus.target_size / 4)
         )
-        return SaliencyRecord(
-            image_id=image_id,
-            image=stimulus.image,
-            fixations=target_pixels[picks],
-            density=density,
-        )
+        generated = stimulus, target_pixels[picks], density
+        if self.cache:
+            self._generated[index] = generated
+        return generated
