@@ -41,7 +41,6 @@ import json
 import os
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -53,7 +52,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import grpc  # noqa: E402
 import numpy as np  # noqa: E402
-import orjson  # noqa: E402
+import serving_stages  # noqa: E402  (beside this script)
 import tensorflow as tf  # noqa: E402
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc  # noqa: E402
 
@@ -176,8 +175,7 @@ def make_clients(server: ServerProcess, version_folder: Path, image: bytes) -> d
 
     def direct():
         saliency = signature(image_bytes=batch)[constants.SALIENCY_OUTPUT].numpy()
-        done = time.perf_counter()
-        return saliency, done
+        return saliency, time.perf_counter()
 
     def grpc_predict():
         if not hasattr(local, "stub"):
@@ -186,7 +184,7 @@ def make_clients(server: ServerProcess, version_folder: Path, image: bytes) -> d
             )
             local.stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
         response = local.stub.Predict(request, timeout=120)
-        received = time.perf_counter()
+        received = time.perf_counter()  # the stub has parsed the PredictResponse
         return tf.make_ndarray(response.outputs[constants.SALIENCY_OUTPUT]), received
 
     def rest_predict():
@@ -194,7 +192,7 @@ def make_clients(server: ServerProcess, version_folder: Path, image: bytes) -> d
         connection.request("POST", f"/v1/models/{server.name}:predict", body)
         response = connection.getresponse()
         answer = response.read()
-        received = time.perf_counter()
+        received = time.perf_counter()  # the body's last byte is in
         return rest_saliency(response.status, answer), received
 
     return {"direct": direct, "grpc": grpc_predict, "rest": rest_predict, "signature": signature}
@@ -208,71 +206,6 @@ def rest_saliency(status: int, body: bytes) -> np.ndarray:
     return outputs[constants.SALIENCY_OUTPUT].astype(np.float32)
 
 
-def rest_saliency_orjson(body: bytes) -> np.ndarray:
-    """The same through Python floats: orjson's parse, then numpy's list conversion."""
-    rows = orjson.loads(body)["predictions"]
-    return np.asarray([row[constants.SALIENCY_OUTPUT] for row in rows], np.float32)
-
-
-def stage_times(signature, image: bytes, repeats: int = 20) -> dict:
-    """Median ms of each stage of one request, each timed alone in this process.
-
-    Free of the cross-process scheduling a loaded machine adds to every request, this
-    says where a request's time goes: the model (the direct call), what the server does
-    besides (parsing the request, converting tensors, encoding the answer) and what the
-    client does to read the answer.
-    """
-    from serving import rest_json
-
-    batch = tf.constant([image])
-    outputs = {key: value.numpy() for key, value in signature(image_bytes=batch).items()}
-    request = predict_pb2.PredictRequest()
-    request.inputs[constants.IMAGE_BYTES_INPUT].CopyFrom(
-        tf.make_tensor_proto(np.array([image], dtype=object))
-    )
-    grpc_bytes = request.SerializeToString()
-    response = predict_pb2.PredictResponse()
-    for key, value in outputs.items():
-        response.outputs[key].CopyFrom(tf.make_tensor_proto(value))
-    grpc_answer = response.SerializeToString()
-    rest_bytes = json.dumps({"instances": [{"b64": base64.b64encode(image).decode()}]}).encode()
-    rest_answer = rest_json.predict_response(outputs, row_format=True)
-    specs = dict(signature.structured_input_signature[1])
-
-    def grpc_server():
-        parsed = predict_pb2.PredictRequest.FromString(grpc_bytes)
-        {key: tf.make_ndarray(proto) for key, proto in parsed.inputs.items()}
-        answer = predict_pb2.PredictResponse()
-        for key, value in outputs.items():
-            answer.outputs[key].CopyFrom(tf.make_tensor_proto(value))
-        answer.SerializeToString()
-
-    stages = {
-        "model": lambda: signature(image_bytes=batch)[constants.SALIENCY_OUTPUT].numpy(),
-        "grpc_server": grpc_server,
-        "grpc_client_decode": lambda: tf.make_ndarray(
-            predict_pb2.PredictResponse.FromString(grpc_answer).outputs[constants.SALIENCY_OUTPUT]
-        ),
-        "rest_server_parse": lambda: rest_json.parse_predict_request(
-            rest_json.loads(rest_bytes), specs
-        ),
-        "rest_server_encode": lambda: rest_json.predict_response(outputs, row_format=True),
-        "rest_client_decode": lambda: rest_saliency(200, rest_answer),
-        "rest_client_decode_orjson": lambda: rest_saliency_orjson(rest_answer),
-    }
-    times = {
-        stage: 1000 * statistics.median(seconds(work) for _ in range(repeats))
-        for stage, work in stages.items()
-    }
-    return {**times, "grpc_answer_bytes": len(grpc_answer), "rest_answer_bytes": len(rest_answer)}
-
-
-def seconds(call) -> float:
-    start = time.perf_counter()
-    call()
-    return time.perf_counter() - start
-
-
 def timed(call) -> tuple[float, float]:
     """Seconds until the answer arrived and until it was an array (equal for direct)."""
     start = time.perf_counter()
@@ -281,35 +214,31 @@ def timed(call) -> tuple[float, float]:
 
 
 def one_client(clients: dict, server: ServerProcess, rounds: int, per_round: int) -> dict:
-    received = {way: [] for way in WAYS}
-    parsed = {way: [] for way in WAYS}
-    cpu = {way: 0.0 for way in WAYS}
-    ratios = {(way, kind): [] for way in WAYS[1:] for kind in ("received", "parsed")}
+    samples = {way: [] for way in WAYS}  # (answer in, as array) seconds per request
+    ratios = {way: [] for way in WAYS}  # per round: both p50s over direct's p50
+    cpu = dict.fromkeys(WAYS, 0.0)
     for turn in range(rounds):
-        order = WAYS[turn % 3 :] + WAYS[: turn % 3]
         medians = {}
-        for way in order:
+        for way in WAYS[turn % 3 :] + WAYS[: turn % 3]:
             cpu_before = time.process_time() + server.cpu_seconds()
-            samples = [timed(clients[way]) for _ in range(per_round)]
+            times = [timed(clients[way]) for _ in range(per_round)]
             cpu[way] += time.process_time() + server.cpu_seconds() - cpu_before
-            received[way] += [arrived for arrived, _ in samples]
-            parsed[way] += [done for _, done in samples]
-            medians[way] = [statistics.median(times) for times in zip(*samples, strict=True)]
-        for way, kind in ratios:
-            index = 0 if kind == "received" else 1
-            ratios[way, kind].append(medians[way][index] / medians["direct"][1])
-    return {
-        way: {
-            **summary(parsed[way]),
-            "received_p50_ms": 1000 * float(np.percentile(received[way], 50)),
-            "cpu_ms_per_request": 1000 * cpu[way] / len(parsed[way]),
-            "received_ratio_to_direct": (
-                statistics.median(ratios[way, "received"]) if way != "direct" else 1.0
-            ),
-            "ratio_to_direct": statistics.median(ratios[way, "parsed"]) if way != "direct" else 1.0,
+            samples[way] += times
+            medians[way] = np.median(times, axis=0)
+        for way in WAYS:
+            ratios[way].append(medians[way] / medians["direct"][1])
+    results = {}
+    for way in WAYS:
+        received, parsed = np.array(samples[way]).T
+        received_ratio, parsed_ratio = np.median(ratios[way], axis=0)
+        results[way] = {
+            **summary(list(parsed)),
+            "received_p50_ms": 1000 * float(np.median(received)),
+            "cpu_ms_per_request": 1000 * cpu[way] / len(parsed),
+            "received_ratio_to_direct": float(received_ratio),
+            "ratio_to_direct": float(parsed_ratio),
         }
-        for way in WAYS
-    }
+    return results
 
 
 def concurrent_clients(clients: dict, rounds: int, per_client: int) -> dict:
@@ -352,7 +281,7 @@ def benchmark_model(name, version_folder, image, args) -> dict:
         for way in WAYS:  # warm up, and check all three answer the same map
             np.testing.assert_allclose(clients[way]()[0], reference, rtol=1e-4, atol=1e-7)
         return {
-            "stages_ms": stage_times(clients["signature"], image),
+            "stages_ms": serving_stages.stage_times(clients["signature"], image),
             "one_client": one_client(clients, server, args.rounds, args.per_round),
             "eight_clients": concurrent_clients(clients, args.concurrent_rounds, args.per_client),
         }
