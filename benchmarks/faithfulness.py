@@ -58,7 +58,7 @@ def parent_model(run: Path):
     """The run's deep model as a Keras model (its layers visible to Grad-CAM)."""
     from training import callbacks, configs, trainer
 
-    config = configs.resolve(configs.load_yaml(run / "config.yaml"))
+    config = configs.resolve(configs.read_run_config(run))
     model = trainer.build_model(config)
     callbacks.restore_state(run / "checkpoints" / callbacks.BEST_WEIGHTS, model, False)
     from tfsal import models

@@ -211,7 +211,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("run", type=Path, help="a pop-out training.fit run folder.")
     args = parser.parse_args()
-    config = configs.load_yaml(args.run / "config.yaml")
+    config = configs.read_run_config(args.run)
     if config.data != "popout":
         raise SystemExit(f"{args.run} is a run on {config.data!r}, not on pop-out stimuli.")
     export = run_report.latest_explainable(args.run, config.model)

@@ -31,7 +31,6 @@ from tfsal.evaluation import METRICS, evaluate_models
 from tfsal.io_utils import atomic_write_text, check_writable_file
 from training import configs
 from training.command import run_command
-from training.fit import CONFIG_FILE
 
 
 def _columns(report: dict) -> list[str]:
@@ -109,7 +108,7 @@ def data_to_score(data: str | None, model_specs: Sequence[str]) -> tuple[str, di
     """
     run_data = {}
     for spec in model_specs:
-        config_file = Path(spec) / CONFIG_FILE
+        config_file = Path(spec) / configs.CONFIG_FILE
         if config_file.is_file():
             run_data[spec] = configs.load_yaml(config_file).data
     if data is None:

@@ -59,7 +59,7 @@ def prepare_output(config: configs.FitConfig, resume: bool) -> tuple[RunOutputs,
     """
     out = Path(config.out)
     check_writable_folder(out, "--out")
-    outputs = RunOutputs(out, out / "config.yaml", out / CHECKPOINTS, out / LOGS)
+    outputs = RunOutputs(out, out / configs.CONFIG_FILE, out / CHECKPOINTS, out / LOGS)
     existing = callbacks.list_checkpoints(outputs.checkpoints)
     if existing and not resume:
         raise ValueError(

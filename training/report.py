@@ -70,12 +70,7 @@ def build_report(run: Path, images: int | None = None) -> Path:
 
     from training import callbacks, configs, derive, job, trainer
 
-    if not (run / derive.CONFIG_FILE).is_file():
-        raise ValueError(
-            f"{run} is not a training.fit run folder (no {derive.CONFIG_FILE}); pass the --out "
-            "folder of a run."
-        )
-    config = configs.load_yaml(run / derive.CONFIG_FILE)
+    config = configs.read_run_config(run)
     if images is not None:
         config = dataclasses.replace(config, report_samples=images)
     export = latest_explainable(run, config.model)
