@@ -318,8 +318,6 @@ def export(config: configs.FitConfig, model, outputs: RunOutputs, name: str | No
         metadata=metadata,
         contribution_groups=groups,
     )
-    if name != config.model:
-        run_report.save_keras_model(model, version)
     server_config.write_server_configs(outputs.out / EXPORT)
     return version
 
