@@ -80,6 +80,8 @@ def explainable_keras_model(saved: LoadedModel) -> LoadedModel:
     """
     import keras
 
+    import tfsal.explain  # noqa: F401  (registers the layers model.keras names)
+
     path = Path(saved.metadata["path"]) / constants.KERAS_MODEL_FILE
     if not path.is_file():
         raise SystemExit(
