@@ -141,10 +141,25 @@ def data_to_score(data: str | None, model_specs: Sequence[str]) -> tuple[str, di
                 "choose one with --data."
             )
         data = next(iter(run_data.values()))
-    runs = {spec: config for spec, config in run_configs.items() if config.data == data}
+    runs = {spec: config for spec, config in run_configs.items() if same_data(config.data, data)}
     if runs:
         return data, dict(configs.GENERATED_DATA_OPTIONS.get(data, {})), runs
     return data, {}, {}
+
+
+def same_data(first: str, second: str) -> bool:
+    """Whether two data set specs name one data set (``nus:../x`` and ``nus:/abs/x``).
+
+    Paths are compared resolved from the working directory, so a run recorded with a
+    relative path still has its training images recognised under an absolute one.
+    """
+    if first == second:
+        return True
+    first_format, _, first_path = first.partition(":")
+    second_format, _, second_path = second.partition(":")
+    if first_format != second_format or not first_path or not second_path:
+        return False
+    return Path(first_path).expanduser().resolve() == Path(second_path).expanduser().resolve()
 
 
 def images_to_score(

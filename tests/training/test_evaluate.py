@@ -2,7 +2,9 @@
 
 import csv
 import json
+import os
 import shutil
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -207,7 +209,13 @@ def test_a_run_is_scored_on_its_own_validation_split_unless_all_images_are_asked
     _, train_ids, val_ids = job.load_split(configs.read_run_config(run))
     assert len(val_ids) == 2 and not set(val_ids) & set(train_ids)
 
-    for arguments in (["--model", str(run)], ["--data", data, "--model", str(run)]):
+    # The same folder spelt another way is still the run's data set.
+    relative = f"folder:{Path(os.path.relpath(tmp_path / 'data'))}/"
+    for arguments in (
+        ["--model", str(run)],
+        ["--data", data, "--model", str(run)],
+        ["--data", relative, "--model", str(run)],
+    ):
         report = _scored(tmp_path, arguments)
         assert report["image_ids"] == val_ids and report["n_images"] == 2
         assert report["images_scored"] == f"the validation split of {run} (2 of 10 images)"
@@ -230,6 +238,14 @@ def test_several_runs_are_scored_on_the_images_all_of_them_held_out(run_dir, tmp
     first, second = (set(job.split_images(config, all_ids)[1]) for config in runs.values())
     assert set(image_ids) == first & second and 0 < len(image_ids) < 20
     assert which.startswith(f"the {len(image_ids)} of 40 images that every run held out")
+
+
+def test_data_specs_name_one_data_set_whatever_the_path_spelling(tmp_path):
+    assert evaluate.same_data("popout", "popout")
+    assert evaluate.same_data(f"nus:{tmp_path}", f"nus:{tmp_path}/../{tmp_path.name}")
+    assert not evaluate.same_data(f"nus:{tmp_path}", f"folder:{tmp_path}")
+    assert not evaluate.same_data(f"nus:{tmp_path}", f"nus:{tmp_path / 'other'}")
+    assert not evaluate.same_data("popout", "folder:popout")
 
 
 def test_runs_that_held_out_no_image_in_common_are_refused(monkeypatch):
