@@ -40,6 +40,7 @@ setup(
         "tensorboard>=2.21,<2.22",
         "pyyaml>=6,<7",
         "h5py>=3.10,<4",  # read directly by tfsal.weights (Keras needs it too)
+        "threadpoolctl>=3.1,<4",  # one BLAS thread while scoring maps (tfsal.evaluation)
     ],
     extras_require={
         # Peer libraries used only to check results, never at run time.

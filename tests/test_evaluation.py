@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from tfsal import baselines, evaluation
 from tfsal.data import density as density_lib
@@ -21,6 +22,25 @@ def test_evaluate_models_scores_baselines_on_pop_out():
     assert {"GSI", "MSR_targ", "MSR_bg", "numfix2find"} <= set(signature)
     again = evaluation.evaluate_models(dataset, dataset.ids(), models, progress=False)
     assert again == report
+
+
+def test_maps_are_scored_with_one_blas_thread_and_the_setting_is_restored():
+    dataset = open_dataset("popout", num_images=2, image_size=64)
+    seen = []
+
+    def blas_threads():
+        return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+
+    def watching(image):
+        seen.append(blas_threads())
+        return baselines.uniform(image)
+
+    with threadpool_limits(limits=2, user_api="blas"):
+        before = blas_threads()
+        evaluation.evaluate_models(dataset, dataset.ids(), {"watching": watching}, progress=False)
+        assert blas_threads() == before
+    assert seen and all(threads == [1] * len(before) for threads in seen)
+    assert before and all(threads == 2 for threads in before)  # the limit above held
 
 
 def test_a_model_giving_nan_is_named_in_the_error():

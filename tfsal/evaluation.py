@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import cv2
 import numpy as np
+from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from tfsal import baselines
@@ -111,6 +112,13 @@ def _popout_scores(saliency: np.ndarray, stimulus: PopoutStimulus) -> dict[str, 
     }
 
 
+# The metrics' NumPy dot products of whole maps go through BLAS, which splits a
+# vector of more than about 10k values over its threads; waking them for every map
+# cost more than the products, beside TensorFlow's own threads: one BLAS thread
+# halved the CPU seconds of scoring the default run's maps (BENCHMARKS.md, "Default run").
+_BLAS_THREADS = 1
+
+
 def evaluate_models(
     dataset: SaliencyDataset,
     image_ids: Sequence[str],
@@ -138,6 +146,11 @@ def evaluate_models(
         raise ValueError("image_ids is empty: there is nothing to evaluate.")
     if not models:
         raise ValueError("models is empty: give at least one model or baseline.")
+    with threadpool_limits(limits=_BLAS_THREADS, user_api="blas"):
+        return _evaluate(dataset, image_ids, models, seed, progress)
+
+
+def _evaluate(dataset, image_ids, models, seed, progress) -> dict:
     fixations_by_image = {}
     if dataset.has_fixations:
         for image_id in tqdm(image_ids, desc="reading fixations", disable=not progress):
