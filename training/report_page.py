@@ -150,7 +150,7 @@ img {{ width: 200px; margin-right: 2px; }} img.wide {{ width: auto; max-width: 1
 figure.sample {{ margin: 0 0.5em 0.5em 0; vertical-align: top; }}
 figure.sample figcaption {{ width: 200px; font-size: 0.9em; }} div.samples p {{ margin: 0; }}
 img.group-map, figure.sample img {{ image-rendering: pixelated; }}
-img.group-map {{ width: 320px; }} p {{ max-width: 60em; }}
+img.group-map {{ width: 240px; }} p {{ max-width: 60em; }}
 p.colour-bar img {{ width: 256px; height: 12px; vertical-align: middle; }}
 p.stale {{ background: #fdd; border: 2px solid #c00; padding: 0.5em; }}
 </style></head><body>

@@ -108,7 +108,9 @@ def reconstruction_figure(
     return plotted
 
 
-def importance_figure(path, importance: dict, saliency_drop: dict | None) -> dict:
+def importance_figure(
+    path, importance: dict, saliency_drop: dict | None, r2_drop_method: str = "refit"
+) -> dict:
     """Bars per aspect: weight share and R² drop per tap, saliency CC drop.
 
     Args:
@@ -116,6 +118,8 @@ def importance_figure(path, importance: dict, saliency_drop: dict | None) -> dic
         importance: tap -> aspect -> label -> ``{"weight_share", "r2_drop"}``.
         saliency_drop: aspect -> label -> CC drop, or ``None`` (a ``decoder``
             readout): the third column is then left out.
+        r2_drop_method: how the R² drop was measured (``report.R2_DROP_METHODS``),
+            named on its axis.
 
     Returns:
         ``{aspect: {"labels", "weight_share": {tap: [...]}, "r2_drop": {tap: [...]},
@@ -130,7 +134,8 @@ def importance_figure(path, importance: dict, saliency_drop: dict | None) -> dic
         squeeze=False,
         layout="constrained",
     )
-    ylabels = ("share of |weight| × spread", "R² drop when removed", "saliency CC drop")
+    r2_label = {"refit": "validation R² drop, refitted", "zeroed": "R² drop, not refitted"}
+    ylabels = ("share of |weight| × spread", r2_label[r2_drop_method], "saliency CC drop")
     plotted = {}
     for row, aspect in enumerate(ASPECTS):
         labels = list(importance[taps[0]][aspect])
@@ -350,7 +355,10 @@ def render_figures(folder, analysis, groups_per_figure: int = 7) -> dict:
         )
     files["importance"] = "importance.png"
     plotted["importance"] = importance_figure(
-        folder / files["importance"], numbers["importance"], numbers["saliency_cc_drop"]
+        folder / files["importance"],
+        numbers["importance"],
+        numbers["saliency_cc_drop"],
+        numbers["r2_drop_method"],
     )
     files["centre_bias"] = "centre-bias.png"
     plotted["centre_bias"] = centre_bias_figure(
