@@ -5,7 +5,8 @@ One functional Keras model (DESIGN.md §1):
     image ─► LogGaborBank(output_stride=s) for each tap stride s
           ─► optionally ImageNormalisation: the magnitudes and their copy divided
              by the image's mean, so what is rare in the image stands out
-          ─► one reconstruction per tap: Â_t = scale(F_t) W_t + b_t
+          ─► one reconstruction per tap: Â_t = scale(F_t) W_t + b_t (W_t a k×k
+             convolution with ``reconstruction_kernel_size`` k > 1)
           ─► readout "linear":  logits = Σ_t upsample(blur(Â_t · v_t)) + centre prior
              readout "decoder": the parent's frozen decoder fed the Â_t
 
@@ -67,6 +68,7 @@ def build_explainable_model(
     context_sigmas: Sequence[float] = (),
     prior_widths: Sequence[float] | None = None,
     image_normalisation: bool = False,
+    reconstruction_kernel_size: int = 1,
     decoder: keras.Model | None = None,
     name: str = "explainable",
 ) -> keras.Model:
@@ -87,6 +89,8 @@ def build_explainable_model(
         image_normalisation: feed every reconstruction the bank's magnitudes and
             their copy divided by each channel's mean over the image
             (``ImageNormalisation``), twice the features.
+        reconstruction_kernel_size: odd k: every reconstruction reads the features
+            of the k×k tap cells around each pixel (``LinearReconstruction``).
         decoder: ``decoder`` only: a model from the taps (a list in ``taps`` order)
             to the saliency.
         name: the model's name.
@@ -121,7 +125,10 @@ def build_explainable_model(
     for tap in taps:
         if readout == "decoder":
             layer = LinearReconstruction(
-                tap.channels, feature_grid=grid, name=tap_layer_name(tap.name)
+                tap.channels,
+                feature_grid=grid,
+                kernel_size=reconstruction_kernel_size,
+                name=tap_layer_name(tap.name),
             )
             reconstruction = layer(features[tap.stride])
         else:
@@ -130,6 +137,7 @@ def build_explainable_model(
                 feature_grid=grid,
                 blur_sigma=blur_sigma / tap.stride,
                 context_sigmas=tuple(sigma / tap.stride for sigma in context_sigmas),
+                kernel_size=reconstruction_kernel_size,
                 name=tap_layer_name(tap.name),
             )
             reconstruction, logits, contributions = layer(features[tap.stride])
