@@ -94,6 +94,8 @@ def explainable_keras_model(saved: LoadedModel, parent: LoadedModel, config) -> 
         input_shape=(*saved.input_size, 3),
         blur_sigma=config.derive.blur_sigma,
         context_sigmas=tuple(config.derive.context_sigmas),
+        image_normalisation=bool(config.derive.image_normalisation),
+        reconstruction_kernel_size=config.derive.reconstruction_kernel_size or 1,
         name=saved.name,
     )
     exported = tf.saved_model.load(str(saved.metadata["path"])).variables

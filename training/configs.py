@@ -117,6 +117,9 @@ class DeriveConfig:
         image_normalisation: also feed the reconstructions every log-Gabor channel
             divided by its mean over the image (``tfsal.explain.ImageNormalisation``);
             ``None`` for the recipe's choice (the pop-out recipe turns it on), else off.
+        reconstruction_kernel_size: odd k: every tap's reconstruction reads the
+            log-Gabor features of the k×k tap cells around each pixel (a linear
+            convolution); ``None`` for the recipe's, else 1.
         batch_size: images per batch of the derivation; ``None`` for ``batch_size``.
         max_images: derive from at most this many training images (the first of the
             seeded training order); ``None`` for the recipe's cap, else all of them.
@@ -132,6 +135,7 @@ class DeriveConfig:
     blur_sigma: float | None = None
     context_sigmas: list[float] | None = None
     image_normalisation: bool | None = None
+    reconstruction_kernel_size: int | None = None
     batch_size: int | None = None
     max_images: int | None = None
 
@@ -321,6 +325,7 @@ def defaults_for(model: str, data: str | None) -> dict:
 _DERIVE_FALLBACKS = {
     "max_images": None,
     "image_normalisation": False,
+    "reconstruction_kernel_size": 1,
     "context_sigmas": [],
     "blur_sigma": 4.0,
 }
@@ -460,6 +465,14 @@ def validate(config: FitConfig) -> None:
         (
             all(sigma > 0 for sigma in config.derive.context_sigmas or []),
             "derive.context_sigmas must all be > 0",
+        ),
+        (
+            config.derive.reconstruction_kernel_size is None
+            or (
+                config.derive.reconstruction_kernel_size >= 1
+                and config.derive.reconstruction_kernel_size % 2 == 1
+            ),
+            "derive.reconstruction_kernel_size must be an odd int >= 1",
         ),
         (
             config.derive.max_images is None or config.derive.max_images >= 1,

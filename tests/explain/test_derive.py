@@ -211,3 +211,21 @@ def test_context_copies_are_fitted_and_still_add_up_to_the_logits():
     logits = keras.Model(model.input, model.get_layer("logits").output)(batch).numpy()
     total = model(batch)[CONTRIBUTIONS].numpy().sum(axis=-1, keepdims=True)
     np.testing.assert_allclose(total, logits, atol=1e-4)
+
+
+def test_a_spatial_reconstruction_kernel_is_fitted_exported_and_adds_up(tmp_path):
+    single = _derive(readout_epochs=1)
+    spatial = _derive(readout_epochs=1, reconstruction_kernel_size=3)
+    layers = explain.reconstruction_layers(spatial.model)
+    assert {tuple(layer.kernel.shape) for layer in layers.values()} == {(9 * 18, 6), (9 * 18, 8)}
+    # Validation R² of 3×3 against 1×1 on the same rows: the neighbours carry signal.
+    for tap in ("enc2", "enc3"):
+        assert spatial.fidelity["taps"][tap]["r2"] > single.fidelity["taps"][tap]["r2"]
+    model = spatial.model
+    batch = images(2, seed=5)
+    logits = keras.Model(model.input, model.get_layer("logits").output)(batch).numpy()
+    total = model(batch)[CONTRIBUTIONS].numpy().sum(axis=-1, keepdims=True)
+    assert np.abs(logits).max() > 1e-2
+    np.testing.assert_allclose(total, logits, atol=1e-4)
+    run_model_saving_test(model, batch, tmp_path, atol=1e-4)
+    run_export_test(model, batch, tmp_path, atol=1e-4)

@@ -78,6 +78,8 @@ class TapReadout(keras.layers.Layer):
             copies of the readout, each > 0 and with its own vector over the tap's
             channels (weight ``context_readout``, (C, len(context_sigmas))); empty
             for none.
+        kernel_size: odd k of the reconstruction's k×k neighbourhood (see
+            ``LinearReconstruction``); the contributions stay one term per feature.
         **kwargs: base layer arguments (name, dtype, trainable).
 
     Call returns:
@@ -93,6 +95,7 @@ class TapReadout(keras.layers.Layer):
         feature_scaling: bool = True,
         blur_sigma: float = 1.0,
         context_sigmas: tuple[float, ...] = (),
+        kernel_size: int = 1,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -112,8 +115,10 @@ class TapReadout(keras.layers.Layer):
             units,
             feature_scaling=feature_scaling,
             feature_grid=self.feature_grid,
+            kernel_size=kernel_size,
             name="reconstruction",
         )
+        self.kernel_size = kernel_size
 
     def build(self, input_shape):
         """Builds the reconstruction and the readout vector (zeros: no signal yet)."""
@@ -135,14 +140,12 @@ class TapReadout(keras.layers.Layer):
         """Returns the reconstruction, the logits and the per-feature contributions."""
         reconstruction_layer = self.reconstruction
         scaled = reconstruction_layer.scale_features(inputs)
-        reconstruction = keras.ops.matmul(scaled, reconstruction_layer.kernel)
-        reconstruction = reconstruction + reconstruction_layer.bias
+        reconstruction = reconstruction_layer.linear_map(scaled)
         logits = normalised_blur(
             keras.ops.matmul(reconstruction, self.readout[:, None]), self.blur_sigma
         )
-        kernel = reconstruction_layer.kernel
         per_feature = normalised_blur(
-            scaled * keras.ops.matmul(kernel, self.readout), self.blur_sigma
+            reconstruction_layer.feature_terms(scaled, self.readout), self.blur_sigma
         )
         constant = keras.ops.sum(reconstruction_layer.bias * self.readout)
         for j, sigma in enumerate(self.context_sigmas):
@@ -152,7 +155,7 @@ class TapReadout(keras.layers.Layer):
                 keras.ops.matmul(reconstruction, vector[:, None]), sigma
             )
             per_feature = per_feature + normalised_blur(
-                scaled * keras.ops.matmul(kernel, vector), sigma
+                reconstruction_layer.feature_terms(scaled, vector), sigma
             )
             constant = constant + keras.ops.sum(reconstruction_layer.bias * vector)
         contributions = keras.ops.concatenate(
@@ -174,5 +177,6 @@ class TapReadout(keras.layers.Layer):
             feature_scaling=self.feature_scaling,
             blur_sigma=self.blur_sigma,
             context_sigmas=self.context_sigmas,
+            kernel_size=self.kernel_size,
         )
         return config
