@@ -74,6 +74,8 @@ def load_run_config(run: Path, args: argparse.Namespace) -> configs.FitConfig:
         overrides[key.strip()] = yaml.safe_load(value)
     config = configs.apply_overrides(configs.load_yaml(run / CONFIG_FILE), overrides)
     config = dataclasses.replace(config, derive=dataclasses.replace(config.derive, enabled=True))
+    # A run saved before a derive setting existed leaves it unset: take the recipe's.
+    config = configs.resolve_model_defaults(config)
     configs.validate(config)
     return config
 
