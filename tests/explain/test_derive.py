@@ -135,6 +135,20 @@ def test_fine_tuning_keeps_the_model_linear_and_updates_the_fidelity():
     assert np.isfinite(total).all() and layer.kernel.shape == (18, 8)
 
 
+@pytest.mark.slow
+def test_fine_tuning_refines_a_fitted_readout_at_the_reconstructions_rate():
+    # Restarted at the readout's rate, Adam's first steps move every readout weight
+    # by about 0.05 and undo the fit (NUS: loss 0.254 -> 5.98).
+    fitted = _derive(readout_epochs=1, learning_rate=0.05)
+    refined = _derive(
+        readout_epochs=1, fine_tune_epochs=1, learning_rate=0.05, reconstruction_learning_rate=1e-6
+    )
+    for tap, layer in explain.tap_readouts(refined.model).items():
+        before = explain.tap_readouts(fitted.model)[tap].readout.numpy()
+        assert np.abs(before).max() > 1e-3  # the readout was fitted
+        np.testing.assert_allclose(layer.readout.numpy(), before, atol=1e-5)
+
+
 def test_registered_parents_use_their_default_taps():
     info = tfsal.models.model_info("cmrnet")
     parent = tfsal.models.get("cmrnet", taps=info.default_taps, input_size=(32, 32))
