@@ -46,6 +46,7 @@ from pathlib import Path
 import yaml
 
 from tfsal import models
+from tfsal.explain.image_normalisation import STATISTICS as NORMALISATION_STATISTICS
 from training import settings
 
 
@@ -117,6 +118,10 @@ class DeriveConfig:
         image_normalisation: also feed the reconstructions every log-Gabor channel
             divided by its mean over the image (``tfsal.explain.ImageNormalisation``);
             ``None`` for the recipe's choice (the pop-out recipe turns it on), else off.
+        normalisation_statistics: the normalised copies of ``image_normalisation``:
+            ``"ratio"`` (each channel over its image mean) and/or ``"excess"`` (each
+            channel's energy beyond its share in the image); ``None`` for the
+            recipe's (the pop-out recipe's ``["excess"]``), else ``["ratio"]``.
         batch_size: images per batch of the derivation; ``None`` for ``batch_size``.
         max_images: derive from at most this many training images (the first of the
             seeded training order); ``None`` for the recipe's cap, else all of them.
@@ -132,6 +137,7 @@ class DeriveConfig:
     blur_sigma: float | None = None
     context_sigmas: list[float] | None = None
     image_normalisation: bool | None = None
+    normalisation_statistics: list[str] | None = None
     batch_size: int | None = None
     max_images: int | None = None
 
@@ -321,6 +327,7 @@ def defaults_for(model: str, data: str | None) -> dict:
 _DERIVE_FALLBACKS = {
     "max_images": None,
     "image_normalisation": False,
+    "normalisation_statistics": ["ratio"],
     "context_sigmas": [],
     "blur_sigma": 4.0,
 }
@@ -460,6 +467,17 @@ def validate(config: FitConfig) -> None:
         (
             all(sigma > 0 for sigma in config.derive.context_sigmas or []),
             "derive.context_sigmas must all be > 0",
+        ),
+        (
+            config.derive.normalisation_statistics is None
+            or (
+                0
+                < len(set(config.derive.normalisation_statistics))
+                == len(config.derive.normalisation_statistics)
+                and set(config.derive.normalisation_statistics) <= set(NORMALISATION_STATISTICS)
+            ),
+            f"derive.normalisation_statistics must list one or more of "
+            f"{list(NORMALISATION_STATISTICS)}, each once",
         ),
         (
             config.derive.max_images is None or config.derive.max_images >= 1,
