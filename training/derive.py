@@ -21,8 +21,6 @@ import yaml
 from training import configs
 from training.command import run_command
 
-CONFIG_FILE = "config.yaml"
-
 
 def build_parser() -> argparse.ArgumentParser:
     """Returns the command-line parser."""
@@ -58,11 +56,7 @@ def load_run_config(run: Path, args: argparse.Namespace) -> configs.FitConfig:
     Raises:
         ValueError: if ``run`` is not a training.fit run folder, or for bad settings.
     """
-    if not (run / CONFIG_FILE).is_file():
-        raise ValueError(
-            f"{run} is not a training.fit run folder (no {CONFIG_FILE}); pass the --out "
-            "folder of a run, or train one with python -m training.fit --out DIR."
-        )
+    recorded = configs.read_run_config(run)
     overrides = {"out": str(run)}
     for flag in ("taps", "readout", "readout_epochs", "fine_tune_epochs"):
         if getattr(args, flag) is not None:
@@ -72,9 +66,9 @@ def load_run_config(run: Path, args: argparse.Namespace) -> configs.FitConfig:
         if not separator:
             raise ValueError(f"--set needs KEY=VALUE. Received: --set {assignment}")
         overrides[key.strip()] = yaml.safe_load(value)
-    config = configs.apply_overrides(configs.load_yaml(run / CONFIG_FILE), overrides)
+    config = configs.apply_overrides(recorded, overrides)
     config = dataclasses.replace(config, derive=dataclasses.replace(config.derive, enabled=True))
-    configs.validate(config)
+    configs.validate(config, resolved=True)
     return config
 
 
@@ -110,7 +104,7 @@ def derive_run(run: Path, config: configs.FitConfig):
     model = trainer.build_model(dataclasses.replace(config, weights=None, encoder_weights=None))
     callbacks.restore_state(checkpoint, model, with_optimizer=False)
     print(f"derive: {config.model} from {checkpoint}")
-    outputs = job.RunOutputs(run, run / CONFIG_FILE, run / job.CHECKPOINTS, run / job.LOGS)
+    outputs = job.RunOutputs(run, run / configs.CONFIG_FILE, run / job.CHECKPOINTS, run / job.LOGS)
     derivation = job.derive_explainable(
         config, model, dataset, train_ids, val_ids, outputs, strategy
     )

@@ -59,7 +59,7 @@ def prepare_output(config: configs.FitConfig, resume: bool) -> tuple[RunOutputs,
     """
     out = Path(config.out)
     check_writable_folder(out, "--out")
-    outputs = RunOutputs(out, out / "config.yaml", out / CHECKPOINTS, out / LOGS)
+    outputs = RunOutputs(out, out / configs.CONFIG_FILE, out / CHECKPOINTS, out / LOGS)
     existing = callbacks.list_checkpoints(outputs.checkpoints)
     if existing and not resume:
         raise ValueError(
@@ -93,7 +93,20 @@ def load_split(config: configs.FitConfig):
         ValueError: for an unknown format, an empty data set or a bad split.
     """
     dataset = open_dataset(config.data, **configs.GENERATED_DATA_OPTIONS.get(config.data, {}))
-    image_ids = list(dataset.ids())
+    train_ids, val_ids = split_images(config, dataset.ids())
+    return dataset, train_ids, val_ids
+
+
+def split_images(config: configs.FitConfig, image_ids) -> tuple[list[str], list[str]]:
+    """The run's seeded split of its data set's images: (training, validation) ids.
+
+    The same settings give the same split, so ``training.derive`` and
+    ``training.evaluate`` find the run's validation images again.
+
+    Raises:
+        ValueError: for too few images or a split that leaves a subset empty.
+    """
+    image_ids = list(image_ids)
     if config.max_images:
         image_ids = image_ids[: config.max_images]
     if len(image_ids) < 2:
@@ -111,7 +124,7 @@ def load_split(config: configs.FitConfig):
             f"The split {sizes} of {len(image_ids)} images leaves a subset empty; "
             "change val_fraction or train_size/val_size."
         )
-    return dataset, split["train"], split["val"]
+    return split["train"], split["val"]
 
 
 def check_data(config: configs.FitConfig, dataset, image_ids: list[str]) -> bool:
@@ -306,8 +319,6 @@ def export(config: configs.FitConfig, model, outputs: RunOutputs, name: str | No
         metadata=metadata,
         contribution_groups=groups,
     )
-    if name != config.model:
-        run_report.save_keras_model(model, version)
     server_config.write_server_configs(outputs.out / EXPORT)
     return version
 

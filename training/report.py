@@ -18,9 +18,9 @@ import sys
 from pathlib import Path
 
 import tfsal
+from serving.constants import KERAS_MODEL_FILE
 from training.command import run_command
 from training.run_report import (  # noqa: F401  (names of the page, for callers)
-    KERAS_FILE,
     REPORT_JSON,
     VERSION_KEY,
     interpret,
@@ -41,9 +41,10 @@ def latest_explainable(run: Path, model_name: str) -> Path:
     base = run / job.EXPORT / (model_name + job.EXPLAINABLE_SUFFIX)
     versions = sorted((p for p in base.glob("*") if p.name.isdigit()), key=lambda p: int(p.name))
     derive_hint = f"derive one with: python -m training.derive {run}"
-    if not versions or not (versions[-1] / KERAS_FILE).is_file():
+    if not versions or not (versions[-1] / KERAS_MODEL_FILE).is_file():
         raise ValueError(
-            f"{run} holds no explainable model (no {base}/<version>/{KERAS_FILE}); {derive_hint}"
+            f"{run} holds no explainable model (no {base}/<version>/{KERAS_MODEL_FILE}); "
+            f"{derive_hint}"
         )
     latest = versions[-1]
     metadata_file = latest / constants.METADATA_DIR / constants.METADATA_FILE
@@ -70,20 +71,15 @@ def build_report(run: Path, images: int | None = None) -> Path:
 
     from training import callbacks, configs, derive, job, trainer
 
-    if not (run / derive.CONFIG_FILE).is_file():
-        raise ValueError(
-            f"{run} is not a training.fit run folder (no {derive.CONFIG_FILE}); pass the --out "
-            "folder of a run."
-        )
-    config = configs.load_yaml(run / derive.CONFIG_FILE)
+    config = configs.read_run_config(run)
     if images is not None:
         config = dataclasses.replace(config, report_samples=images)
     export = latest_explainable(run, config.model)
     try:
-        explainable = keras.saving.load_model(export / KERAS_FILE)
+        explainable = keras.saving.load_model(export / KERAS_MODEL_FILE)
     except Exception as error:  # Keras raises many types for a bad file.
         raise ValueError(
-            f"{export / KERAS_FILE} cannot be read ({type(error).__name__}: {error}); "
+            f"{export / KERAS_MODEL_FILE} cannot be read ({type(error).__name__}: {error}); "
             f"derive it again with: python -m training.derive {run}"
         ) from None
     checkpoint = derive.best_checkpoint(run)

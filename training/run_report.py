@@ -14,24 +14,7 @@ from tfsal.io_utils import atomic_directory, atomic_write_text
 from training import interpretation_page, report_page
 
 REPORT_JSON = "report.json"
-KERAS_FILE = "model.keras"
 VERSION_KEY = "tfsal_version"
-
-
-def save_keras_model(model, folder: Path) -> Path:
-    """Saves ``model`` as ``folder/model.keras``, atomically (the report reads its layers).
-
-    A SavedModel keeps the computation but not the Keras layers whose weights the
-    report reads, so explainable exports carry this file next to it.
-    """
-    destination = Path(folder) / KERAS_FILE
-    partial = destination.with_name(f".partial-{os.getpid()}.keras")  # Keras wants .keras
-    try:
-        model.save(partial)
-        os.replace(partial, destination)
-    finally:
-        partial.unlink(missing_ok=True)
-    return destination
 
 
 def replace_directory(new: Path, destination: Path) -> None:

@@ -156,6 +156,7 @@ def test_an_excess_copy_is_one_more_block_in_every_feature_group(with_excess, tm
     assert len(explain.group_names(model)) == 3 * 2 * 3 + 1
     for tap, layer in explain.reconstruction_layers(model).items():
         assert layer.kernel.shape[0] == 3 * 18, tap  # raw, ratio, excess
+        assert layer.weights_by_feature().shape == (layer.units, 3, 3, 2, 3)
     kernel = explain.reconstruction_layers(model)["enc2"].kernel.numpy()
     assert np.abs(kernel[36:]).max() > 1e-3  # the excess copy is read
     batch = images(3, seed=5)
@@ -167,6 +168,17 @@ def test_an_excess_copy_is_one_more_block_in_every_feature_group(with_excess, tm
     restored = run_model_saving_test(model, batch[:2], tmp_path, atol=1e-4)
     layer = restored.get_layer(normalisation_name(4))
     assert layer.statistics == ("ratio", "excess")
+
+
+def test_weights_by_feature_reports_both_copies_of_a_normalised_model(normalised):
+    for layer in explain.reconstruction_layers(normalised.model).values():
+        assert layer.feature_copies == 2
+        kernel, units = layer.kernel.numpy(), layer.units
+        weights = layer.weights_by_feature()
+        assert weights.shape == (units, 2, 3, 2, 3)  # (units, copy, colour, scale, orientation)
+        np.testing.assert_array_equal(weights[:, 0].reshape(units, 18), kernel[:18].T)
+        np.testing.assert_array_equal(weights[:, 1].reshape(units, 18), kernel[18:].T)
+        assert type(layer).from_config(layer.get_config()).feature_copies == 2
 
 
 def test_a_normalised_explainable_model_saves_reloads_and_exports(normalised, tmp_path):

@@ -45,8 +45,10 @@ def test_taps_the_model_lacks_give_one_clear_line(finished_run, capsys):
 def test_a_run_folder_without_checkpoints_says_what_to_do(tmp_path, capsys):
     run = tmp_path / "untrained"
     run.mkdir()
-    config = configs.FitConfig(model=tiny_model.NAME, image_size=[32, 32], out=str(run))
-    (run / "config.yaml").write_text(configs.to_yaml(config))
+    config = configs.FitConfig(
+        model=tiny_model.NAME, image_size=[32, 32], out=str(run), val_fraction=0.2
+    )
+    (run / configs.CONFIG_FILE).write_text(configs.to_yaml(config))
     assert derive.main([str(run)]) == 2
     line = error_line(capsys)
     assert "holds no checkpoint" in line and f"python -m training.fit --out {run}" in line
