@@ -7,9 +7,11 @@ The page holds the validation metrics of the deep model, its explainable model a
 the baselines (``metrics.json``), the explainable model's fidelity
 (``derivation.json``), the four aspects of the interpretation report (figures drawn
 from the run's best checkpoint and its latest explainable export, measured on the
-first validation images) and sample overlays. ``report/report.json`` holds every
-plotted number. The folder is rebuilt aside and swapped into place, so a reader
-sees the old report or the new one, never half of one.
+first validation images; the drop in R² per feature group refitted from
+``derivation-statistics.npz`` when the run kept it) and sample overlays of both
+models. ``report/report.json`` holds every plotted number. The folder is rebuilt
+aside and swapped into place, so a reader sees the old report or the new one, never
+half of one.
 """
 
 import argparse
@@ -23,7 +25,6 @@ from training.command import run_command
 from training.run_report import (  # noqa: F401  (names of the page, for callers)
     REPORT_JSON,
     VERSION_KEY,
-    interpret,
     write_run_report,
 )
 
@@ -69,6 +70,7 @@ def build_report(run: Path, images: int | None = None) -> Path:
 
     import keras
 
+    from tfsal.explain import group_refit
     from training import callbacks, configs, derive, job, trainer
 
     config = configs.read_run_config(run)
@@ -87,19 +89,23 @@ def build_report(run: Path, images: int | None = None) -> Path:
     callbacks.restore_state(checkpoint, model, with_optimizer=False)
     fidelity = _read_json(run / job.DERIVATION_FILE, run)
     metrics = _read_json(run / job.METRICS_FILE, run)
+    statistics_file = run / group_refit.STATISTICS_FILE
+    statistics = None
+    if statistics_file.is_file():
+        statistics = group_refit.load_statistics(statistics_file)
     dataset, _, val_ids = job.load_split(config)
-    samples = job._report_samples(config, dataset, val_ids, model)
-    print(f"report: {config.model} from {checkpoint} and {export}, {len(samples)} image(s)")
-    analysis = interpret(
-        config, job.tapped_parent(config, model)[0], explainable, fidelity, samples
-    )
-    return write_run_report(
-        run / job.REPORT,
-        f"tfsal run: {config.model} on {config.data}",
+    print(f"report: {config.model} from {checkpoint} and {export}")
+    return job.write_report(
+        config,
+        job.RunOutputs(run, run / configs.CONFIG_FILE, run / job.CHECKPOINTS, run / job.LOGS),
+        dataset,
+        val_ids,
+        model,
         metrics,
-        samples,
         {"output folder": run, "checkpoint": checkpoint, "explainable model": export},
-        analysis,
+        explainable=explainable,
+        fidelity=fidelity,
+        statistics=statistics,
     )
 
 
