@@ -46,6 +46,7 @@ from pathlib import Path
 import yaml
 
 from tfsal import models
+from tfsal.explain.image_normalisation import STATISTICS as NORMALISATION_STATISTICS
 from training import settings
 
 
@@ -121,6 +122,10 @@ class DeriveConfig:
         reconstruction_kernel_size: odd k: every tap's reconstruction reads the
             log-Gabor features of the k×k tap cells around each pixel (a linear
             convolution); ``None`` for the recipe's, else 1.
+        normalisation_statistics: the normalised copies of ``image_normalisation``:
+            ``"ratio"`` (each channel over its image mean) and/or ``"excess"`` (each
+            channel's energy beyond its share in the image); ``None`` for the
+            recipe's (the pop-out recipe's ``["excess"]``), else ``["ratio"]``.
         batch_size: images per batch of the derivation; ``None`` for ``batch_size``.
         max_images: derive from at most this many training images (the first of the
             seeded training order); ``None`` for the recipe's cap, else all of them.
@@ -137,6 +142,7 @@ class DeriveConfig:
     context_sigmas: list[float] | None = None
     image_normalisation: bool | None = None
     reconstruction_kernel_size: int | None = None
+    normalisation_statistics: list[str] | None = None
     batch_size: int | None = None
     max_images: int | None = None
 
@@ -160,8 +166,10 @@ class FitConfig:
         encoder_weights: pretrained encoder weights: ``"auto"`` (the shared
             ImageNet weights where the model has them), ``None``, or a path.
         val_fraction: share of the images held out for validation (used unless
-            ``train_size``/``val_size`` are given); ``None`` for the data set's
-            recipe, else ``DEFAULT_VAL_FRACTION``.
+            ``train_size``/``val_size`` are given); ``None`` (or ``null`` in a
+            ``--config`` file) for the data set's recipe, else
+            ``DEFAULT_VAL_FRACTION``. A run's own ``config.yaml`` always records the
+            resolved value, and ``read_run_config`` refuses a ``null`` there.
         train_size: number of training images (with ``val_size``).
         val_size: number of validation images (with ``train_size``).
         max_images: use only the first this many images of the data set.
@@ -201,6 +209,8 @@ class FitConfig:
     derive: DeriveConfig = dataclasses.field(default_factory=DeriveConfig)
 
 
+# The file in a run folder that records the run's resolved configuration.
+CONFIG_FILE = "config.yaml"
 # Share of the images held out for validation where no recipe sets one.
 DEFAULT_VAL_FRACTION = 0.2
 
@@ -276,18 +286,25 @@ DATA_DEFAULTS: dict[str, dict] = {
     # training arrays: one derivation pass plus five readout epochs over all of them
     # took longer than the training itself, for a readout of 4 x 72 weights. A
     # singleton is what is rare in its array, which local magnitudes cannot tell, so
-    # its reconstructions also read every magnitude over its image mean
-    # (``derive.image_normalisation``), each tap's readout has a copy blurred over
-    # 12 px (about two item spacings), which reads an item against its neighbours,
-    # and the logits are blurred over 1.5 px rather than 4: items are about 7 px
-    # across, and the sharper maps needed 11.5 fixations to find the singleton where
-    # blur 4 needed 16 (BENCHMARKS.md, "Default run").
+    # its reconstructions also read, per channel, the energy beyond the channel's
+    # share of the image's mix (``derive.image_normalisation`` with the "excess"
+    # statistic): zero at every distractor, positive where the odd item departs in
+    # either direction. The magnitude over its image mean ("ratio") is only a
+    # per-image factor, which the features' log1p turns into a constant the
+    # log-softmax cancels: with it the model found the singleton first in 52% of the
+    # arrays and MSR_bg was 3.40 (spectral residual 0.98); with "excess" 83% and
+    # 0.85, CC 0.63 -> 0.85, at the same cost. Each tap's readout has a copy blurred
+    # over 12 px (about two item spacings), which reads an item against its
+    # neighbours, and the logits are blurred over 1.5 px rather than 4: items are
+    # about 7 px across, and blur 4 needed 16 fixations to find the singleton where
+    # 1.5 needed 11.5 (BENCHMARKS.md, "Default run").
     "popout": {
         "image_size": [96, 96],
         "epochs": 4,
         "val_fraction": 0.1,
         "derive_max_images": 400,
         "derive_image_normalisation": True,
+        "derive_normalisation_statistics": ["excess"],
         "derive_context_sigmas": [12.0],
         "derive_blur_sigma": 1.5,
     },
@@ -336,6 +353,7 @@ _DERIVE_FALLBACKS = {
     "readout_epochs": 5,
     "image_normalisation": False,
     "reconstruction_kernel_size": 1,
+    "normalisation_statistics": ["ratio"],
     "context_sigmas": [],
     "blur_sigma": 4.0,
 }
@@ -383,7 +401,7 @@ def resolve(config: FitConfig) -> FitConfig:
     config = resolve_model_defaults(config)
     if config.image_size is None:
         config = dataclasses.replace(config, image_size=list(info.default_input_size))
-    validate(config)
+    validate(config, resolved=True)
     models.check_input_size(config.model, *config.image_size)
     check_fits_in_memory(config.image_size, config.batch_size)
     return config
@@ -426,13 +444,26 @@ def check_fits_in_memory(image_size: list[int], batch_size: int) -> None:
         )
 
 
-def validate(config: FitConfig) -> None:
+def validate(config: FitConfig, resolved: bool = False) -> None:
     """Checks values that do not depend on the model or the data.
+
+    Args:
+        config: the configuration.
+        resolved: whether ``config`` is meant to be resolved (``resolve``'s result,
+            or a run's recorded ``config.yaml``), so that the split's
+            ``val_fraction`` must be set: a ``None`` there would be re-resolved from
+            today's recipe and could move training images into validation.
 
     Raises:
         ValueError: naming the first bad field and what to do.
     """
     checks = [
+        (
+            not resolved or config.val_fraction is not None,
+            "val_fraction must be set in a run's recorded configuration (training.fit "
+            "writes the fraction it held out; null would re-split with the recipe's): "
+            "set it to the run's value",
+        ),
         (config.epochs is None or config.epochs >= 1, "epochs must be >= 1"),
         (config.batch_size is None or config.batch_size >= 1, "batch_size must be >= 1"),
         (
@@ -486,6 +517,17 @@ def validate(config: FitConfig) -> None:
                 and config.derive.reconstruction_kernel_size % 2 == 1
             ),
             "derive.reconstruction_kernel_size must be an odd int >= 1",
+        ),
+        (
+            config.derive.normalisation_statistics is None
+            or (
+                0
+                < len(set(config.derive.normalisation_statistics))
+                == len(config.derive.normalisation_statistics)
+                and set(config.derive.normalisation_statistics) <= set(NORMALISATION_STATISTICS)
+            ),
+            f"derive.normalisation_statistics must list one or more of "
+            f"{list(NORMALISATION_STATISTICS)}, each once",
         ),
         (
             config.derive.max_images is None or config.derive.max_images >= 1,
@@ -560,6 +602,27 @@ def load_yaml(path: str | Path) -> FitConfig:
             f"'epochs: 4'. Received: a YAML {type(values).__name__}"
         )
     return settings.dataclass_from_values(FitConfig, _merge_optimizer_defaults(values), str(path))
+
+
+def read_run_config(run: str | Path) -> FitConfig:
+    """Reads the configuration a ``training.fit`` run recorded in ``<run>/config.yaml``.
+
+    Raises:
+        ValueError: if ``run`` is not a run folder, or its file is not a valid
+            resolved configuration (e.g. a hand-edited ``val_fraction: null``).
+    """
+    path = Path(run) / CONFIG_FILE
+    if not path.is_file():
+        raise ValueError(
+            f"{run} is not a training.fit run folder (no {CONFIG_FILE}); pass the --out "
+            "folder of a run, or train one with python -m training.fit --out DIR."
+        )
+    config = load_yaml(path)
+    try:
+        validate(config, resolved=True)
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
+    return config
 
 
 def apply_overrides(config: FitConfig, overrides: dict) -> FitConfig:

@@ -77,6 +77,9 @@ class Derivation:
             validation R² and mean per-channel CC, and R² for every l2 tried),
             ``"saliency"`` (mean per-image CC and KLD of the explainable saliency
             against the parent's on the validation images) and ``"rows"``.
+        statistics: ``{"train": {tap: RidgeAccumulator}, "val": {...}}``, the normal
+            equations the reconstructions were solved from (on the scaled features):
+            refitting without a feature group from them is exact and cheap.
     """
 
     model: keras.Model
@@ -84,6 +87,7 @@ class Derivation:
     readout: str
     output_kind: str
     fidelity: dict
+    statistics: dict | None = None
 
 
 def derive(
@@ -104,6 +108,7 @@ def derive(
     context_sigmas: Sequence[float] = (),
     image_normalisation: bool = False,
     reconstruction_kernel_size: int = 1,
+    normalisation_statistics: Sequence[str] = ("ratio",),
     cache_features: bool = True,
     cache_memory_bytes: int = DEFAULT_MEMORY_BYTES,
     strategy: tf.distribute.Strategy | None = None,
@@ -148,6 +153,9 @@ def derive(
         reconstruction_kernel_size: odd k >= 1: every reconstruction reads the
             log-Gabor features of the k×k tap cells around each pixel, a linear
             convolution (k² times the features in the normal equations).
+        normalisation_statistics: with ``image_normalisation``, the normalised
+            copies (``ImageNormalisation``'s ``statistics``): ``"ratio"`` and/or
+            ``"excess"``.
         cache_features: fit the readout on the banks' features and the parent's
             saliency stored during the training pass (the same updates, without
             re-running the parent and the banks every epoch); ``False`` streams
@@ -199,6 +207,7 @@ def derive(
         context_sigmas=context_sigmas,
         image_normalisation=image_normalisation,
         reconstruction_kernel_size=reconstruction_kernel_size,
+        normalisation_statistics=normalisation_statistics,
         decoder=decoder,
         name=f"{parent.name}_explainable",
     )
@@ -237,7 +246,8 @@ def derive(
             for tap in measured
         },
     }
-    return Derivation(model, measured, readout, kind, fidelity)
+    statistics = {"train": train, "val": val}
+    return Derivation(model, measured, readout, kind, fidelity, statistics)
 
 
 def check_parent(

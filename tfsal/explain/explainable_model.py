@@ -3,8 +3,9 @@
 One functional Keras model (DESIGN.md §1):
 
     image ─► LogGaborBank(output_stride=s) for each tap stride s
-          ─► optionally ImageNormalisation: the magnitudes and their copy divided
-             by the image's mean, so what is rare in the image stands out
+          ─► optionally ImageNormalisation: the magnitudes and per-image normalised
+             copies of them (``"ratio"``, ``"excess"``), so what is rare in the image
+             stands out
           ─► one reconstruction per tap: Â_t = scale(F_t) W_t + b_t (W_t a k×k
              convolution with ``reconstruction_kernel_size`` k > 1)
           ─► readout "linear":  logits = Σ_t upsample(blur(Â_t · v_t)) + centre prior
@@ -69,6 +70,7 @@ def build_explainable_model(
     prior_widths: Sequence[float] | None = None,
     image_normalisation: bool = False,
     reconstruction_kernel_size: int = 1,
+    normalisation_statistics: Sequence[str] = ("ratio",),
     decoder: keras.Model | None = None,
     name: str = "explainable",
 ) -> keras.Model:
@@ -87,8 +89,10 @@ def build_explainable_model(
             tap's stride), of further readout copies per tap (``TapReadout``).
         prior_widths: ``linear`` only: widths of the centre prior's maps.
         image_normalisation: feed every reconstruction the bank's magnitudes and
-            their copy divided by each channel's mean over the image
-            (``ImageNormalisation``), twice the features.
+            per-image normalised copies of them (``ImageNormalisation``).
+        normalisation_statistics: with ``image_normalisation``, the copies, in
+            order: ``"ratio"`` (each channel over its image mean) and/or
+            ``"excess"`` (each channel's energy beyond its share in the image).
         reconstruction_kernel_size: odd k: every reconstruction reads the features
             of the k×k tap cells around each pixel (``LinearReconstruction``).
         decoder: ``decoder`` only: a model from the taps (a list in ``taps`` order)
@@ -113,7 +117,9 @@ def build_explainable_model(
     copies = 1
     if image_normalisation:
         for stride in banks:
-            normalisation = ImageNormalisation(name=normalisation_name(stride))
+            normalisation = ImageNormalisation(
+                statistics=tuple(normalisation_statistics), name=normalisation_name(stride)
+            )
             features[stride] = normalisation(features[stride])
             copies = normalisation.copies
     some_bank = next(iter(banks.values()))
@@ -128,6 +134,7 @@ def build_explainable_model(
                 tap.channels,
                 feature_grid=grid,
                 kernel_size=reconstruction_kernel_size,
+                feature_copies=copies,
                 name=tap_layer_name(tap.name),
             )
             reconstruction = layer(features[tap.stride])
@@ -138,6 +145,7 @@ def build_explainable_model(
                 blur_sigma=blur_sigma / tap.stride,
                 context_sigmas=tuple(sigma / tap.stride for sigma in context_sigmas),
                 kernel_size=reconstruction_kernel_size,
+                feature_copies=copies,
                 name=tap_layer_name(tap.name),
             )
             reconstruction, logits, contributions = layer(features[tap.stride])

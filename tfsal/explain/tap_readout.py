@@ -72,6 +72,7 @@ class TapReadout(keras.layers.Layer):
         units: C, the tap's channels.
         feature_grid: (colours, scales, orientations) of the log-Gabor features.
         feature_scaling: see ``LinearReconstruction``.
+        feature_copies: see ``LinearReconstruction`` (2 with ``ImageNormalisation``).
         blur_sigma: standard deviation, in tap pixels, of the Gaussian blur of the
             logits (0 for none), >= 0.
         context_sigmas: standard deviations, in tap pixels, of further blurred
@@ -96,6 +97,7 @@ class TapReadout(keras.layers.Layer):
         blur_sigma: float = 1.0,
         context_sigmas: tuple[float, ...] = (),
         kernel_size: int = 1,
+        feature_copies: int = 1,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -115,9 +117,11 @@ class TapReadout(keras.layers.Layer):
             units,
             feature_scaling=feature_scaling,
             feature_grid=self.feature_grid,
+            feature_copies=feature_copies,
             kernel_size=kernel_size,
             name="reconstruction",
         )
+        self.feature_copies = self.reconstruction.feature_copies
         self.kernel_size = kernel_size
 
     def build(self, input_shape):
@@ -178,5 +182,6 @@ class TapReadout(keras.layers.Layer):
             blur_sigma=self.blur_sigma,
             context_sigmas=self.context_sigmas,
             kernel_size=self.kernel_size,
+            feature_copies=self.feature_copies,
         )
         return config
