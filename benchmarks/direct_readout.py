@@ -16,9 +16,10 @@ this direct readout::
    features are scaled as ``LinearReconstruction`` scales them (log1p(x / training
    median), standardised on the training images), and the coarse ones are
    upsampled bilinearly to the 1/8 grid;
-3. fits, per recipe (``RECIPES``), a log-linear readout: logits = features · w over
-   the 1/8 cells, a softmax over the cells the image covers, full-batch Adam on the
-   KLD to the fixation density summed into the same cells;
+3. fits, per recipe (``RECIPES``: the centre prior's maps, some banks, blurred
+   copies; ``--recipe`` picks some), a log-linear readout: logits = features · w
+   over the 1/8 cells, a softmax over the cells the image covers, full-batch Adam
+   on the KLD to the fixation density summed into the same cells;
 4. scores every recipe and the centre-bias baseline on the validation images at
    original resolution (``tfsal.evaluation.evaluate_models``, the predictors of
    ``serving.predictor`` as for the explainable model: logits upsampled to the
@@ -29,6 +30,7 @@ this direct readout::
 """
 
 import argparse
+import dataclasses
 import datetime
 import json
 import os
@@ -49,17 +51,35 @@ from tfsal import evaluation  # noqa: E402
 from tfsal.conventions import LOG_DENSITY  # noqa: E402
 from tfsal.data.targets import make_example, resize_geometry  # noqa: E402
 from tfsal.explain import CentrePrior  # noqa: E402
+from tfsal.explain.tap_readout import normalised_blur  # noqa: E402
 from tfsal.io_utils import atomic_write_text  # noqa: E402
 from tfsal.layers import LinearReconstruction, LogGaborBank  # noqa: E402
 from tfsal.visualize import write_png  # noqa: E402
 
 GRID_STRIDE = 8  # the readout's cells: the finest bank, UNISAL's finest tap
-BANK_STRIDES = (8, 16, 32)
-# Recipe name -> the bank strides whose features join the centre prior's maps.
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """Which features join the centre prior's maps in one readout.
+
+    Attributes:
+        strides: the banks whose scaled features are read, each on the 1/8 grid.
+        blur_pixels: Gaussian widths, in input pixels, of blurred copies of those
+            features (the spatial context the ``linear`` readout's
+            ``derive.context_sigmas`` adds inside the model).
+    """
+
+    strides: tuple[int, ...]
+    blur_pixels: tuple[float, ...] = ()
+
+
 RECIPES = {
-    "centre prior alone": (),
-    "+ 1/8 bank, 1×1 (reference row)": (8,),
-    "+ 1/8, 1/16, 1/32 banks, 1×1": (8, 16, 32),
+    "centre prior alone": Recipe(()),
+    "+ 1/8 bank, 1×1 (reference row)": Recipe((8,)),
+    "+ 1/8, 1/16, 1/32 banks, 1×1": Recipe((8, 16, 32)),
+    "+ 1/8 bank and copies blurred at 8, 16, 32 px": Recipe((8,), (8, 16, 32)),
+    "+ 1/8 bank and copies blurred at 16, 32, 64 px": Recipe((8,), (16, 32, 64)),
 }
 COLUMNS = ("CC", "NSS", "AUC-Judd", "sAUC", "SIM", "KLD")
 _MASKED_LOGIT = -1e9  # exp() underflows to 0 in float32, and gradients stay finite
@@ -116,8 +136,7 @@ def fit_log_linear(
 ) -> tuple[np.ndarray, list[float]]:
     """Fits the log-linear readout by full-batch Adam from zero weights.
 
-    A softmax ignores constants, so the readout has no bias: a constant feature
-    (the centre prior's flat map is not one) would be inert.
+    A softmax ignores constants, so the readout has no bias.
 
     Args:
         features: (N, cells, F) features of N images.
@@ -163,13 +182,12 @@ class ReadoutFeatures:
         strides: the bank strides to compute.
     """
 
-    def __init__(self, image_size: tuple[int, int], strides=BANK_STRIDES):
+    def __init__(self, image_size: tuple[int, int], strides=(8, 16, 32)):
         self.image_size = tuple(image_size)
         self.grid = (self.image_size[0] // GRID_STRIDE, self.image_size[1] // GRID_STRIDE)
         self.banks = {stride: LogGaborBank(output_stride=stride) for stride in strides}
         self.scalers = {}
-        prior_input = tf.zeros((1, *self.grid, 1))
-        self.prior_maps = CentrePrior().maps(prior_input).numpy()  # (1, h, w, 3)
+        self.prior_maps = CentrePrior().maps(tf.zeros((1, *self.grid, 1))).numpy()
 
     def bank_features(self, images) -> dict[int, np.ndarray]:
         """Raw magnitudes of every bank, (B, H/stride, W/stride, K) each."""
@@ -183,22 +201,28 @@ class ReadoutFeatures:
             scaler.adapt(features)
             self.scalers[stride] = scaler
 
-    def assemble(self, raw: dict[int, np.ndarray], strides) -> np.ndarray:
-        """(B, h, w, 3 + 72·len(strides)) features on the 1/8 grid, prior maps first."""
+    def assemble(self, raw: dict[int, np.ndarray], recipe: Recipe) -> np.ndarray:
+        """(B, h, w, 3 + 72·len(strides)·(1 + len(blurs))) features on the 1/8 grid.
+
+        The prior maps come first, then each bank's scaled features, then their
+        blurred copies (a normalised blur, as the model's context copies).
+        """
         batch = next(iter(raw.values())).shape[0]
-        blocks = [np.repeat(self.prior_maps, batch, axis=0)]
-        for stride in strides:
+        banks = []
+        for stride in recipe.strides:
             scaled = self.scalers[stride].scale_features(raw[stride])
             if stride != GRID_STRIDE:  # half-pixel bilinear, as BilinearUpsampling2D
                 scaled = tf.image.resize(scaled, self.grid, method="bilinear")
-            blocks.append(np.asarray(scaled, np.float32))
-        return np.concatenate(blocks, axis=-1)
+            banks.append(tf.cast(scaled, tf.float32))
+        blurred = [normalised_blur(b, px / GRID_STRIDE) for px in recipe.blur_pixels for b in banks]
+        blocks = [np.repeat(self.prior_maps, batch, axis=0)] + banks + blurred
+        return np.concatenate([np.asarray(block, np.float32) for block in blocks], axis=-1)
 
-    def predictor(self, weights: np.ndarray, strides, resize: str):
+    def predictor(self, weights: np.ndarray, recipe: Recipe, resize: str):
         """``image -> (H, W) map`` of a fitted readout, as the models' predictors."""
 
         def serve(batch):
-            features = self.assemble(self.bank_features(batch), strides)
+            features = self.assemble(self.bank_features(batch), recipe)
             logits = np.tensordot(features, weights, axes=1)[..., None]
             return tf.image.resize(logits, self.image_size, method="bilinear").numpy()
 
@@ -231,12 +255,10 @@ def markdown_table(results: dict, parent: dict | None) -> list[str]:
         "| readout | features | " + " | ".join(COLUMNS) + " | % of parent CC | % of parent NSS |",
         "| --- " * (len(COLUMNS) + 4) + "|",
     ]
+    share = lambda scores, m: f"{100 * scores[m] / parent[m]:.0f}%" if parent else "n/a"  # noqa: E731
     for name, row in results.items():
         cells = [f"{row['scores'][column]:.3f}" for column in COLUMNS]
-        if parent:
-            cells += [f"{100 * row['scores'][m] / parent[m]:.0f}%" for m in ("CC", "NSS")]
-        else:
-            cells += ["n/a", "n/a"]
+        cells += [share(row["scores"], "CC"), share(row["scores"], "NSS")]
         lines.append(f"| {name} | {row.get('features', '')} | " + " | ".join(cells) + " |")
     return lines
 
@@ -271,7 +293,7 @@ def share_chart(results: dict, parent: dict, title: str) -> np.ndarray:
     return picture
 
 
-def measure(parent_run: Path, steps: int, learning_rate: float) -> dict:
+def measure(parent_run: Path, recipes: list[str], steps: int, learning_rate: float) -> dict:
     """Fits every recipe on the run's training images and scores it on its validation ones."""
     from training import configs, job
     from training import derive as derive_command
@@ -287,8 +309,9 @@ def measure(parent_run: Path, steps: int, learning_rate: float) -> dict:
     reader.adapt(raw)
     cells = density.shape[1] * density.shape[2]
     fits, predictors = {}, {}
-    for name, strides in RECIPES.items():
-        features = reader.assemble(raw, strides)
+    for name in recipes:
+        recipe = RECIPES[name]
+        features = reader.assemble(raw, recipe)
         print(f"direct_readout: {name}: {features.shape[-1]} features")
         weights, losses = fit_log_linear(
             features.reshape(len(train_ids), cells, -1),
@@ -298,12 +321,11 @@ def measure(parent_run: Path, steps: int, learning_rate: float) -> dict:
             learning_rate,
             progress=True,
         )
-        fits[name] = {"features": features.shape[-1], "train_kld": losses[-1], "strides": strides}
         print(f"direct_readout: {name}: training KLD {losses[0]:.4f} -> {losses[-1]:.4f}")
-        fits[name]["train_kld_by_step"] = losses[:: max(1, steps // 20)]
-        predictors[name] = reader.predictor(weights, strides, config.resize)
-    centre_bias = "baseline:centre-bias"
-    predictors.update(resolve_model(centre_bias))
+        fits[name] = {"features": features.shape[-1], "train_kld": losses[-1]}
+        fits[name].update(dataclasses.asdict(recipe), train_kld_by_step=losses[:: steps // 20 or 1])
+        predictors[name] = reader.predictor(weights, recipe, config.resize)
+    predictors.update(resolve_model("baseline:centre-bias"))
     scores = evaluation.evaluate_models(dataset, val_ids, predictors, seed=config.seed)
     results = {
         name: {**fits.get(name, {}), "scores": scores["results"][name]} for name in predictors
@@ -336,6 +358,13 @@ def main() -> None:
     source.add_argument("--from-json", help="redraw an earlier --out instead of measuring")
     parser.add_argument("--out", default=None, help="write the results as JSON here")
     parser.add_argument("--png", default=None, help="draw the share-of-parent chart here")
+    parser.add_argument(
+        "--recipe",
+        action="append",
+        choices=list(RECIPES),
+        default=None,
+        help="fit only these readouts (repeatable; default all)",
+    )
     parser.add_argument("--steps", type=int, default=400, help="full-batch Adam steps")
     parser.add_argument("--learning-rate", type=float, default=0.05)
     args = parser.parse_args()
@@ -346,7 +375,9 @@ def main() -> None:
             parent_run = Path(args.parent)
             if not (parent_run / "config.yaml").is_file():
                 raise ValueError(f"{parent_run} is not a training.fit run folder (no config.yaml).")
-            report = measure(parent_run, args.steps, args.learning_rate)
+            report = measure(
+                parent_run, args.recipe or list(RECIPES), args.steps, args.learning_rate
+            )
     except (ValueError, OSError) as error:
         raise SystemExit(f"error: {error}") from None
     print("\n" + "\n".join(markdown_table(report["results"], report["parent_scores"])))

@@ -81,7 +81,7 @@ def test_readout_features_are_standardised_and_upsampled_to_the_fine_grid():
     raw = reader.bank_features(images)
     assert raw[8].shape == (3, 4, 8, 72) and raw[16].shape == (3, 2, 4, 72)
     reader.adapt(raw)
-    features = reader.assemble(raw, (8, 16))
+    features = reader.assemble(raw, direct_readout.Recipe((8, 16)))
     assert features.shape == (3, 4, 8, 3 + 2 * 72)
     # Prior maps first, peaked at the centre; then the 1/8 bank, standardised on these images.
     assert features[0, 0, 0, 0] < features[0, 2, 4, 0]
@@ -93,9 +93,23 @@ def test_readout_features_are_standardised_and_upsampled_to_the_fine_grid():
 def test_the_predictor_gives_a_map_at_the_image_size_from_the_prior_alone():
     reader = direct_readout.ReadoutFeatures((32, 32), strides=(8,))
     image = np.full((40, 80, 3), 128, np.uint8)  # letterboxed into rows 8..23
-    predict = reader.predictor(np.array([4.0, 0.0, 0.0]), (), "pad")
+    predict = reader.predictor(np.array([4.0, 0.0, 0.0]), direct_readout.Recipe(()), "pad")
     saliency = predict(image)
     assert saliency.shape == (40, 80)
     # The image spans the canvas's width: its centre columns are the prior's peak.
     assert saliency[:, 0].max() < saliency[:, 40].min()
     np.testing.assert_allclose(saliency, saliency[:, ::-1], rtol=1e-5)
+
+
+def test_blurred_copies_follow_the_features_and_are_smoother():
+    rng = np.random.default_rng(3)
+    images = rng.uniform(0, 255, size=(2, 64, 64, 3)).astype(np.float32)
+    reader = direct_readout.ReadoutFeatures((64, 64), strides=(8,))
+    raw = reader.bank_features(images)
+    reader.adapt(raw)
+    features = reader.assemble(raw, direct_readout.Recipe((8,), (8.0, 16.0)))
+    assert features.shape == (2, 8, 8, 3 + 3 * 72)
+    sharp, once, twice = (features[..., 3 + 72 * i : 3 + 72 * (i + 1)] for i in range(3))
+    assert sharp.std() > once.std() > twice.std() > 0
+    # A normalised blur keeps a map's level: the copies' means stay near the features'.
+    np.testing.assert_allclose(once.mean(axis=(1, 2)), sharp.mean(axis=(1, 2)), atol=0.3)
