@@ -13,8 +13,9 @@ uniformly random ranking is the control. ``loggabor`` (the explainable model's
 region-specific contributions, ``serving.contributions``) is scored on the explainable
 model, which the gradient methods explain too, so both models have their own rows.
 
-The explainable model is rebuilt as a Keras model (``explainable_keras_model``) from
-its SavedModel's weights, so Grad-CAM, which needs layers, applies to both models.
+The explainable model is read as a Keras model from the ``model.keras`` saved in its
+export (``explainable_keras_model``), so Grad-CAM, which needs layers, applies to both
+models.
 
 ::
 
@@ -41,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from serving import attribution, explain, faithfulness  # noqa: E402
+from serving import attribution, constants, explain, faithfulness  # noqa: E402
 from serving.loaded_model import LoadedModel, load_model  # noqa: E402
 from serving.region_score import SCORE_INDEX, score_model  # noqa: E402
 from tfsal.io_utils import atomic_write_text  # noqa: E402
@@ -58,7 +59,7 @@ def parent_model(run: Path):
     """The run's deep model as a Keras model (its layers visible to Grad-CAM)."""
     from training import callbacks, configs, trainer
 
-    config = configs.resolve(configs.load_yaml(run / "config.yaml"))
+    config = configs.resolve(configs.read_run_config(run))
     model = trainer.build_model(config)
     callbacks.restore_state(run / "checkpoints" / callbacks.BEST_WEIGHTS, model, False)
     from tfsal import models
@@ -68,47 +69,31 @@ def parent_model(run: Path):
     return loaded, config
 
 
-def explainable_keras_model(saved: LoadedModel, parent: LoadedModel, config) -> LoadedModel:
-    """The explainable SavedModel rebuilt as a Keras model with its layers, same weights.
+def explainable_keras_model(saved: LoadedModel) -> LoadedModel:
+    """The explainable SavedModel's Keras model (its layers visible to Grad-CAM).
 
-    The derivation's model is rebuilt with ``tfsal.explain.build_explainable_model`` from
-    the run's derive settings and taps (measured on the parent, in the derivation's
-    order), and every variable (feature scaling included) is copied from the SavedModel,
-    which ``ExportArchive`` saved in the model's own variable order; shapes are checked
-    one by one and the two models' saliency compared.
+    Read from the ``model.keras`` the exporter writes into every explainable version,
+    and checked to reproduce the SavedModel's saliency.
+
+    Raises:
+        SystemExit: if the export has no ``model.keras`` or does not match it.
     """
-    import tensorflow as tf
+    import keras
 
-    from tfsal import models
-    from tfsal.explain import build_explainable_model
-    from tfsal.explain.taps import measure_taps, tapped_model
-    from training import job
+    import tfsal.explain  # noqa: F401  (registers the layers model.keras names)
 
-    tapped, tap_names = job.tapped_parent(config, parent.model)
-    probe = np.random.default_rng(0).uniform(0, 255, (1, *saved.input_size, 3)).astype("float32")
-    activations = tapped_model(tapped, tap_names)(probe)
-    model = build_explainable_model(
-        measure_taps(activations, probe.shape, tap_names),
-        readout=config.derive.readout,
-        output_kind=models.model_info(config.model).output,
-        input_shape=(*saved.input_size, 3),
-        blur_sigma=config.derive.blur_sigma,
-        context_sigmas=tuple(config.derive.context_sigmas),
-        name=saved.name,
-    )
-    exported = tf.saved_model.load(str(saved.metadata["path"])).variables
-    if len(exported) != len(model.variables):
-        raise ValueError(
-            f"The SavedModel holds {len(exported)} variables, the rebuilt model "
-            f"{len(model.variables)}: the run's derive settings do not match its export."
+    path = Path(saved.metadata["path"]) / constants.KERAS_MODEL_FILE
+    if not path.is_file():
+        raise SystemExit(
+            f"error: {path.parent} has no {constants.KERAS_MODEL_FILE} (exported before it "
+            "was saved with every explainable model); derive it again with "
+            "python -m training.derive RUN_DIR."
         )
-    for target, source in zip(model.variables, exported, strict=True):
-        if tuple(target.shape) != tuple(source.shape):
-            raise ValueError(f"Variable {target.path}: {target.shape} vs exported {source.shape}")
-        target.assign(source.numpy())
+    model = keras.saving.load_model(path)
+    probe = np.random.default_rng(0).uniform(0, 255, (1, *saved.input_size, 3)).astype("float32")
     ours, theirs = model(probe)["saliency"], saved.model(probe)["saliency"]
     if not np.allclose(np.asarray(ours), np.asarray(theirs), atol=1e-3):
-        raise ValueError("The rebuilt explainable model does not reproduce its SavedModel.")
+        raise SystemExit(f"error: {path} does not reproduce the SavedModel beside it.")
     return LoadedModel(
         saved.name, model, saved.input_size, saved.output_kind, saved.resize, saved.metadata
     )
@@ -315,9 +300,7 @@ def score(args) -> int:
             saved.resize,
             {**saved.metadata, "path": str(args.explainable)},
         )
-        models.append(
-            (explainable_keras_model(saved, parent, config), [*args.methods, explain.LOGGABOR])
-        )
+        models.append((explainable_keras_model(saved), [*args.methods, explain.LOGGABOR]))
     for loaded, methods in models:
         score_model_images(loaded, methods, images, args, args.out / "images" / loaded.name)
     return len(images)

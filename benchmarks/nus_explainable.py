@@ -46,6 +46,7 @@ from tfsal import explain  # noqa: E402
 from tfsal.conventions import SALIENCY, reconstruction_key  # noqa: E402
 from tfsal.explain.explainable_model import bank_name  # noqa: E402
 from tfsal.io_utils import atomic_write_text  # noqa: E402
+from training import configs  # noqa: E402
 from training import derive as derive_command  # noqa: E402
 
 COLUMNS = ("CC", "NSS", "AUC-Judd", "sAUC", "SIM", "KLD")
@@ -57,10 +58,10 @@ def copy_parent(parent: Path, out: Path) -> None:
     """Copies the parent run to ``out`` once; never writes into ``parent``."""
     if parent.resolve() == out.resolve():
         raise SystemExit("error: --out must differ from --parent (the parent is read-only).")
-    if not (parent / derive_command.CONFIG_FILE).is_file():
+    if not (parent / configs.CONFIG_FILE).is_file():
         raise SystemExit(f"error: {parent} is not a training.fit run folder (no config.yaml).")
     if out.exists():
-        if not (out / derive_command.CONFIG_FILE).is_file():
+        if not (out / configs.CONFIG_FILE).is_file():
             raise SystemExit(f"error: {out} exists and is no run folder; choose a new --out.")
         print(f"benchmark: re-deriving in the existing copy {out}")
         return
@@ -81,7 +82,7 @@ def derive_and_score(out: Path, config, report: dict, score: bool = True):
     dataset, train_ids, val_ids = job.load_split(config)
     model = trainer.build_model(dataclasses.replace(config, weights=None, encoder_weights=None))
     callbacks.restore_state(derive_command.best_checkpoint(out), model, with_optimizer=False)
-    outputs = job.RunOutputs(out, out / "config.yaml", out / job.CHECKPOINTS, out / job.LOGS)
+    outputs = job.RunOutputs(out, out / configs.CONFIG_FILE, out / job.CHECKPOINTS, out / job.LOGS)
     wall, cpu = time.monotonic(), time.process_time()
     derivation = job.derive_explainable(
         config, model, dataset, train_ids, val_ids, outputs, strategy

@@ -32,6 +32,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import scipy.ndimage  # noqa: E402
 
+from serving import constants  # noqa: E402
 from tfsal.conventions import CONTRIBUTIONS  # noqa: E402
 from tfsal.data import popout  # noqa: E402
 from tfsal.data.pipeline import make_pipeline  # noqa: E402
@@ -211,11 +212,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("run", type=Path, help="a pop-out training.fit run folder.")
     args = parser.parse_args()
-    config = configs.load_yaml(args.run / "config.yaml")
+    config = configs.read_run_config(args.run)
     if config.data != "popout":
         raise SystemExit(f"{args.run} is a run on {config.data!r}, not on pop-out stimuli.")
     export = run_report.latest_explainable(args.run, config.model)
-    model = keras.saving.load_model(export / run_report.KERAS_FILE)
+    model = keras.saving.load_model(export / constants.KERAS_MODEL_FILE)
     names = group_names(model)
     dataset, _, val_ids = job.load_split(config)
     batches = make_pipeline(

@@ -17,18 +17,21 @@ probe's latency over its direct call. Three ways are compared:
   ``python -m serving.server`` running in its own process, outputs decoded with
   ``tf.make_ndarray``;
 - ``rest``: ``POST :predict`` with ``{"instances": [{"b64": ...}]}`` over a plain HTTP
-  connection to the same server, the JSON answer parsed (orjson) into an array.
+  connection to the same server, the JSON answer read into an array by
+  ``serving.rest_answers`` (as ``serving.client`` reads it).
 
-Every latency is the client's wall time for one request, decoding of the answer
-included. One client: the three ways take turns in rounds (order rotated), so the
+Each server request is timed twice: when the answer has arrived (gRPC: the stub has
+returned the parsed ``PredictResponse``; REST: the last byte of the body is in), which
+is what the server costs, and when its map is a numpy array, which is what a Python
+client costs. One client: the three ways take turns in rounds (order rotated), so the
 machine's drift and the other engineers' load hit them alike; the overhead is the
-median over rounds of (server p50 / direct p50 of the same round), and the CPU time
-per request is counted too (this process plus the server process, from /proc): it is
-far less inflated by load than wall time. Eight clients: eight threads send requests
-at once for each way in turn; throughput is requests per second of wall time. Each
-stage of a request (the model, the server's parsing and encoding, the client's
-decoding) is also timed alone in this process. The load average is printed before
-and after.
+median over rounds of (server p50 / direct p50 of the same round), for both times, and
+the CPU time per request is counted too (this process plus the server process, from
+/proc): it is far less inflated by load than wall time. Eight clients: eight threads
+send requests at once for each way in turn; throughput is requests per second of wall
+time. Each stage of a request (the model, the server's parsing and encoding, the
+client's decoding, with orjson and numpy as well for comparison) is also timed alone
+in this process. The load average is printed before and after.
 """
 
 import argparse
@@ -38,7 +41,6 @@ import json
 import os
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -50,11 +52,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import grpc  # noqa: E402
 import numpy as np  # noqa: E402
-import orjson  # noqa: E402
+import serving_stages  # noqa: E402  (beside this script)
 import tensorflow as tf  # noqa: E402
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc  # noqa: E402
 
-from serving import constants  # noqa: E402
+from serving import constants, rest_answers  # noqa: E402
 from serving.export import export_model  # noqa: E402
 from serving.warmup import warmup_image  # noqa: E402
 from tfsal import models, paths  # noqa: E402
@@ -172,7 +174,8 @@ def make_clients(server: ServerProcess, version_folder: Path, image: bytes) -> d
     local = threading.local()  # one gRPC channel per client thread
 
     def direct():
-        return signature(image_bytes=batch)[constants.SALIENCY_OUTPUT].numpy()
+        saliency = signature(image_bytes=batch)[constants.SALIENCY_OUTPUT].numpy()
+        return saliency, time.perf_counter()
 
     def grpc_predict():
         if not hasattr(local, "stub"):
@@ -181,107 +184,61 @@ def make_clients(server: ServerProcess, version_folder: Path, image: bytes) -> d
             )
             local.stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
         response = local.stub.Predict(request, timeout=120)
-        return tf.make_ndarray(response.outputs[constants.SALIENCY_OUTPUT])
+        received = time.perf_counter()  # the stub has parsed the PredictResponse
+        return tf.make_ndarray(response.outputs[constants.SALIENCY_OUTPUT]), received
 
     def rest_predict():
         connection = http.client.HTTPConnection("127.0.0.1", server.rest_port, timeout=120)
         connection.request("POST", f"/v1/models/{server.name}:predict", body)
         response = connection.getresponse()
-        return rest_saliency(response.status, response.read())
+        answer = response.read()
+        received = time.perf_counter()  # the body's last byte is in
+        return rest_saliency(response.status, answer), received
 
     return {"direct": direct, "grpc": grpc_predict, "rest": rest_predict, "signature": signature}
 
 
 def rest_saliency(status: int, body: bytes) -> np.ndarray:
-    """The saliency maps of a REST predict answer, as a client decodes them."""
-    answer = orjson.loads(body)
+    """The saliency maps of a REST predict answer, read as serving.client reads them."""
     if status != 200:
-        raise RuntimeError(answer)
-    rows = answer["predictions"]
-    return np.asarray([row[constants.SALIENCY_OUTPUT] for row in rows], np.float32)
+        raise RuntimeError(body[:500])
+    outputs = rest_answers.read_predict_answer(body)
+    return outputs[constants.SALIENCY_OUTPUT].astype(np.float32)
 
 
-def stage_times(signature, image: bytes, repeats: int = 20) -> dict:
-    """Median ms of each stage of one request, each timed alone in this process.
-
-    Free of the cross-process scheduling a loaded machine adds to every request, this
-    says where a request's time goes: the model (the direct call), what the server does
-    besides (parsing the request, converting tensors, encoding the answer) and what the
-    client does to read the answer.
-    """
-    from serving import rest_json
-
-    batch = tf.constant([image])
-    outputs = {key: value.numpy() for key, value in signature(image_bytes=batch).items()}
-    request = predict_pb2.PredictRequest()
-    request.inputs[constants.IMAGE_BYTES_INPUT].CopyFrom(
-        tf.make_tensor_proto(np.array([image], dtype=object))
-    )
-    grpc_bytes = request.SerializeToString()
-    response = predict_pb2.PredictResponse()
-    for key, value in outputs.items():
-        response.outputs[key].CopyFrom(tf.make_tensor_proto(value))
-    grpc_answer = response.SerializeToString()
-    rest_bytes = json.dumps({"instances": [{"b64": base64.b64encode(image).decode()}]}).encode()
-    rest_answer = rest_json.predict_response(outputs, row_format=True)
-    specs = dict(signature.structured_input_signature[1])
-
-    def grpc_server():
-        parsed = predict_pb2.PredictRequest.FromString(grpc_bytes)
-        {key: tf.make_ndarray(proto) for key, proto in parsed.inputs.items()}
-        answer = predict_pb2.PredictResponse()
-        for key, value in outputs.items():
-            answer.outputs[key].CopyFrom(tf.make_tensor_proto(value))
-        answer.SerializeToString()
-
-    stages = {
-        "model": lambda: signature(image_bytes=batch)[constants.SALIENCY_OUTPUT].numpy(),
-        "grpc_server": grpc_server,
-        "grpc_client_decode": lambda: tf.make_ndarray(
-            predict_pb2.PredictResponse.FromString(grpc_answer).outputs[constants.SALIENCY_OUTPUT]
-        ),
-        "rest_server_parse": lambda: rest_json.parse_predict_request(
-            rest_json.loads(rest_bytes), specs
-        ),
-        "rest_server_encode": lambda: rest_json.predict_response(outputs, row_format=True),
-        "rest_client_decode": lambda: rest_saliency(200, rest_answer),
-    }
-    times = {
-        stage: 1000 * statistics.median(timed(work) for _ in range(repeats))
-        for stage, work in stages.items()
-    }
-    return {**times, "grpc_answer_bytes": len(grpc_answer), "rest_answer_bytes": len(rest_answer)}
-
-
-def timed(call) -> float:
+def timed(call) -> tuple[float, float]:
+    """Seconds until the answer arrived and until it was an array (equal for direct)."""
     start = time.perf_counter()
-    call()
-    return time.perf_counter() - start
+    _, received = call()
+    return received - start, time.perf_counter() - start
 
 
 def one_client(clients: dict, server: ServerProcess, rounds: int, per_round: int) -> dict:
-    latencies = {way: [] for way in WAYS}
-    cpu = {way: 0.0 for way in WAYS}
-    ratios = {way: [] for way in WAYS if way != "direct"}
+    samples = {way: [] for way in WAYS}  # (answer in, as array) seconds per request
+    ratios = {way: [] for way in WAYS}  # per round: both p50s over direct's p50
+    cpu = dict.fromkeys(WAYS, 0.0)
     for turn in range(rounds):
-        order = WAYS[turn % 3 :] + WAYS[: turn % 3]
         medians = {}
-        for way in order:
+        for way in WAYS[turn % 3 :] + WAYS[: turn % 3]:
             cpu_before = time.process_time() + server.cpu_seconds()
-            samples = [timed(clients[way]) for _ in range(per_round)]
+            times = [timed(clients[way]) for _ in range(per_round)]
             cpu[way] += time.process_time() + server.cpu_seconds() - cpu_before
-            latencies[way] += samples
-            medians[way] = statistics.median(samples)
-        for way in ratios:
-            ratios[way].append(medians[way] / medians["direct"])
-    return {
-        way: {
-            **summary(latencies[way]),
-            "cpu_ms_per_request": 1000 * cpu[way] / len(latencies[way]),
-            "ratio_to_direct": statistics.median(ratios[way]) if way in ratios else 1.0,
+            samples[way] += times
+            medians[way] = np.median(times, axis=0)
+        for way in WAYS:
+            ratios[way].append(medians[way] / medians["direct"][1])
+    results = {}
+    for way in WAYS:
+        received, parsed = np.array(samples[way]).T
+        received_ratio, parsed_ratio = np.median(ratios[way], axis=0)
+        results[way] = {
+            **summary(list(parsed)),
+            "received_p50_ms": 1000 * float(np.median(received)),
+            "cpu_ms_per_request": 1000 * cpu[way] / len(parsed),
+            "received_ratio_to_direct": float(received_ratio),
+            "ratio_to_direct": float(parsed_ratio),
         }
-        for way in WAYS
-    }
+    return results
 
 
 def concurrent_clients(clients: dict, rounds: int, per_client: int) -> dict:
@@ -292,7 +249,7 @@ def concurrent_clients(clients: dict, rounds: int, per_client: int) -> dict:
 
             def work(way=way, samples=samples):
                 for _ in range(per_client):
-                    samples.append(timed(clients[way]))
+                    samples.append(timed(clients[way])[1])
 
             threads = [threading.Thread(target=work) for _ in range(CLIENTS)]
             start = time.perf_counter()
@@ -320,11 +277,11 @@ def benchmark_model(name, version_folder, image, args) -> dict:
     server = ServerProcess(name, version_folder.parent)
     try:
         clients = make_clients(server, version_folder, image)
-        reference = clients["direct"]()
+        reference, _ = clients["direct"]()
         for way in WAYS:  # warm up, and check all three answer the same map
-            np.testing.assert_allclose(clients[way](), reference, rtol=1e-4, atol=1e-7)
+            np.testing.assert_allclose(clients[way]()[0], reference, rtol=1e-4, atol=1e-7)
         return {
-            "stages_ms": stage_times(clients["signature"], image),
+            "stages_ms": serving_stages.stage_times(clients["signature"], image),
             "one_client": one_client(clients, server, args.rounds, args.per_round),
             "eight_clients": concurrent_clients(clients, args.concurrent_rounds, args.per_client),
         }
@@ -333,17 +290,26 @@ def benchmark_model(name, version_folder, image, args) -> dict:
 
 
 def print_table(results: dict) -> None:
-    print("| model | clients | way | p50 (ms) | p99 (ms) | requests/s | p50 vs direct | CPU ms |")
-    print("|---|---:|---|---:|---:|---:|---:|---:|")
+    print(
+        "| model | clients | way | p50 answer in (ms) | p50 as array (ms) | p99 (ms) "
+        "| requests/s | answer in vs direct | as array vs direct | CPU ms |"
+    )
+    print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
     for name, result in results.items():
         for clients, key in ((1, "one_client"), (CLIENTS, "eight_clients")):
             for way, row in result[key].items():
                 throughput = row.get("throughput", 1000 / row["p50_ms"])
-                ratio = f"{row['ratio_to_direct']:.3f}x" if "ratio_to_direct" in row else ""
+                received = row.get("received_p50_ms")
+                received = f"{received:.1f}" if received is not None else ""
+                ratios = [
+                    f"{row[field]:.3f}x" if field in row else ""
+                    for field in ("received_ratio_to_direct", "ratio_to_direct")
+                ]
                 cpu = f"{row['cpu_ms_per_request']:.1f}" if "cpu_ms_per_request" in row else ""
                 print(
-                    f"| {name} | {clients} | {way} | {row['p50_ms']:.1f} | {row['p99_ms']:.1f} "
-                    f"| {throughput:.2f} | {ratio} | {cpu} |"
+                    f"| {name} | {clients} | {way} | {received} | {row['p50_ms']:.1f} "
+                    f"| {row['p99_ms']:.1f} | {throughput:.2f} | {ratios[0]} | {ratios[1]} "
+                    f"| {cpu} |"
                 )
     print("\nStages of one request, each timed alone in this process (median ms):")
     for name, result in results.items():
@@ -353,8 +319,8 @@ def print_table(results: dict) -> None:
             f"client decode {stages['grpc_client_decode']:.2f} "
             f"({stages['grpc_answer_bytes']} bytes); REST server parse "
             f"{stages['rest_server_parse']:.2f}, JSON encode {stages['rest_server_encode']:.2f}, "
-            f"client decode {stages['rest_client_decode']:.2f} "
-            f"({stages['rest_answer_bytes']} bytes)"
+            f"client decode {stages['rest_client_decode']:.2f} (orjson and numpy: "
+            f"{stages['rest_client_decode_orjson']:.2f}) ({stages['rest_answer_bytes']} bytes)"
         )
 
 

@@ -184,7 +184,7 @@ def load_parent(run: Path):
     from training import callbacks, configs, job, trainer
     from training import derive as derive_command
 
-    config = configs.load_yaml(run / derive_command.CONFIG_FILE)
+    config = configs.read_run_config(run)
     model = trainer.build_model(dataclasses.replace(config, weights=None, encoder_weights=None))
     callbacks.restore_state(derive_command.best_checkpoint(run), model, with_optimizer=False)
     parent, taps = job.tapped_parent(config, model)

@@ -29,13 +29,17 @@ the image's resolution) exceed gRPC's 4 MiB default for any photo.
 
 import argparse
 import base64
+import contextlib
 import dataclasses
+import http.client
+import json
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from serving import constants
+from serving import constants, rest_answers
 
 PROTOCOLS = ("grpc", "rest")
 MAX_RECEIVE_BYTES = 512 << 20
@@ -124,9 +128,9 @@ class SaliencyClient:
             )
             self._stub = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
         else:
-            import requests
-
-            self._session = requests.Session()
+            # One keep-alive connection per calling thread: http.client connections
+            # are not thread-safe, and TF Serving keeps connections open between requests.
+            self._connections = threading.local()
 
     def predict(self, images: Sequence[bytes], explain: bool = False) -> list[Prediction]:
         """Saliency (and with ``explain`` the explanation) of encoded JPEG/PNG images.
@@ -168,36 +172,64 @@ class SaliencyClient:
         return {key: tf.make_ndarray(value) for key, value in response.outputs.items()}
 
     def _run_rest(self, signature: str, images: list[bytes]) -> dict[str, np.ndarray]:
-        import requests
-
         version = f"/versions/{self.version}" if self.version is not None else ""
-        url = f"http://{self.target}/v1/models/{self.model}{version}:predict"
+        path = f"/v1/models/{self.model}{version}:predict"
         encoded = [{"b64": base64.b64encode(image).decode("ascii")} for image in images]
         body = {"signature_name": signature, "inputs": {constants.IMAGE_BYTES_INPUT: encoded}}
+        status, answer = self._post(path, json.dumps(body).encode())
+        if status != 200:
+            message = answer[:200].decode("utf-8", errors="replace")
+            with contextlib.suppress(ValueError, AttributeError):  # Not {"error": ...}
+                message = json.loads(answer).get("error", message)
+            raise ServingError(f"http://{self.target}{path} answered HTTP {status}: {message}")
         try:
-            response = self._session.post(url, json=body, timeout=self.timeout)
-        except requests.RequestException as error:
-            raise ServingError(f"cannot reach {url}: {error}") from None
-        try:
-            answer = response.json()
-        except ValueError:
-            answer = {"error": response.text[:200]}
-        if response.status_code != 200 or "error" in answer:
+            outputs = rest_answers.read_predict_answer(answer)
+            if not isinstance(outputs, dict):
+                raise ValueError("the signature answered with one unnamed output")
+            sizes = (constants.HEIGHT_OUTPUT, constants.WIDTH_OUTPUT)
+            return {
+                key: value.astype(np.int32 if key in sizes else np.float32)
+                for key, value in outputs.items()
+            }
+        except ValueError as error:
             raise ServingError(
-                f"{url} answered HTTP {response.status_code}: {answer.get('error', answer)}"
-            )
-        sizes = (constants.HEIGHT_OUTPUT, constants.WIDTH_OUTPUT)
-        return {
-            key: np.asarray(value, np.int32 if key in sizes else np.float32)
-            for key, value in answer["outputs"].items()
-        }
+                f"http://{self.target}{path} gave an unreadable answer: {error}"
+            ) from None
+
+    def _post(self, path: str, body: bytes) -> tuple[int, bytes]:
+        """(status, body) of a POST on this thread's connection, reconnecting once."""
+        connection = getattr(self._connections, "connection", None)
+        reused = connection is not None
+        if connection is None:
+            host, _, port = self.target.rpartition(":")
+            connection = http.client.HTTPConnection(host.strip("[]"), int(port), self.timeout)
+            self._connections.connection = connection
+        headers = {"Content-Type": "application/json"}
+        try:
+            try:
+                connection.request("POST", path, body, headers)
+                response = connection.getresponse()
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                if not reused:
+                    raise
+                # The server closed the kept-alive connection while it was idle; a
+                # predict changes nothing, so it is sent again on a new connection.
+                connection.close()
+                connection.request("POST", path, body, headers)
+                response = connection.getresponse()
+            # http.client opens a new connection by itself once the server has
+            # closed this one (the local server closes after every answer).
+            return response.status, response.read()
+        except (OSError, http.client.HTTPException) as error:
+            connection.close()
+            raise ServingError(f"cannot reach http://{self.target}{path}: {error}") from None
 
     def close(self) -> None:
-        """Closes the connection."""
+        """Closes the connection (REST: the calling thread's; others close with their thread)."""
         if self.protocol == "grpc":
             self._channel.close()
-        else:
-            self._session.close()
+        elif getattr(self._connections, "connection", None) is not None:
+            self._connections.connection.close()
 
     def __enter__(self):
         return self

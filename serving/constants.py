@@ -57,9 +57,12 @@ MAX_BATCH_PIXELS = 4 * MAX_IMAGE_PIXELS
 # "model" (registry name), "output" ("log_density" or "map"), "input_size"
 # ([height, width]) and "resize" so evaluators and servers know how to feed the
 # model, plus the signatures, the served map kind and, for explainable models, the
-# taps and contribution groups.
+# taps (with each one's stride and channels) and contribution groups.
 METADATA_DIR = "assets.extra"
 METADATA_FILE = "tfsal.json"
+# An explainable model's Keras file, in its version folder beside the SavedModel
+# (which keeps the computation but not the layers the report and Grad-CAM read).
+KERAS_MODEL_FILE = "model.keras"
 WARMUP_FILE = "tf_serving_warmup_requests"  # in METADATA_DIR, as TF Serving expects
 MAX_WARMUP_RECORDS = 1000  # TF Serving's WarmupConsts::kMaxNumRecords
 

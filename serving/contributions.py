@@ -8,7 +8,8 @@ readout. The groups sum to the logits, ``z_i = Σ_g c_{g,i}``, and the model is 
 in its scaled log-Gabor features up to ``z``; only the normalisation after it is not.
 The number every method explains (``serving.region_score``) is the region ``R``'s
 predicted mass, ``M_R(z) = Σ_{i∈R} p_i`` with ``p = softmax(z)`` for a log-density
-(``Σ_{i∈R} z_i / Σ_i z_i`` for a map).
+(``p = s / Σ_j s_j`` for a map, with ``s = z - min(0, min_j z_j)``: a map with negative
+values is shifted to a minimum of 0, as ``RegionScore`` does).
 
 The attribution is Integrated Gradients on the logits along the straight path from the
 prior alone, ``z0 = c_prior``, to the full logits, ``z(α) = z0 + α (z − z0)``:
@@ -19,7 +20,8 @@ prior alone, ``z0 = c_prior``, to the full logits, ``z(α) = z0 + α (z − z0)`
     \bar\delta_i = \int_0^1 \frac{\partial M_R}{\partial z_i}\big(z(\alpha)\big)\,d\alpha,
     \qquad \frac{\partial M_R}{\partial z_i} = p_i\,(\mathbb 1[i\in R] - M_R)
 
-(for a map, ``(1[i∈R] − M_R) / Σ_j z_j``), with ``g`` running over the image's groups.
+(for a map, ``(1[i∈R] − M_R) / Σ_j s_j``, plus ``(N M_R − |R|) / Σ_j s_j`` at the pixel
+whose negative minimum sets the shift), with ``g`` running over the image's groups.
 Because ``z(α)`` moves along ``z − z0 = Σ_g c_g``, the attributions are *complete*:
 ``Σ_{g,i} A_{g,i} = M_R(z) − M_R(z0)``, the mass the image's features add to the mass
 the prior alone would put in the region. Everything from the scaled features to ``z``
@@ -29,7 +31,10 @@ training mean" (scaled feature 0); the pixel map places it where the group's log
 are (the readout's blur and the taps' bilinear upsampling, a few pixels) rather than
 at the features' own cells. That costs no model call beyond the prediction: the
 integral is a Gauss–Legendre sum over ``PATH_POINTS`` softmaxes of one map, and it
-works for a SavedModel, whose layers are hidden.
+works for a SavedModel, whose layers are hidden. For a map, the shift is piecewise
+linear along the path (its minimum pixel changes, or it reaches 0), so the integral is
+split where it bends and each smooth piece gets its own nodes: completeness stays
+exact for signed maps too.
 
 It is region-specific: ``δ̄`` is positive inside the region (raising logits there
 raises the mass) and negative outside (raising them elsewhere takes mass away), and it
@@ -111,7 +116,9 @@ def _normalised(logits: np.ndarray, output_kind: str) -> np.ndarray:
     if output_kind == conventions.LOG_DENSITY:
         weights = np.exp(logits - logits.max())
         return weights / weights.sum()
-    return logits / (logits.sum() + 1e-12)
+    shifted = logits - min(logits.min(), 0.0)
+    total = shifted.sum()
+    return shifted / total if total > 0 else np.full_like(logits, 1.0 / logits.size)
 
 
 def _mass_gradient(logits: np.ndarray, mask: np.ndarray, output_kind: str) -> np.ndarray:
@@ -120,7 +127,38 @@ def _mass_gradient(logits: np.ndarray, mask: np.ndarray, output_kind: str) -> np
     mass = (weights * mask).sum()
     if output_kind == conventions.LOG_DENSITY:
         return weights * (mask - mass)
-    return (mask - mass) / (logits.sum() + 1e-12)
+    total = (logits - min(logits.min(), 0.0)).sum()
+    if total <= 0:
+        return np.zeros_like(logits)  # constant after the shift: uniform whatever z does
+    gradient = mask - mass
+    if logits.min() < 0:  # the shift follows the minimum pixel
+        gradient.flat[np.argmin(logits)] += logits.size * mass - mask.sum()
+    return gradient / total
+
+
+def _shift_breakpoints(start: np.ndarray, step: np.ndarray) -> list[float]:
+    """Where ``min(0, min_i (start_i + α step_i))`` bends for α in (0, 1), in order.
+
+    That lower envelope of lines (the 0 line included) is followed from α = 0: from
+    the current lowest line, the next one is the line of smaller slope that crosses
+    it first. Each bend costs one pass over the pixels.
+    """
+    offsets = np.append(start.ravel(), 0.0)
+    slopes = np.append(step.ravel(), 0.0)
+    alpha, breakpoints = 0.0, []
+    current = int(np.argmin(offsets))
+    while True:
+        steeper = slopes < slopes[current]
+        if not steeper.any():
+            return breakpoints
+        with np.errstate(divide="ignore", invalid="ignore"):
+            crossings = (offsets - offsets[current]) / (slopes[current] - slopes)
+        crossings = np.where(steeper & (crossings >= alpha), crossings, np.inf)
+        following = int(np.argmin(crossings))
+        if crossings[following] >= 1.0:
+            return breakpoints
+        alpha, current = float(crossings[following]), following
+        breakpoints.append(alpha)
 
 
 def region_attribution(
@@ -165,9 +203,16 @@ def region_attribution(
     baseline = contributions[..., list(names).index(PRIOR)]
     image_logits = contributions[..., image_groups].sum(axis=-1)
     nodes, weights = np.polynomial.legendre.leggauss(path_points)
+    bends = (
+        [] if output_kind == conventions.LOG_DENSITY else _shift_breakpoints(baseline, image_logits)
+    )
+    edges = [0.0, *bends, 1.0]
     mean_gradient = np.zeros_like(baseline)
-    for node, weight in zip((nodes + 1.0) / 2.0, weights / 2.0, strict=True):
-        mean_gradient += weight * _mass_gradient(baseline + node * image_logits, mask, output_kind)
+    for low, high in zip(edges[:-1], edges[1:], strict=True):
+        for node, weight in zip(nodes, weights, strict=True):
+            alpha = low + (high - low) * (node + 1.0) / 2.0
+            gradient = _mass_gradient(baseline + alpha * image_logits, mask, output_kind)
+            mean_gradient += weight * (high - low) / 2.0 * gradient
     group_totals = np.einsum("hwg,hw->g", contributions[..., image_groups], mean_gradient)
     return RegionAttribution(
         pixel_map=(image_logits * mean_gradient).astype(np.float32),

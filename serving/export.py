@@ -34,7 +34,9 @@ A "map" model's scores are only cropped and resized.
 Each version is written in a hidden folder beside its destination and renamed into
 place (``tfsal.io_utils.atomic_directory``), so TF Serving, which polls the base path,
 never loads a half-written version. ``assets.extra`` holds ``tfsal.json`` (metadata)
-and TF Serving's warmup records.
+and TF Serving's warmup records. An explainable model's version also holds the Keras
+model itself, ``model.keras`` (TF Serving ignores it), and its metadata records each
+tap's name, stride and channels (``tap_info``).
 """
 
 import json
@@ -203,6 +205,40 @@ class _Signatures:
         return self.model(image, training=False)
 
 
+def tap_info(outputs: Mapping, input_size: Sequence[int]) -> list[dict]:
+    """Name, stride and channels of each tap an explainable model rebuilds.
+
+    Read from the ``reconstruction_<tap>`` output specs for one canvas, so any
+    explainable model of the conventions describes itself.
+    """
+    prefix = constants.RECONSTRUCTION_PREFIX
+    info = []
+    for key in sorted(k for k in outputs if k.startswith(prefix)):
+        _, height, _, channels = outputs[key].shape
+        info.append(
+            {"name": key[len(prefix) :], "stride": input_size[0] // height, "channels": channels}
+        )
+    return info
+
+
+def save_keras_model(model: keras.Model, folder: Path) -> Path:
+    """Saves ``model`` as ``folder/model.keras``; returns the path.
+
+    Raises:
+        ValueError: if Keras cannot save it (e.g. an unregistered custom layer).
+    """
+    path = Path(folder) / constants.KERAS_MODEL_FILE
+    try:
+        model.save(path)
+    except Exception as error:  # Keras raises many types for a model it cannot save.
+        raise ValueError(
+            f"The explainable model cannot be saved as {constants.KERAS_MODEL_FILE} "
+            f"({type(error).__name__}: {error}); register its custom layers with "
+            "keras.saving.register_keras_serializable."
+        ) from error
+    return path
+
+
 def next_version(model_folder: str | Path) -> int:
     """One more than the highest integer version folder under ``model_folder``."""
     folder = Path(model_folder)
@@ -243,10 +279,11 @@ def export_model(
         max_image_pixels: images whose header declares more pixels are refused.
 
     Returns:
-        The version folder.
+        The version folder; an explainable model's also holds ``model.keras``.
 
     Raises:
-        ValueError: for an invalid argument or a model outside the conventions.
+        ValueError: for an invalid argument, a model outside the conventions, or an
+            explainable model Keras cannot save.
         FileExistsError: if the version already exists.
     """
     if output not in constants.OUTPUT_KINDS:
@@ -264,8 +301,6 @@ def export_model(
     input_size = tuple(int(v) for v in input_size)
     outputs = model_outputs(model, input_size)
     explainable = is_explainable(outputs)
-    prefix = constants.RECONSTRUCTION_PREFIX
-    taps = sorted(key[len(prefix) :] for key in outputs if key.startswith(prefix))
     if contribution_groups is not None:
         if constants.CONTRIBUTIONS not in outputs:
             raise ValueError("contribution_groups given, but the model has no contributions.")
@@ -317,7 +352,8 @@ def export_model(
         "max_image_pixels": max_image_pixels,
     }
     if explainable:
-        description["taps"] = taps
+        description["tap_info"] = tap_info(outputs, input_size)
+        description["taps"] = [tap["name"] for tap in description["tap_info"]]
         if contribution_groups is not None:
             description["contribution_groups"] = list(contribution_groups)
 
@@ -334,4 +370,6 @@ def export_model(
             bytes_signatures,
             batch_sizes=warmup_batch_sizes,
         )
+        if explainable:
+            save_keras_model(model, folder)
     return destination

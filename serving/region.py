@@ -112,8 +112,9 @@ def most_salient_region(
     """The box of ``fraction`` of the image's size holding the largest predicted mass.
 
     Args:
-        saliency: (height, width) non-negative saliency on the canvas (a density or a
-            map); only the image's content window is searched.
+        saliency: (height, width) saliency on the canvas (a density or a map; a map
+            with negative values picks the same box as its shift to a minimum of 0,
+            every box having one area); only the image's content window is searched.
         geometry: where the image lies on the canvas.
         fraction: box height and width as fractions of the content's, in (0, 1].
 

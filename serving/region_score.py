@@ -7,8 +7,15 @@ and its complement. The fraction is differentiable in the input image and lies i
 
 - ``"log_density"``: a softmax over the pixels (the log-density's own normalisation,
   so it is exact even if the logits are shifted), summed over the region;
-- ``"map"``: the map's sum inside the region over its sum everywhere (maps are
-  non-negative by the models' conventions).
+- ``"map"``: the map's sum inside the region over its sum everywhere, after shifting a
+  map with negative values to a minimum of 0 (``shift_to_non_negative``; the rule
+  ``tfsal.metrics`` and the derivation's fidelity read signed maps with). A deep map
+  model's output is non-negative and unchanged by it, but the explainable model of a
+  map parent (MSI-Net) outputs its readout's logits, which can be negative anywhere:
+  the plain ratio then had the wrong sign (all-negative logits put the *least* mass in
+  the most salient box, and raising the saliency inside the region lowered its score)
+  or blew up where the map summed to about 0. A map that is constant after the shift
+  spreads its mass uniformly.
 
 Two units rather than one because tf-explain's SmoothGrad differentiates a
 categorical cross-entropy against a one-hot target: with a single unit that loss is
@@ -25,6 +32,12 @@ import keras
 from tfsal import conventions
 
 SCORE_INDEX = 0
+
+
+def shift_to_non_negative(flat_maps):
+    """``(batch, pixels)`` maps minus ``min(0, their minimum)``: non-negative maps unchanged."""
+    minimum = keras.ops.min(flat_maps, axis=-1, keepdims=True)
+    return flat_maps - keras.ops.minimum(minimum, 0.0)
 
 
 @keras.saving.register_keras_serializable(package="tfsal")
@@ -67,7 +80,11 @@ class RegionScore(keras.layers.Layer):
         if self.output_kind == conventions.LOG_DENSITY:
             weights = keras.ops.softmax(flat, axis=-1)
         else:
-            weights = flat / (keras.ops.sum(flat, axis=-1, keepdims=True) + 1e-12)
+            shifted = shift_to_non_negative(flat)
+            total = keras.ops.sum(shifted, axis=-1, keepdims=True)
+            weights = keras.ops.where(
+                total > 0, shifted / keras.ops.maximum(total, 1e-30), 1.0 / pixels
+            )
         mask = keras.ops.reshape(self.region_mask, (1, pixels))
         mass = keras.ops.sum(weights * mask, axis=-1, keepdims=True)
         return keras.ops.concatenate([mass, 1.0 - mass], axis=-1)

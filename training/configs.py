@@ -155,8 +155,10 @@ class FitConfig:
         encoder_weights: pretrained encoder weights: ``"auto"`` (the shared
             ImageNet weights where the model has them), ``None``, or a path.
         val_fraction: share of the images held out for validation (used unless
-            ``train_size``/``val_size`` are given); ``None`` for the data set's
-            recipe, else ``DEFAULT_VAL_FRACTION``.
+            ``train_size``/``val_size`` are given); ``None`` (or ``null`` in a
+            ``--config`` file) for the data set's recipe, else
+            ``DEFAULT_VAL_FRACTION``. A run's own ``config.yaml`` always records the
+            resolved value, and ``read_run_config`` refuses a ``null`` there.
         train_size: number of training images (with ``val_size``).
         val_size: number of validation images (with ``train_size``).
         max_images: use only the first this many images of the data set.
@@ -196,6 +198,8 @@ class FitConfig:
     derive: DeriveConfig = dataclasses.field(default_factory=DeriveConfig)
 
 
+# The file in a run folder that records the run's resolved configuration.
+CONFIG_FILE = "config.yaml"
 # Share of the images held out for validation where no recipe sets one.
 DEFAULT_VAL_FRACTION = 0.2
 
@@ -368,7 +372,7 @@ def resolve(config: FitConfig) -> FitConfig:
     config = resolve_model_defaults(config)
     if config.image_size is None:
         config = dataclasses.replace(config, image_size=list(info.default_input_size))
-    validate(config)
+    validate(config, resolved=True)
     models.check_input_size(config.model, *config.image_size)
     check_fits_in_memory(config.image_size, config.batch_size)
     return config
@@ -411,13 +415,26 @@ def check_fits_in_memory(image_size: list[int], batch_size: int) -> None:
         )
 
 
-def validate(config: FitConfig) -> None:
+def validate(config: FitConfig, resolved: bool = False) -> None:
     """Checks values that do not depend on the model or the data.
+
+    Args:
+        config: the configuration.
+        resolved: whether ``config`` is meant to be resolved (``resolve``'s result,
+            or a run's recorded ``config.yaml``), so that the split's
+            ``val_fraction`` must be set: a ``None`` there would be re-resolved from
+            today's recipe and could move training images into validation.
 
     Raises:
         ValueError: naming the first bad field and what to do.
     """
     checks = [
+        (
+            not resolved or config.val_fraction is not None,
+            "val_fraction must be set in a run's recorded configuration (training.fit "
+            "writes the fraction it held out; null would re-split with the recipe's): "
+            "set it to the run's value",
+        ),
         (config.epochs is None or config.epochs >= 1, "epochs must be >= 1"),
         (config.batch_size is None or config.batch_size >= 1, "batch_size must be >= 1"),
         (
@@ -534,6 +551,27 @@ def load_yaml(path: str | Path) -> FitConfig:
             f"'epochs: 4'. Received: a YAML {type(values).__name__}"
         )
     return settings.dataclass_from_values(FitConfig, _merge_optimizer_defaults(values), str(path))
+
+
+def read_run_config(run: str | Path) -> FitConfig:
+    """Reads the configuration a ``training.fit`` run recorded in ``<run>/config.yaml``.
+
+    Raises:
+        ValueError: if ``run`` is not a run folder, or its file is not a valid
+            resolved configuration (e.g. a hand-edited ``val_fraction: null``).
+    """
+    path = Path(run) / CONFIG_FILE
+    if not path.is_file():
+        raise ValueError(
+            f"{run} is not a training.fit run folder (no {CONFIG_FILE}); pass the --out "
+            "folder of a run, or train one with python -m training.fit --out DIR."
+        )
+    config = load_yaml(path)
+    try:
+        validate(config, resolved=True)
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
+    return config
 
 
 def apply_overrides(config: FitConfig, overrides: dict) -> FitConfig:

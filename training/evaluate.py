@@ -13,6 +13,12 @@ under ``export/<name>/``, newest version), or ``baseline:NAME``, read by
 ``popout`` data); this module is its command line: it prints a markdown table and
 writes CSV (and JSON on request). Without ``--data`` it scores the data set a run
 folder was trained on, opened as the run opened it (``data_to_score``).
+
+On a run's own data set only the images the run held out are scored by default: its
+seeded validation split, found again from its ``config.yaml`` as ``training.fit``,
+``training.derive`` and the job's evaluate stage make it (``images_to_score``; with
+several runs, the images every one of them held out). ``--all-images`` scores every
+image, training images included. The output says which images were scored.
 """
 
 import argparse
@@ -21,7 +27,7 @@ import datetime
 import io
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from serving.predictor import resolve_model
@@ -29,9 +35,8 @@ from tfsal import baselines
 from tfsal.data import open_dataset
 from tfsal.evaluation import METRICS, evaluate_models
 from tfsal.io_utils import atomic_write_text, check_writable_file
-from training import configs
+from training import configs, job
 from training.command import run_command
-from training.fit import CONFIG_FILE
 
 
 def _columns(report: dict) -> list[str]:
@@ -86,13 +91,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--csv", help="write the table as CSV here (default: runs/evaluate-<time>.csv)."
     )
+    parser.add_argument(
+        "--all-images",
+        action="store_true",
+        help="on a run's own data set, score every image, its training images included "
+        "(default: only the run's validation split).",
+    )
     parser.add_argument("--limit", type=int, help="score only the first N images.")
     parser.add_argument("--seed", type=int, default=0, help="seed of AUC-Borji/sAUC negatives.")
     return parser
 
 
-def data_to_score(data: str | None, model_specs: Sequence[str]) -> tuple[str, dict]:
-    """Returns the data set spec to score on and the options to open it with.
+def data_to_score(data: str | None, model_specs: Sequence[str]) -> tuple[str, dict, dict]:
+    """Returns the data set spec to score on, the options to open it with, and its runs.
 
     A ``training.fit`` run folder among ``model_specs`` records its data set in its
     ``config.yaml``. Scored on that same spec, the run's data set is opened as the
@@ -103,15 +114,20 @@ def data_to_score(data: str | None, model_specs: Sequence[str]) -> tuple[str, di
         data: the ``--data`` value, or ``None`` for the run folders' data set.
         model_specs: the ``--model`` values.
 
+    Returns:
+        ``(spec, options, runs)``: ``runs`` maps each run folder trained on the data
+        set scored to its recorded configuration.
+
     Raises:
         ValueError: without ``--data`` when no run folder is given, or when the
             run folders were trained on different data sets.
     """
-    run_data = {}
-    for spec in model_specs:
-        config_file = Path(spec) / CONFIG_FILE
-        if config_file.is_file():
-            run_data[spec] = configs.load_yaml(config_file).data
+    run_configs = {
+        spec: configs.read_run_config(spec)
+        for spec in model_specs
+        if (Path(spec) / configs.CONFIG_FILE).is_file()
+    }
+    run_data = {spec: config.data for spec, config in run_configs.items()}
     if data is None:
         if not run_data:
             raise ValueError(
@@ -125,9 +141,65 @@ def data_to_score(data: str | None, model_specs: Sequence[str]) -> tuple[str, di
                 "choose one with --data."
             )
         data = next(iter(run_data.values()))
-    if data in run_data.values():
-        return data, dict(configs.GENERATED_DATA_OPTIONS.get(data, {}))
-    return data, {}
+    runs = {spec: config for spec, config in run_configs.items() if same_data(config.data, data)}
+    if runs:
+        return data, dict(configs.GENERATED_DATA_OPTIONS.get(data, {})), runs
+    return data, {}, {}
+
+
+def same_data(first: str, second: str) -> bool:
+    """Whether two data set specs name one data set (``nus:../x`` and ``nus:/abs/x``).
+
+    Paths are compared resolved from the working directory, so a run recorded with a
+    relative path still has its training images recognised under an absolute one.
+    """
+    if first == second:
+        return True
+    first_format, _, first_path = first.partition(":")
+    second_format, _, second_path = second.partition(":")
+    if first_format != second_format or not first_path or not second_path:
+        return False
+    return Path(first_path).expanduser().resolve() == Path(second_path).expanduser().resolve()
+
+
+def images_to_score(
+    all_ids: Sequence[str], runs: Mapping[str, configs.FitConfig], all_images: bool = False
+) -> tuple[list[str], str]:
+    """The images to score and a sentence saying which they are.
+
+    Args:
+        all_ids: every image of the data set, in its order.
+        runs: the run folders trained on this data set (``data_to_score``).
+        all_images: score every image even when runs trained on some of them.
+
+    Returns:
+        The image ids (a run's validation split in the order the job scores it) and
+        their description, e.g. ``"the validation split of runs/a (80 of 400 images)"``.
+
+    Raises:
+        ValueError: if the runs held out no image in common.
+    """
+    all_ids = list(all_ids)
+    if all_images or not runs:
+        return all_ids, f"every image ({len(all_ids)})"
+    held_out = {spec: job.split_images(config, all_ids)[1] for spec, config in runs.items()}
+    first, *others = held_out.values()
+    others = [set(ids) for ids in others]
+    image_ids = [image_id for image_id in first if all(image_id in ids for ids in others)]
+    if not image_ids:
+        raise ValueError(
+            f"The runs {', '.join(runs)} hold out no image in common; score them one at a "
+            "time, or pass --all-images to score every image (training images included)."
+        )
+    if len(runs) == 1:
+        run = next(iter(runs))
+        description = f"the validation split of {run} ({len(image_ids)} of {len(all_ids)} images)"
+    else:
+        description = (
+            f"the {len(image_ids)} of {len(all_ids)} images that every run held out for "
+            f"validation ({', '.join(runs)})"
+        )
+    return image_ids, description
 
 
 def score(args: argparse.Namespace) -> None:
@@ -140,13 +212,17 @@ def score(args: argparse.Namespace) -> None:
     check_writable_file(csv_path, "--csv")
     if args.json:
         check_writable_file(args.json, "--json")
-    data, options = data_to_score(args.data, args.model)
+    data, options, runs = data_to_score(args.data, args.model)
     dataset = open_dataset(data, **options)
-    all_ids = dataset.ids()
-    image_ids = all_ids[: args.limit] if args.limit else all_ids
-    if not image_ids:
+    all_ids = list(dataset.ids())
+    if not all_ids:
         raise ValueError(f"Data set {data!r} holds no images.")
-    rest = all_ids[len(image_ids) :]
+    chosen, which = images_to_score(all_ids, runs, args.all_images)
+    image_ids = chosen[: args.limit] if args.limit else chosen
+    if len(image_ids) < len(chosen):
+        which += f", the first {len(image_ids)}"
+    scored = set(image_ids)
+    rest = [image_id for image_id in all_ids if image_id not in scored]
 
     def training_records():
         if not rest:
@@ -164,8 +240,10 @@ def score(args: argparse.Namespace) -> None:
             models[name] = predictor
     report = evaluate_models(dataset, image_ids, models, seed=args.seed)
     report["data_options"] = options
+    report["images_scored"] = which
+    report["image_ids"] = list(image_ids)
     opened_with = f" ({', '.join(f'{k}={v}' for k, v in options.items())})" if options else ""
-    print(f"\n{report['dataset']}{opened_with}: {report['n_images']} images\n")
+    print(f"\n{report['dataset']}{opened_with}: {report['n_images']} images scored: {which}\n")
     print(format_table(report))
     for metric, reason in report["metrics_absent"].items():
         print(f"{metric} absent: {reason}")

@@ -33,7 +33,6 @@ from pathlib import Path
 from training import configs
 from training.command import run_command
 
-CONFIG_FILE = "config.yaml"
 EPILOG = """\
 outputs (in --out): config.yaml, checkpoints/ (one per epoch), logs/ (TensorBoard),
 derivation.json (explainable model's fidelity), metrics.json (model, explainable model
@@ -116,11 +115,10 @@ def config_from_args(args: argparse.Namespace) -> configs.FitConfig:
     """
     if args.resume and not args.out:
         raise ValueError("--resume needs --out DIR: the folder of the run to continue.")
-    saved = Path(args.out or "") / CONFIG_FILE
     if args.config:
         config = configs.load_yaml(args.config)
-    elif args.resume and saved.is_file():
-        config = configs.load_yaml(saved)
+    elif args.resume and (Path(args.out) / configs.CONFIG_FILE).is_file():
+        config = configs.read_run_config(args.out)
     else:
         config = configs.FitConfig()
     overrides = {}

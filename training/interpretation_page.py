@@ -12,11 +12,15 @@ import json
 _PICKER_SCRIPT = """
 <script>
 const groupFiles = JSON.parse(document.getElementById("group-files").textContent);
+const groupLimits = JSON.parse(document.getElementById("group-limits").textContent);
 const picker = document.getElementById("group-picker");
 picker.addEventListener("change", () => {
   document.querySelectorAll("img.group-map").forEach((img) => {
     img.src = groupFiles[picker.value][Number(img.dataset.image)];
     img.alt = picker.value + " contribution, image " + img.dataset.image;
+  });
+  document.querySelectorAll(".group-limit").forEach((span) => {
+    span.textContent = groupLimits[picker.value];
   });
 });
 </script>
@@ -54,6 +58,45 @@ def fidelity_table(fidelity: dict) -> str:
     )
 
 
+def r2_drop_text(numbers: dict) -> str:
+    """What the middle column of the importance figure measured, and its negatives."""
+    if numbers.get("r2_drop_method") == "refit":
+        text = (
+            "Middle: the validation R² that only the group explains: the ridge "
+            "reconstruction refitted without the group (exactly, from the derivation's "
+            "normal equations on the training images) loses this much R² on the "
+            "validation images. "
+        )
+        why = (
+            "it is slightly negative where the group's weights fit only noise of the "
+            "training images, so leaving it out generalises a little better"
+        )
+    else:
+        text = (
+            "Middle: how much R² on these images falls when the group's features are set "
+            "to their mean in the fitted reconstruction, <em>not refitted</em> (this run "
+            "kept no normal equations to refit from; derive it again with <code>python -m "
+            "training.derive RUN_DIR</code> for the refitted drop): it measures how much "
+            "the fitted weights lean on the group, not what only the group explains. "
+        )
+        why = (
+            "the weights were fitted on the training images together with the other "
+            "groups' (correlated groups get large weights of opposite signs), and on these "
+            "few other images removing one can bring the reconstruction closer: no sign "
+            "that the group hurts"
+        )
+    negative = sorted(
+        f"{tap} {html.escape(str(label))} ({values['r2_drop']:+.3f})"
+        for tap, aspects in numbers["importance"].items()
+        for labels in aspects.values()
+        for label, values in labels.items()
+        if values["r2_drop"] < 0
+    )
+    if negative:
+        text += f"Below zero here: {', '.join(negative)}; {why}. "
+    return text
+
+
 def interpretation_section(rendered: dict, numbers: dict) -> str:
     """The HTML of the interpretation sections.
 
@@ -71,10 +114,11 @@ def interpretation_section(rendered: dict, numbers: dict) -> str:
         "activations' variance the reconstruction explains (1 is perfect).</p>",
         fidelity_table(numbers["fidelity"]),
         "<h2>1. Activation maps and their reconstructions</h2>",
-        "<p>For each tap, the channel that varies most on the image: the deep model's "
-        "activation (middle) and its log-Gabor reconstruction (right), on one colour "
-        "scale. Each reconstruction gives its R² on the shown channel of this image and "
-        "the tap's validation R² over all its channels and validation images.</p>",
+        "<p>The image (left), and one row per tap: the channel that varies most on the "
+        "image, as the deep model's activation (middle) and its log-Gabor reconstruction "
+        "(right), on one colour scale. Each reconstruction gives its R² on the shown "
+        "channel of this image and the tap's validation R² over all its channels and "
+        "validation images.</p>",
     ]
     parts += [
         _figure(name, f"activations and reconstructions, {ids[i]}", f"Validation image {ids[i]}.")
@@ -85,7 +129,7 @@ def interpretation_section(rendered: dict, numbers: dict) -> str:
         "<h2>2. Which filters explain each layer and the salient regions</h2>",
         "<p>Left: each colour channel's, scale's and orientation's share of the "
         "reconstruction weights (weight magnitude × spread of the standardised feature). "
-        "Middle: how much R² falls when the group is removed. "
+        + r2_drop_text(numbers)
         + (
             "Right: how much the saliency's CC with the deep model falls when the group's "
             "contributions are removed (below zero: the saliency matches the deep model "
@@ -141,10 +185,13 @@ def interpretation_section(rendered: dict, numbers: dict) -> str:
         "<p>The explainable model's saliency logits are an exact sum of one map per "
         "feature group plus the centre prior. Red raises saliency, blue lowers it.</p>",
     ]
-    parts += [
-        _figure(name, f"contribution maps, {ids[i]}", f"Validation image {ids[i]}.")
-        for i, name in enumerate(files["contributions"])
-    ]
+    parts.append(
+        _figure(
+            files["contributions"],
+            "contribution maps",
+            f"Validation images {', '.join(ids)}, top to bottom; one colour scale per column.",
+        )
+    )
     groups = rendered["groups"]
     options = "".join(
         f'<option value="{html.escape(label)}">{html.escape(label)}</option>' for label in groups
@@ -156,12 +203,25 @@ def interpretation_section(rendered: dict, numbers: dict) -> str:
         f"<figcaption>Validation image {ids[i]}.</figcaption></figure>"
         for i in range(count)
     )
+    limits = {
+        label: f"{entry['limit']:.3g}" for label, entry in rendered["plotted"]["groups"].items()
+    }
+    scale = (
+        f'<p class="colour-bar">Colour scale, the same for every image of the group: '
+        f'−<span class="group-limit">{limits[first]}</span> '
+        f'<img src="{html.escape(files["group_colour_bar"])}" '
+        'alt="colour bar, blue (lowers) to red (raises) saliency"> '
+        f'+<span class="group-limit">{limits[first]}</span> logit '
+        "contribution (white is 0).</p>"
+    )
     parts += [
         "<h3>One feature group at a time</h3>",
         f'<p><label>Feature group: <select id="group-picker">{options}</select></label> '
         f"(shown: {html.escape(first)} without JavaScript)</p>",
+        scale,
         f'<div class="group-maps">{maps}</div>',
         f'<script type="application/json" id="group-files">{json.dumps(groups)}</script>',
+        f'<script type="application/json" id="group-limits">{json.dumps(limits)}</script>',
         _PICKER_SCRIPT,
         '<p>Every plotted number is in <a href="report.json">report.json</a>.</p>',
     ]

@@ -11,7 +11,6 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 import tensorflow as tf
 
 import tfsal
@@ -19,10 +18,11 @@ from serving import server_config
 from serving.export import export_model
 from serving.predictor import predictor_from_function, resolve_model
 from tfsal import explain, models
-from tfsal.conventions import LOG_DENSITY, SALIENCY
+from tfsal.conventions import SALIENCY
 from tfsal.data import check_records, open_dataset, split_ids
 from tfsal.data.pipeline import make_pipeline
 from tfsal.evaluation import evaluate_models
+from tfsal.explain import group_refit
 from tfsal.explain.workers import num_workers
 from tfsal.io_utils import atomic_write_text, check_writable_folder
 from training import callbacks, configs, distributed, run_report, trainer
@@ -59,7 +59,7 @@ def prepare_output(config: configs.FitConfig, resume: bool) -> tuple[RunOutputs,
     """
     out = Path(config.out)
     check_writable_folder(out, "--out")
-    outputs = RunOutputs(out, out / "config.yaml", out / CHECKPOINTS, out / LOGS)
+    outputs = RunOutputs(out, out / configs.CONFIG_FILE, out / CHECKPOINTS, out / LOGS)
     existing = callbacks.list_checkpoints(outputs.checkpoints)
     if existing and not resume:
         raise ValueError(
@@ -93,7 +93,20 @@ def load_split(config: configs.FitConfig):
         ValueError: for an unknown format, an empty data set or a bad split.
     """
     dataset = open_dataset(config.data, **configs.GENERATED_DATA_OPTIONS.get(config.data, {}))
-    image_ids = list(dataset.ids())
+    train_ids, val_ids = split_images(config, dataset.ids())
+    return dataset, train_ids, val_ids
+
+
+def split_images(config: configs.FitConfig, image_ids) -> tuple[list[str], list[str]]:
+    """The run's seeded split of its data set's images: (training, validation) ids.
+
+    The same settings give the same split, so ``training.derive`` and
+    ``training.evaluate`` find the run's validation images again.
+
+    Raises:
+        ValueError: for too few images or a split that leaves a subset empty.
+    """
+    image_ids = list(image_ids)
     if config.max_images:
         image_ids = image_ids[: config.max_images]
     if len(image_ids) < 2:
@@ -111,7 +124,7 @@ def load_split(config: configs.FitConfig):
             f"The split {sizes} of {len(image_ids)} images leaves a subset empty; "
             "change val_fraction or train_size/val_size."
         )
-    return dataset, split["train"], split["val"]
+    return split["train"], split["val"]
 
 
 def check_data(config: configs.FitConfig, dataset, image_ids: list[str]) -> bool:
@@ -245,6 +258,10 @@ def derive_explainable(config, model, dataset, train_ids, val_ids, outputs, stra
     saliency = derivation.fidelity["saliency"]
     print(f"  saliency vs parent: CC {saliency['cc']:.3f}, KLD {saliency['kld']:.3f}")
     if distributed.is_chief(strategy):
+        # The normal equations first: the report checks them against derivation.json.
+        group_refit.save_statistics(
+            outputs.out / group_refit.STATISTICS_FILE, derivation.statistics
+        )
         outputs.derivation = outputs.out / DERIVATION_FILE
         atomic_write_text(outputs.derivation, json.dumps(derivation.fidelity, indent=2))
         print(f"derive: fidelity -> {outputs.derivation}")
@@ -305,8 +322,6 @@ def export(config: configs.FitConfig, model, outputs: RunOutputs, name: str | No
         metadata=metadata,
         contribution_groups=groups,
     )
-    if name != config.model:
-        run_report.save_keras_model(model, version)
     server_config.write_server_configs(outputs.out / EXPORT)
     return version
 
@@ -321,26 +336,19 @@ def write_metrics(outputs: RunOutputs, metrics: dict, val_count: int) -> None:
         print(f"  {name}: {shown}")
 
 
-def _report_samples(config, dataset, val_ids, model) -> list[dict]:
-    chosen = val_ids[: config.report_samples]
-    if not chosen:
-        return []
-    batches = make_pipeline(
-        dataset,
-        chosen,
-        image_size=tuple(config.image_size),
-        resize=config.resize,
-        batch_size=len(chosen),
+def write_report(
+    config, outputs: RunOutputs, dataset, val_ids, model, metrics, details, **explained
+) -> Path:
+    """Stage 5: the run's page (``run_report.write_page``); returns its index.html.
+
+    ``explained``: ``explainable``, ``fidelity`` and ``statistics``, as
+    ``write_page`` takes them (none for a page without an explainable model).
+    """
+    parent = tapped_parent(config, model)[0] if explained.get("explainable") else None
+    outputs.report = run_report.write_page(
+        config, outputs.out / REPORT, dataset, val_ids, model, metrics, details, parent, **explained
     )
-    images, targets = next(iter(batches))
-    saliency = model.predict(images, verbose=0)[SALIENCY][..., 0]
-    if models.model_info(config.model).output == LOG_DENSITY:
-        saliency = np.exp(saliency)
-    density = targets[SALIENCY].numpy()[..., 0]
-    return [
-        {"image_id": i, "image": im, "saliency": s, "density": d}
-        for i, im, s, d in zip(chosen, images.numpy(), saliency, density, strict=True)
-    ]
+    return outputs.report
 
 
 class StageClock:
@@ -427,23 +435,24 @@ def run(config: configs.FitConfig, resume: bool = False) -> RunOutputs:
         print(f"export: explainable SavedModel -> {outputs.explainable_export}")
     clock.lap("export")
 
-    samples = _report_samples(config, dataset, val_ids, result.model)
-    fidelity = derivation.fidelity if derivation else None
-    outputs.report = run_report.write_run_report(
-        outputs.out / REPORT,
-        f"tfsal run: {config.model} on {config.data}",
+    details = {
+        "output folder": outputs.out,
+        "best epoch": f"{result.best_epoch} of {result.epochs_run}",
+        "exported model": outputs.export,
+        "explainable model": outputs.explainable_export or "not derived",
+        "wall time": f"{clock.total():.0f} s",
+    }
+    write_report(
+        config,
+        outputs,
+        dataset,
+        val_ids,
+        result.model,
         metrics,
-        samples,
-        {
-            "output folder": outputs.out,
-            "best epoch": f"{result.best_epoch} of {result.epochs_run}",
-            "exported model": outputs.export,
-            "explainable model": outputs.explainable_export or "not derived",
-            "wall time": f"{clock.total():.0f} s",
-        },
-        run_report.interpret(
-            config, tapped_parent(config, result.model)[0], explainable, fidelity, samples
-        ),
+        details,
+        explainable=explainable,
+        fidelity=derivation.fidelity if derivation else None,
+        statistics=derivation.statistics if derivation else None,
     )
     print(f"report: {outputs.report}")
     clock.lap("report")

@@ -7,9 +7,11 @@ The page holds the validation metrics of the deep model, its explainable model a
 the baselines (``metrics.json``), the explainable model's fidelity
 (``derivation.json``), the four aspects of the interpretation report (figures drawn
 from the run's best checkpoint and its latest explainable export, measured on the
-first validation images) and sample overlays. ``report/report.json`` holds every
-plotted number. The folder is rebuilt aside and swapped into place, so a reader
-sees the old report or the new one, never half of one.
+first validation images; the drop in R² per feature group refitted from
+``derivation-statistics.npz`` when the run kept it) and sample overlays of both
+models. ``report/report.json`` holds every plotted number. The folder is rebuilt
+aside and swapped into place, so a reader sees the old report or the new one, never
+half of one.
 """
 
 import argparse
@@ -18,12 +20,11 @@ import sys
 from pathlib import Path
 
 import tfsal
+from serving.constants import KERAS_MODEL_FILE
 from training.command import run_command
 from training.run_report import (  # noqa: F401  (names of the page, for callers)
-    KERAS_FILE,
     REPORT_JSON,
     VERSION_KEY,
-    interpret,
     write_run_report,
 )
 
@@ -41,9 +42,10 @@ def latest_explainable(run: Path, model_name: str) -> Path:
     base = run / job.EXPORT / (model_name + job.EXPLAINABLE_SUFFIX)
     versions = sorted((p for p in base.glob("*") if p.name.isdigit()), key=lambda p: int(p.name))
     derive_hint = f"derive one with: python -m training.derive {run}"
-    if not versions or not (versions[-1] / KERAS_FILE).is_file():
+    if not versions or not (versions[-1] / KERAS_MODEL_FILE).is_file():
         raise ValueError(
-            f"{run} holds no explainable model (no {base}/<version>/{KERAS_FILE}); {derive_hint}"
+            f"{run} holds no explainable model (no {base}/<version>/{KERAS_MODEL_FILE}); "
+            f"{derive_hint}"
         )
     latest = versions[-1]
     metadata_file = latest / constants.METADATA_DIR / constants.METADATA_FILE
@@ -68,22 +70,18 @@ def build_report(run: Path, images: int | None = None) -> Path:
 
     import keras
 
+    from tfsal.explain import group_refit
     from training import callbacks, configs, derive, job, trainer
 
-    if not (run / derive.CONFIG_FILE).is_file():
-        raise ValueError(
-            f"{run} is not a training.fit run folder (no {derive.CONFIG_FILE}); pass the --out "
-            "folder of a run."
-        )
-    config = configs.load_yaml(run / derive.CONFIG_FILE)
+    config = configs.read_run_config(run)
     if images is not None:
         config = dataclasses.replace(config, report_samples=images)
     export = latest_explainable(run, config.model)
     try:
-        explainable = keras.saving.load_model(export / KERAS_FILE)
+        explainable = keras.saving.load_model(export / KERAS_MODEL_FILE)
     except Exception as error:  # Keras raises many types for a bad file.
         raise ValueError(
-            f"{export / KERAS_FILE} cannot be read ({type(error).__name__}: {error}); "
+            f"{export / KERAS_MODEL_FILE} cannot be read ({type(error).__name__}: {error}); "
             f"derive it again with: python -m training.derive {run}"
         ) from None
     checkpoint = derive.best_checkpoint(run)
@@ -91,19 +89,23 @@ def build_report(run: Path, images: int | None = None) -> Path:
     callbacks.restore_state(checkpoint, model, with_optimizer=False)
     fidelity = _read_json(run / job.DERIVATION_FILE, run)
     metrics = _read_json(run / job.METRICS_FILE, run)
+    statistics_file = run / group_refit.STATISTICS_FILE
+    statistics = None
+    if statistics_file.is_file():
+        statistics = group_refit.load_statistics(statistics_file)
     dataset, _, val_ids = job.load_split(config)
-    samples = job._report_samples(config, dataset, val_ids, model)
-    print(f"report: {config.model} from {checkpoint} and {export}, {len(samples)} image(s)")
-    analysis = interpret(
-        config, job.tapped_parent(config, model)[0], explainable, fidelity, samples
-    )
-    return write_run_report(
-        run / job.REPORT,
-        f"tfsal run: {config.model} on {config.data}",
+    print(f"report: {config.model} from {checkpoint} and {export}")
+    return job.write_report(
+        config,
+        job.RunOutputs(run, run / configs.CONFIG_FILE, run / job.CHECKPOINTS, run / job.LOGS),
+        dataset,
+        val_ids,
+        model,
         metrics,
-        samples,
         {"output folder": run, "checkpoint": checkpoint, "explainable model": export},
-        analysis,
+        explainable=explainable,
+        fidelity=fidelity,
+        statistics=statistics,
     )
 
 

@@ -14,24 +14,7 @@ from tfsal.io_utils import atomic_directory, atomic_write_text
 from training import interpretation_page, report_page
 
 REPORT_JSON = "report.json"
-KERAS_FILE = "model.keras"
 VERSION_KEY = "tfsal_version"
-
-
-def save_keras_model(model, folder: Path) -> Path:
-    """Saves ``model`` as ``folder/model.keras``, atomically (the report reads its layers).
-
-    A SavedModel keeps the computation but not the Keras layers whose weights the
-    report reads, so explainable exports carry this file next to it.
-    """
-    destination = Path(folder) / KERAS_FILE
-    partial = destination.with_name(f".partial-{os.getpid()}.keras")  # Keras wants .keras
-    try:
-        model.save(partial)
-        os.replace(partial, destination)
-    finally:
-        partial.unlink(missing_ok=True)
-    return destination
 
 
 def replace_directory(new: Path, destination: Path) -> None:
@@ -60,9 +43,13 @@ def write_run_report(
         samples: the sample overlays (see ``report_page.write_report``).
         details: name -> value lines shown at the top.
         analysis: a ``tfsal.explain.report.Analysis``, or ``None`` for a page
-            without the interpretation sections.
+            without the interpretation sections. Its explainable saliency maps join
+            the samples' overlays (the analysis ran the model on the same images).
     """
     folder = Path(folder)
+    if analysis is not None:
+        explained = analysis.maps["explainable_saliency"]
+        samples = [{**s, "explainable": e} for s, e in zip(samples, explained, strict=True)]
     staging = folder.with_name(f".{folder.name}.new-{os.getpid()}")
     with atomic_directory(staging) as temporary:
         section = ""
@@ -83,11 +70,12 @@ def write_run_report(
     return folder / "index.html"
 
 
-def interpret(config, parent, explainable, fidelity: dict, samples: list[dict]):
+def interpret(config, parent, explainable, fidelity: dict, samples: list[dict], statistics=None):
     """The interpretation numbers of a run, or ``None`` without an explainable model.
 
     ``parent`` is the deep model with the taps the explainable model rebuilds
-    (``training.job.tapped_parent``).
+    (``training.job.tapped_parent``); ``statistics`` the derivation's normal
+    equations, if kept (``tfsal.explain.group_refit``).
     """
     import numpy as np
 
@@ -105,4 +93,81 @@ def interpret(config, parent, explainable, fidelity: dict, samples: list[dict]):
         fidelity,
         output_kind=models.model_info(config.model).output,
         image_ids=[sample["image_id"] for sample in samples],
+        statistics=statistics,
     )
+
+
+def report_samples(config, dataset, val_ids: list[str], model) -> list[dict]:
+    """The first ``config.report_samples`` validation images with the deep model's map.
+
+    Returns:
+        Dicts with ``image_id``, ``image``, ``saliency`` (the model's density or
+        map), ``density`` and ``fixations`` (the ground truth at the model's size).
+    """
+    import numpy as np
+
+    from tfsal import models
+    from tfsal.conventions import LOG_DENSITY, SALIENCY
+    from tfsal.data.pipeline import make_pipeline
+
+    chosen = val_ids[: config.report_samples]
+    if not chosen:
+        return []
+    batches = make_pipeline(
+        dataset,
+        chosen,
+        image_size=tuple(config.image_size),
+        resize=config.resize,
+        batch_size=len(chosen),
+    )
+    images, targets = next(iter(batches))
+    saliency = model.predict(images, verbose=0)[SALIENCY][..., 0]
+    if models.model_info(config.model).output == LOG_DENSITY:
+        saliency = np.exp(saliency)
+    density, fixations = np.moveaxis(targets[SALIENCY].numpy(), -1, 0)
+    return [
+        {"image_id": i, "image": im, "saliency": s, "density": d, "fixations": f}
+        for i, im, s, d, f in zip(chosen, images.numpy(), saliency, density, fixations, strict=True)
+    ]
+
+
+def write_page(
+    config,
+    folder,
+    dataset,
+    val_ids: list[str],
+    model,
+    metrics: dict,
+    details: dict,
+    parent=None,
+    *,
+    explainable=None,
+    fidelity: dict | None = None,
+    statistics: dict | None = None,
+) -> Path:
+    """The run's page, ``folder`` (``<out>/report/``), replaced atomically.
+
+    Args:
+        config: the run's configuration.
+        folder: the report folder.
+        dataset: the run's data set.
+        val_ids: its validation images (the first ``config.report_samples`` are shown).
+        model: the trained deep model.
+        metrics: the ``metrics.json`` content.
+        details: name -> value lines shown at the top of the page.
+        parent: ``model`` with the explainable model's taps exposed
+            (``training.job.tapped_parent``); needed with ``explainable``.
+        explainable: the explainable model, or ``None`` for a page without it.
+        fidelity: its fidelity record (``derivation.json``).
+        statistics: the derivation's normal equations (``Derivation.statistics``),
+            or ``None`` if the run did not keep them.
+
+    Returns:
+        The path of index.html.
+    """
+    samples = report_samples(config, dataset, val_ids, model)
+    analysis = None
+    if explainable is not None:
+        analysis = interpret(config, parent, explainable, fidelity, samples, statistics)
+    title = f"tfsal run: {config.model} on {config.data}"
+    return write_run_report(folder, title, metrics, samples, details, analysis)

@@ -98,6 +98,17 @@ def test_a_normalised_derivation_keeps_one_group_per_feature_and_exact_contribut
     assert np.abs(kernel[18:]).max() > 1e-3
 
 
+def test_weights_by_feature_reports_both_copies_of_a_normalised_model(normalised):
+    for layer in explain.reconstruction_layers(normalised.model).values():
+        assert layer.feature_copies == 2
+        kernel, units = layer.kernel.numpy(), layer.units
+        weights = layer.weights_by_feature()
+        assert weights.shape == (units, 2, 3, 2, 3)  # (units, copy, colour, scale, orientation)
+        np.testing.assert_array_equal(weights[:, 0].reshape(units, 18), kernel[:18].T)
+        np.testing.assert_array_equal(weights[:, 1].reshape(units, 18), kernel[18:].T)
+        assert type(layer).from_config(layer.get_config()).feature_copies == 2
+
+
 def test_a_normalised_explainable_model_saves_reloads_and_exports(normalised, tmp_path):
     batch = images(2, seed=3)
     restored = run_model_saving_test(normalised.model, batch, tmp_path, atol=1e-4)

@@ -5,6 +5,8 @@ import pytest
 from tests.explain.parents import derive_toy, images, toy_parent
 from tfsal import explain
 from tfsal.explain import report
+from tfsal.explain.contributions import feature_group_name
+from tfsal.explain.explainable_model import bank_name
 from tfsal.layers import colour
 
 pytestmark = pytest.mark.filterwarnings("ignore:Tap .* training rows:UserWarning")
@@ -137,3 +139,69 @@ def test_the_figures_plot_the_measured_numbers(analysis, tmp_path):
     for name in files:
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert set(rendered["groups"]) >= {"Y", "U", "V", "scale 0", "orientation 2", "prior"}
+
+
+def test_with_the_derivation_statistics_the_r2_drop_is_a_refit(derived):
+    from tfsal.explain import group_refit
+
+    parent, derivation, data = derived
+    statistics = derivation.statistics
+    numbers = report.analyse(
+        parent, derivation.model, data, derivation.fidelity, statistics=statistics
+    ).numbers
+    assert numbers["r2_drop_method"] == "refit"
+    train, val = statistics["train"]["enc2"], statistics["val"]["enc2"]
+    l2 = derivation.fidelity["taps"]["enc2"]["l2"]
+    bank = derivation.model.get_layer(bank_name(derivation.fidelity["taps"]["enc2"]["stride"]))
+    names = [feature_group_name(*feature) for feature in bank.feature_names]
+    u_columns = [i for i in range(train.num_features) if names[i % len(names)].startswith("U/")]
+    assert len(u_columns) == train.num_features // 3  # a third of the features are U's
+    kept = group_refit.refit_r2(
+        group_refit.without_features(train, u_columns),
+        group_refit.without_features(val, u_columns),
+        l2,
+    )
+    refitted = group_refit.refit_r2(train, val, l2)
+    u = numbers["importance"]["enc2"]["colour"]["U"]["r2_drop"]
+    assert u == pytest.approx(refitted - kept, abs=1e-9)
+    zeroed = report.analyse(parent, derivation.model, data, derivation.fidelity).numbers
+    assert zeroed["r2_drop_method"] == "zeroed"
+    assert zeroed["importance"]["enc2"]["colour"]["U"]["r2_drop"] != pytest.approx(u)
+
+
+def test_the_reconstruction_figure_shows_the_image_once(analysis, tmp_path, monkeypatch):
+    from tfsal.explain import report_figures
+
+    drawn = []
+    monkeypatch.setattr(report_figures, "_save", lambda figure, path: drawn.append(figure))
+    maps = analysis.maps
+    taps = list(maps["activations"])
+    report_figures.reconstruction_figure(
+        tmp_path / "r.png",
+        maps["images"][0],
+        {tap: a[0] for tap, a in maps["activations"].items()},
+        {tap: r[0] for tap, r in maps["reconstructions"].items()},
+        {tap: 0.5 for tap in taps},
+    )
+    pictures = [image for axis in drawn[0].axes for image in axis.get_images()]
+    colour = [image for image in pictures if image.get_array().ndim == 3]
+    assert len(colour) == 1  # the input image, once
+    assert len(pictures) == 1 + 2 * len(taps)  # and per tap its activation and reconstruction
+
+
+def test_the_group_maps_share_one_scale_per_group(analysis, tmp_path):
+    import matplotlib
+    from PIL import Image
+
+    from tfsal.explain import report_figures
+
+    contributions, names = analysis.maps["contributions"], analysis.numbers["groups"]
+    files, limits = report_figures.group_maps(tmp_path, contributions, names)
+    prior = contributions[..., -1]
+    assert limits["prior"]["limit"] == pytest.approx(float(np.abs(prior).max()))
+    colours = matplotlib.colormaps[report_figures.GROUP_COLOURS]
+    for index, name in enumerate(files["prior"]):
+        picture = np.asarray(Image.open(tmp_path / name).convert("RGB"))
+        expected = colours(0.5 + 0.5 * prior[index] / limits["prior"]["limit"])[..., :3] * 255
+        np.testing.assert_allclose(picture, expected, atol=1)
+    assert (tmp_path / report_figures.GROUP_COLOUR_BAR).is_file()

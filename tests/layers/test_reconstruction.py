@@ -53,6 +53,19 @@ def test_fit_ridge_recovers_a_linear_map():
     np.testing.assert_allclose(by_feature[2, 0, 1, 3], layer.kernel.numpy()[1 * 4 + 3, 2])
 
 
+def test_weights_by_feature_has_every_copys_weights_without_their_residuals():
+    # Two copies of (1 colour x 2 scales x 2 orientations + 1 residual): 10 channels.
+    layer = LinearReconstruction(units=3, feature_grid=(1, 2, 2), feature_copies=2)
+    layer(np.zeros((1, 2, 2, 10), "float32"))
+    kernel = np.arange(30, dtype="float32").reshape(10, 3)
+    layer.kernel.assign(kernel)
+    weights = layer.weights_by_feature()
+    assert weights.shape == (3, 2, 1, 2, 2)
+    np.testing.assert_array_equal(weights[:, 0].reshape(3, 4), kernel[0:4].T)
+    np.testing.assert_array_equal(weights[:, 1].reshape(3, 4), kernel[5:9].T)  # 4 is a residual
+    assert LinearReconstruction(units=3, feature_grid=(1, 2, 2)).feature_copies == 1
+
+
 def test_non_negative_fit_is_clipped():
     features = _features()
     layer = LinearReconstruction(units=2, non_negative=True)
@@ -85,6 +98,7 @@ def test_fits_on_log_gabor_features_and_exports_with_its_statistics(tmp_path):
         (dict(units=2, l1=-1.0), "l1 must be >= 0"),
         (dict(units=2, l2=-1.0), "l2 must be >= 0"),
         (dict(units=2, feature_grid=(3, 4)), "feature_grid must be three ints"),
+        (dict(units=2, feature_copies=0), "feature_copies must be an int >= 1. Received"),
     ],
 )
 def test_invalid_parameters_are_named(kwargs, message):
@@ -97,5 +111,9 @@ def test_misuse_is_named():
         LinearReconstruction(units=2).weights_by_feature()
     with pytest.raises(ValueError, match="needs at least 24 feature channels"):
         LinearReconstruction(units=2, feature_grid=(1, 4, 6))(np.zeros((1, 2, 2, 12), "float32"))
+    with pytest.raises(ValueError, match="in each of feature_copies=2 equal blocks"):
+        LinearReconstruction(units=2, feature_grid=(1, 2, 2), feature_copies=2)(
+            np.zeros((1, 2, 2, 9), "float32")
+        )
     with pytest.raises(ValueError, match="no batches"):
         fit_ridge(LinearReconstruction(units=2), [])

@@ -1,5 +1,9 @@
 """serving.client against the local server, over gRPC and REST, with a real export."""
 
+import json
+import socketserver
+import threading
+
 import grpc
 import numpy as np
 import pytest
@@ -150,3 +154,39 @@ def test_command_line_errors_are_one_line(server, tmp_path, capsys):
             + ["--out", str(tmp_path / "x.png")]
         )
     assert capsys.readouterr().err.startswith("error: ")
+
+
+class _KeepAliveThenClose(socketserver.StreamRequestHandler):
+    """Answers one predict on a kept-alive connection, then drops it while idle, as a
+    server's keep-alive timeout does."""
+
+    answer = json.dumps({"outputs": {"saliency": [[[0.5, 0.25]]], "height": [1], "width": [2]}})
+
+    def handle(self):
+        length = 0
+        while (line := self.rfile.readline()) not in (b"\r\n", b""):
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":")[1])
+        self.rfile.read(length)
+        self.server.requests += 1
+        body = self.answer.encode()
+        self.wfile.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+
+
+def test_rest_client_sends_again_when_an_idle_connection_was_dropped():
+    with socketserver.ThreadingTCPServer(("127.0.0.1", 0), _KeepAliveThenClose) as fake:
+        fake.requests = 0
+        threading.Thread(target=fake.serve_forever, daemon=True).start()
+        address = f"127.0.0.1:{fake.server_address[1]}"
+        try:
+            with client_lib.SaliencyClient(address, "rest", NAME, timeout=10) as client:
+                for _ in range(3):
+                    (prediction,) = client.predict([b"an image"])
+                    np.testing.assert_array_equal(prediction.saliency, [[0.5, 0.25]])
+        finally:
+            fake.shutdown()
+    assert fake.requests == 3

@@ -19,15 +19,26 @@ def _random_contributions(seed=0, shape=(20, 28)):
     return rng.normal(0.0, 1.0, (*shape, len(NAMES)))
 
 
-@pytest.mark.parametrize("kind", ["log_density", "map"])
-def test_shares_and_map_add_up_to_the_mass_the_image_adds_to_the_prior(kind):
-    maps = _random_contributions()
-    if kind == "map":
-        maps = np.abs(maps) + 0.1  # a map model's saliency stays positive along the path
+# A map model's logits: positive along the path (a deep model's map), of both signs (the
+# explainable model of a map parent), or all negative (its logits on the toy parent).
+SIGNED_MAPS = {
+    "positive": lambda m: np.abs(m) + 0.1,
+    "signed": lambda m: m,
+    "negative": lambda m: m - 3.0,
+}
+
+
+@pytest.mark.parametrize(
+    "kind, values",
+    [("log_density", "signed"), ("map", "positive"), ("map", "signed"), ("map", "negative")],
+)
+def test_shares_and_map_add_up_to_the_mass_the_image_adds_to_the_prior(kind, values):
+    maps = SIGNED_MAPS[values](_random_contributions())
     mask = Region(3, 5, 8, 9).mask(maps.shape[:2])
     attributed = contributions.region_attribution(maps, mask, NAMES, kind)
     logits = maps.sum(axis=-1)
     assert attributed.mass == pytest.approx(contributions.region_mass(logits, mask, kind))
+    assert 0 < attributed.mass < 1 and 0 < attributed.prior_mass < 1
     assert attributed.prior_mass == pytest.approx(
         contributions.region_mass(maps[..., -1], mask, kind)
     )
@@ -41,6 +52,59 @@ def test_shares_and_map_add_up_to_the_mass_the_image_adds_to_the_prior(kind):
         assert sum(breakdown["marginals"][part].values()) == pytest.approx(image_share, abs=1e-6)
     assert breakdown["marginals"]["colour"]["Y"] == pytest.approx(
         attributed.shares[NAMES[0]] + attributed.shares[NAMES[1]]
+    )
+
+
+@pytest.mark.parametrize("values", ["positive", "signed", "negative"])
+def test_region_mass_and_its_gradient_are_region_scores_for_maps_of_any_sign(values):
+    import tensorflow as tf
+
+    from serving.region_score import RegionScore
+
+    logits = np.random.default_rng(4).normal(0.0, 1.0, (12, 16))
+    logits = SIGNED_MAPS[values](logits)
+    mask = Region(2, 3, 5, 6).mask(logits.shape)
+    layer = RegionScore("map")
+    layer.build((1, 12, 16, 1))
+    layer.set_region(mask)
+    saliency = tf.Variable(logits[None, ..., None].astype(np.float32))
+    with tf.GradientTape() as tape:
+        mass = layer(saliency)[0, SCORE_INDEX]
+    expected = contributions.region_mass(logits, mask, "map")
+    assert 0 < expected < 1 and float(mass) == pytest.approx(expected, rel=1e-5)
+    gradient = tape.gradient(mass, saliency).numpy()[0, ..., 0]
+    assert (gradient * mask).sum() > 0  # more saliency in the region, more mass there
+    np.testing.assert_allclose(
+        gradient,
+        contributions._mass_gradient(logits, mask, "map"),
+        rtol=1e-3,
+        atol=1e-6,
+    )
+
+
+def test_a_map_parents_explainable_model_scores_its_most_salient_region_highest():
+    # MSI-Net-kind: the explainable model outputs its readout's logits, all negative here.
+    from tests.explain.parents import derive_toy, images
+
+    model = derive_toy(output_kind="map", readout_epochs=1, taps=["enc3"]).model
+    loaded = LoadedModel("toy_map", model, (32, 32), "map", "pad", {})
+    image = images(1, seed=0)[0].astype(np.uint8)
+    logits = np.asarray(model(image[None].astype(np.float32))["saliency"])[0, ..., 0]
+    assert logits.max() < 0
+    explanation = explain.explain_image(loaded, image, ["loggabor"])
+    area = explanation.region.mask((32, 32)).mean()
+    assert area < explanation.mass < 1  # the plain ratio gave 0.049 for a 0.0625 box
+    shifted = logits - logits.min()
+    box_share = (shifted * explanation.region.mask((32, 32))).sum() / shifted.sum()
+    assert explanation.mass == pytest.approx(box_share, rel=1e-5)
+    breakdown = explanation.breakdown
+    assert breakdown["mass"] == pytest.approx(explanation.mass, rel=1e-5)
+    image_share = breakdown["mass"] - breakdown["prior_mass"]
+    assert sum(g["share"] for g in breakdown["groups"]) == pytest.approx(image_share, abs=1e-9)
+    score, region_score = score_model(model, "map")
+    region_score.set_region(explanation.region.mask((32, 32)))
+    assert float(np.asarray(score(image[None].astype(np.float32)))[0, SCORE_INDEX]) == (
+        pytest.approx(explanation.mass, rel=1e-5)
     )
 
 

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import cv2
@@ -295,3 +296,47 @@ def test_loaded_model_reads_the_export_like_the_keras_model(deep, deep_export, e
         rtol=1e-5,
         atol=1e-6,
     )
+
+
+def test_explainable_exports_record_their_taps_and_hold_their_keras_model(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    import keras
+
+    from serving.loaded_model import load_model
+    from tests.explain.parents import SMALL_BANK
+    from tfsal.explain import build_explainable_model
+    from tfsal.explain.taps import Tap
+
+    model = build_explainable_model(
+        [Tap("fine", 4, 4), Tap("coarse", 5, 8)], input_shape=(32, 32, 3), bank_config=SMALL_BANK
+    )
+    path = export_model(model, tmp_path, "explainable", input_size=(32, 32), output="map")
+    metadata = json.loads((path / constants.METADATA_DIR / constants.METADATA_FILE).read_text())
+    assert metadata["tap_info"] == [
+        {"name": "coarse", "stride": 8, "channels": 5},
+        {"name": "fine", "stride": 4, "channels": 4},
+    ]
+    assert metadata["taps"] == ["coarse", "fine"]
+    image = picture(32, 32)[None].astype(np.float32)
+    reloaded = keras.saving.load_model(path / constants.KERAS_MODEL_FILE)
+    np.testing.assert_allclose(reloaded(image)["saliency"], model(image)["saliency"], atol=1e-6)
+
+    # The faithfulness benchmark reads it instead of rebuilding the model.
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "faithfulness.py"
+    spec = importlib.util.spec_from_file_location("faithfulness_benchmark", script)
+    benchmark = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(benchmark)
+    saved = load_model(path)
+    saved = dataclasses.replace(saved, metadata={**saved.metadata, "path": str(path)})
+    with_layers = benchmark.explainable_keras_model(saved)
+    assert with_layers.model.get_layer("explain_fine") is not None
+    (path / constants.KERAS_MODEL_FILE).unlink()
+    with pytest.raises(SystemExit, match="has no model.keras.*training.derive"):
+        benchmark.explainable_keras_model(saved)
+    # A deep model's export has neither.
+    deep_path = export_model(
+        tiny_models.deep_model(), tmp_path, "deep", input_size=SIZE, output="log_density"
+    )
+    assert not (deep_path / constants.KERAS_MODEL_FILE).exists()

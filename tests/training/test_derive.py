@@ -30,9 +30,35 @@ def test_a_finished_run_is_derived_again_without_retraining(finished_run, capsys
     # Progress of the streamed passes and the fine-tuning epochs.
     for label in ("reconstruction (training images)", "fine-tuning", "batch"):
         assert label in printed
-    assert derive.main([str(finished_run)]) == 0  # linear again: a new version
+    # The page was rebuilt: it now shows the explainable model, and nothing is stale.
+    page = (finished_run / "report" / "index.html").read_text()
+    assert "1. Activation maps" in page and 'id="stale"' not in page
+    assert "tiny_test_explainable/1" in page
+    assert (finished_run / "derivation-statistics.npz").is_file()
+    assert derive.main([str(finished_run), "--no-report"]) == 0  # linear again: a new version
     assert (finished_run / "export" / "tiny_test_explainable" / "2").is_dir()
     assert json.loads((finished_run / "derivation.json").read_text())["readout"] == "linear"
+    # Not rebuilt: the old page says it is out of date, and how to rebuild it.
+    page = (finished_run / "report" / "index.html").read_text()
+    assert 'id="stale"' in page and f"python -m training.report {finished_run}" in page
+
+
+@pytest.mark.slow
+def test_a_page_that_cannot_be_rebuilt_stays_whole_and_marked(tiny_run, monkeypatch, capsys):
+    from training import run_report
+
+    run = tiny_run("--set", "derive.readout_epochs=1")  # a run no other test uses
+    before = sorted(p.name for p in (run / "report").iterdir())
+
+    def disk_full(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(run_report, "write_run_report", disk_full)
+    with pytest.raises(OSError, match="disk full"):
+        derive.main([str(run)])
+    assert "the old page stays, marked out of date" in capsys.readouterr().err
+    assert sorted(p.name for p in (run / "report").iterdir()) == before
+    assert 'id="stale"' in (run / "report" / "index.html").read_text()
 
 
 @pytest.mark.slow
@@ -45,8 +71,10 @@ def test_taps_the_model_lacks_give_one_clear_line(finished_run, capsys):
 def test_a_run_folder_without_checkpoints_says_what_to_do(tmp_path, capsys):
     run = tmp_path / "untrained"
     run.mkdir()
-    config = configs.FitConfig(model=tiny_model.NAME, image_size=[32, 32], out=str(run))
-    (run / "config.yaml").write_text(configs.to_yaml(config))
+    config = configs.FitConfig(
+        model=tiny_model.NAME, image_size=[32, 32], out=str(run), val_fraction=0.2
+    )
+    (run / configs.CONFIG_FILE).write_text(configs.to_yaml(config))
     assert derive.main([str(run)]) == 2
     line = error_line(capsys)
     assert "holds no checkpoint" in line and f"python -m training.fit --out {run}" in line

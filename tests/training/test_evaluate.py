@@ -2,7 +2,9 @@
 
 import csv
 import json
+import os
 import shutil
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -13,7 +15,7 @@ from tests.serving.tiny_saved_model import INPUT_SIZE, tiny_log_density_model, w
 from tests.test_case import error_line
 from tfsal import evaluation
 from tfsal.data import open_dataset
-from training import configs, evaluate
+from training import configs, evaluate, job
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +74,7 @@ def write_density_folder(root, count=3):
     for index in range(count):
         image = rng.integers(0, 255, (40, 50, 3)).astype(np.uint8)
         density = np.zeros((40, 50), np.uint8)
-        cv2.circle(density, (10 + 10 * index, 20), 6, 255, -1)
+        cv2.circle(density, (10 + (10 * index) % 40, 20), 6, 255, -1)
         cv2.imwrite(str(root / "images" / f"im{index}.png"), image)
         cv2.imwrite(str(root / "maps" / f"im{index}.png"), density)
 
@@ -156,7 +158,8 @@ def test_bad_arguments_exit_with_a_clear_message(arguments, message, tmp_path, c
 def _trained_on(run_dir, folder, data):
     run = folder / "run"
     shutil.copytree(run_dir, run)
-    (run / "config.yaml").write_text(configs.to_yaml(configs.FitConfig(model="tiny", data=data)))
+    config = configs.FitConfig(model="tiny", data=data, val_fraction=0.2)
+    (run / configs.CONFIG_FILE).write_text(configs.to_yaml(config))
     return run
 
 
@@ -185,8 +188,72 @@ def test_a_run_folder_is_scored_on_the_data_set_it_was_trained_on(
 
 def test_other_data_than_the_runs_is_opened_as_given(run_dir, tmp_path):
     run = _trained_on(run_dir, tmp_path, "popout")
-    assert evaluate.data_to_score("folder:/data", [str(run)]) == ("folder:/data", {})
-    assert evaluate.data_to_score("popout", ["baseline:uniform"]) == ("popout", {})
+    assert evaluate.data_to_score("folder:/data", [str(run)]) == ("folder:/data", {}, {})
+    assert evaluate.data_to_score("popout", ["baseline:uniform"]) == ("popout", {}, {})
+
+
+def _scored(tmp_path, arguments):
+    json_path = tmp_path / "scored.json"
+    csv_path = ["--csv", str(tmp_path / "scored.csv"), "--json", str(json_path)]
+    assert evaluate.main([*arguments, *csv_path]) == 0
+    return json.loads(json_path.read_text())
+
+
+def test_a_run_is_scored_on_its_own_validation_split_unless_all_images_are_asked_for(
+    run_dir, tmp_path, capsys
+):
+    write_density_folder(tmp_path / "data", count=10)
+    data = f"folder:{tmp_path / 'data'}"
+    run = _trained_on(run_dir, tmp_path, data)
+    # The job's evaluate stage and training.derive score job.load_split's validation ids.
+    _, train_ids, val_ids = job.load_split(configs.read_run_config(run))
+    assert len(val_ids) == 2 and not set(val_ids) & set(train_ids)
+
+    # The same folder spelt another way is still the run's data set.
+    relative = f"folder:{Path(os.path.relpath(tmp_path / 'data'))}/"
+    for arguments in (
+        ["--model", str(run)],
+        ["--data", data, "--model", str(run)],
+        ["--data", relative, "--model", str(run)],
+    ):
+        report = _scored(tmp_path, arguments)
+        assert report["image_ids"] == val_ids and report["n_images"] == 2
+        assert report["images_scored"] == f"the validation split of {run} (2 of 10 images)"
+        assert f"2 images scored: the validation split of {run}" in capsys.readouterr().out
+
+    everything = _scored(tmp_path, ["--model", str(run), "--all-images"])
+    assert everything["n_images"] == 10 and everything["images_scored"] == "every image (10)"
+    # A SavedModel folder is no run: every image, as before.
+    saved_model = _scored(tmp_path, ["--data", data, "--model", str(run / "export" / "tiny" / "2")])
+    assert saved_model["n_images"] == 10
+
+
+def test_several_runs_are_scored_on_the_images_all_of_them_held_out(run_dir, tmp_path):
+    all_ids = [f"im{index}" for index in range(40)]
+    runs = {
+        f"run{seed}": configs.FitConfig(model="tiny", data="folder:x", val_fraction=0.5, seed=seed)
+        for seed in (0, 1)
+    }
+    image_ids, which = evaluate.images_to_score(all_ids, runs)
+    first, second = (set(job.split_images(config, all_ids)[1]) for config in runs.values())
+    assert set(image_ids) == first & second and 0 < len(image_ids) < 20
+    assert which.startswith(f"the {len(image_ids)} of 40 images that every run held out")
+
+
+def test_data_specs_name_one_data_set_whatever_the_path_spelling(tmp_path):
+    assert evaluate.same_data("popout", "popout")
+    assert evaluate.same_data(f"nus:{tmp_path}", f"nus:{tmp_path}/../{tmp_path.name}")
+    assert not evaluate.same_data(f"nus:{tmp_path}", f"folder:{tmp_path}")
+    assert not evaluate.same_data(f"nus:{tmp_path}", f"nus:{tmp_path / 'other'}")
+    assert not evaluate.same_data("popout", "folder:popout")
+
+
+def test_runs_that_held_out_no_image_in_common_are_refused(monkeypatch):
+    halves = {0: (["b"], ["a"]), 1: (["a"], ["b"])}
+    monkeypatch.setattr(job, "split_images", lambda config, ids: halves[config.seed])
+    runs = {f"run{seed}": configs.FitConfig(val_fraction=0.5, seed=seed) for seed in (0, 1)}
+    with pytest.raises(ValueError, match="hold out no image in common.*--all-images"):
+        evaluate.images_to_score(["a", "b"], runs)
 
 
 def test_without_data_the_run_folders_must_agree(run_dir, tmp_path, capsys):

@@ -127,6 +127,12 @@ def test_the_job_writes_one_page_with_every_aspect(run):
     assert numbers["fidelity"] == json.loads((run / "derivation.json").read_text())
     shown = np.array(plotted["reconstructions"][0]["encoder"]["reconstruction"])
     assert shown.ndim == 2 and np.ptp(shown) > 0
+    # Both models' maps on the sample images, with their scores there.
+    assert (report / "sample-00-explainable.png").is_file()
+    assert "deep model: CC" in page and "explainable model: CC" in page
+    # The job kept the normal equations, so the R² drop per group is a refit.
+    assert (run / "derivation-statistics.npz").is_file()
+    assert numbers["r2_drop_method"] == "refit" and "refitted without the group" in page
 
 
 @pytest.mark.slow
@@ -162,6 +168,13 @@ def test_the_command_rebuilds_the_report_in_place(run, tmp_path, capsys):
     assert not (report / "stale.png").exists()
     assert (report / "reconstructions-00.png").is_file()
     assert not (report / "reconstructions-01.png").exists()  # one image asked for
+    record = json.loads((report / "report.json").read_text())
+    assert record["numbers"]["r2_drop_method"] == "refit"  # from derivation-statistics.npz
+    (copy / "derivation-statistics.npz").unlink()  # as in a run derived before it existed
+    assert run_report.main([str(copy), "--images", "1"]) == 0
+    record = json.loads((report / "report.json").read_text())
+    assert record["numbers"]["r2_drop_method"] == "zeroed"
+    assert "<em>not refitted</em>" in (report / "index.html").read_text()
     assert [p.name for p in copy.iterdir() if p.name.startswith(".report")] == []
 
 
@@ -224,7 +237,7 @@ def test_a_decoder_readout_gets_every_aspect_and_says_what_does_not_apply(decode
     assert "--readout linear" in page and "group-picker" not in page
     for source in re.findall(r'src="([^"]+)"', page):
         assert (report / source).stat().st_size > 0, source
-    assert not list(report.glob("contributions-*.png")) and not list(report.glob("group-*.png"))
+    assert not list(report.glob("contributions*.png")) and not list(report.glob("group-*.png"))
     record = json.loads((report / "report.json").read_text())
     numbers, plotted = record["numbers"], record["plotted"]
     assert numbers["readout"] == "decoder" and numbers["fidelity"]["readout"] == "decoder"

@@ -3,7 +3,9 @@
 import re
 
 import numpy as np
+from PIL import Image
 
+from tfsal import metrics
 from tfsal.metrics import LOWER_IS_BETTER
 from training import report_page
 
@@ -36,3 +38,41 @@ def test_best_value_is_the_lowest_for_lower_is_better_metrics(tmp_path):
         "sample-00-truth.png",
     ]
     assert f'src="{report_page.COLOUR_BAR}"' in page  # the overlays' colour map, once
+
+
+def _sample(rng, **extra):
+    return {
+        "image_id": "x",
+        "image": rng.uniform(0, 255, (16, 16, 3)),
+        "saliency": rng.uniform(size=(16, 16)),
+        "density": rng.uniform(size=(16, 16)),
+        **extra,
+    }
+
+
+def test_samples_show_both_models_with_their_scores_and_the_fixations(tmp_path):
+    rng = np.random.default_rng(1)
+    fixations = np.zeros((16, 16))
+    fixations[4, 5] = fixations[10, 12] = 1
+    sample = _sample(rng, explainable=rng.uniform(size=(16, 16)), fixations=fixations)
+    page = report_page.write_report(tmp_path, "t", {}, [sample], {}).read_text()
+    assert (tmp_path / "sample-00-explainable.png").is_file()
+    for kind, label in (("saliency", "deep model"), ("explainable", "explainable model")):
+        cc = metrics.cc(sample[kind], sample["density"])
+        nss = metrics.nss(sample[kind], fixations)
+        assert f"{label}: CC {cc:.2f}, NSS {nss:.2f}" in page
+    truth = np.asarray(Image.open(tmp_path / "sample-00-truth.png"))
+    assert (truth[4, 5] == 255).all() and (truth[10, 12] == 255).all()  # the fixations
+    assert (truth[5, 5] == 0).all()  # ringed in black
+
+
+def test_a_page_marked_out_of_date_says_so_at_the_top(tmp_path):
+    rng = np.random.default_rng(2)
+    assert not report_page.mark_stale(tmp_path, "old")  # no page yet: nothing to mark
+    index = report_page.write_report(tmp_path, "t", {}, [_sample(rng)], {})
+    before = index.read_text()
+    assert 'id="stale"' not in before
+    assert report_page.mark_stale(tmp_path, "derived again")
+    after = index.read_text()
+    assert after.index('id="stale"') < after.index("<h1>")
+    assert after.replace('<p class="stale" id="stale">derived again</p>', "") == before

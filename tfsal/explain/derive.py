@@ -77,6 +77,9 @@ class Derivation:
             validation R² and mean per-channel CC, and R² for every l2 tried),
             ``"saliency"`` (mean per-image CC and KLD of the explainable saliency
             against the parent's on the validation images) and ``"rows"``.
+        statistics: ``{"train": {tap: RidgeAccumulator}, "val": {...}}``, the normal
+            equations the reconstructions were solved from (on the scaled features):
+            refitting without a feature group from them is exact and cheap.
     """
 
     model: keras.Model
@@ -84,6 +87,7 @@ class Derivation:
     readout: str
     output_kind: str
     fidelity: dict
+    statistics: dict | None = None
 
 
 def derive(
@@ -232,7 +236,8 @@ def derive(
             for tap in measured
         },
     }
-    return Derivation(model, measured, readout, kind, fidelity)
+    statistics = {"train": train, "val": val}
+    return Derivation(model, measured, readout, kind, fidelity, statistics)
 
 
 def check_parent(

@@ -121,7 +121,10 @@ def build_explainable_model(
     for tap in taps:
         if readout == "decoder":
             layer = LinearReconstruction(
-                tap.channels, feature_grid=grid, name=tap_layer_name(tap.name)
+                tap.channels,
+                feature_grid=grid,
+                feature_copies=copies,
+                name=tap_layer_name(tap.name),
             )
             reconstruction = layer(features[tap.stride])
         else:
@@ -130,6 +133,7 @@ def build_explainable_model(
                 feature_grid=grid,
                 blur_sigma=blur_sigma / tap.stride,
                 context_sigmas=tuple(sigma / tap.stride for sigma in context_sigmas),
+                feature_copies=copies,
                 name=tap_layer_name(tap.name),
             )
             reconstruction, logits, contributions = layer(features[tap.stride])

@@ -5,8 +5,11 @@ few images for an explainable model and its parent:
 
 1. fidelity: every tap's activation maps against their reconstructions (R²);
 2. feature importance per tap by colour channel, scale and orientation, as weight
-   magnitude × feature spread, and as the drop in R² and in saliency CC (against the
-   parent) when the group is removed (its standardised features set to their mean, 0);
+   magnitude × feature spread, as the drop in validation R² when the ridge is refitted
+   without the group (``group_refit``, from the derivation's normal equations; for
+   a run that did not keep them, the drop on the report's images with the group's
+   standardised features set to their mean, 0, not refitted), and as the drop in
+   saliency CC (against the parent) when the group's contributions are removed;
 3. positional bias: the share of every reconstruction (and activation) that the
    centre prior's Gaussian maps explain, and the centre prior's share of the
    saliency logits;
@@ -30,6 +33,7 @@ import tensorflow as tf
 
 from tfsal import metrics
 from tfsal.conventions import CONTRIBUTIONS, LOG_DENSITY, SALIENCY, reconstruction_key
+from tfsal.explain import group_refit
 from tfsal.explain import taps as taps_lib
 from tfsal.explain.centre_prior import DEFAULT_WIDTHS
 from tfsal.explain.contributions import PRIOR_GROUP, feature_group_name
@@ -42,6 +46,8 @@ from tfsal.explain.explainable_model import (
 from tfsal.layers import colour
 
 ASPECTS = ("colour", "scale", "orientation")
+# How ``tap_importance`` measured the drop in R² when a group is removed.
+R2_DROP_METHODS = ("refit", "zeroed")
 _GROUP = re.compile(r"^(?P<colour>[^/]+)/(?:lowpass|scale(?P<scale>\d+)/orientation(?P<o>\d+))$")
 
 
@@ -56,7 +62,8 @@ class Analysis:
             ``groups`` are ``None`` for a ``decoder`` readout).
         maps: ``images`` (B, H, W, 3), ``activations``/``reconstructions`` (tap ->
             (B, h, w, C)), ``contributions`` (B, H, W, G; ``None`` for a
-            ``decoder`` readout) and ``parent_saliency`` (B, H, W).
+            ``decoder`` readout), ``parent_saliency`` and ``explainable_saliency``
+            (B, H, W; densities for a ``log_density`` model).
     """
 
     numbers: dict
@@ -143,7 +150,22 @@ def _shares(values: dict[str, float]) -> dict[str, float]:
     return {key: (value / total if total > 0 else 0.0) for key, value in values.items()}
 
 
-def tap_importance(layer, scaled: np.ndarray, activation: np.ndarray, names: list[str]) -> dict:
+def _every_copy(members: dict[str, list[int]], num_names: int, num_columns: int) -> dict:
+    """Group label -> its columns among ``num_columns`` = n block-major copies of the names."""
+    copies = num_columns // num_names
+    return {
+        label: [i + copy * num_names for copy in range(copies) for i in index]
+        for label, index in members.items()
+    }
+
+
+def tap_importance(
+    layer,
+    scaled: np.ndarray,
+    activation: np.ndarray,
+    names: list[str],
+    statistics: tuple | None = None,
+) -> dict:
     """Importance of every colour channel, scale and orientation for one tap.
 
     Args:
@@ -152,28 +174,34 @@ def tap_importance(layer, scaled: np.ndarray, activation: np.ndarray, names: lis
             of the K features (n = 2 with per-image normalisation), block-major.
         activation: (B, h, w, C) the parent's activations at the tap.
         names: the K feature group names; every copy of a feature is in its group.
+        statistics: ``(train, val, l2)``: the derivation's normal equations of the
+            tap and its ridge penalty per row (``tfsal.explain.group_refit``), or
+            ``None`` when the run did not keep them.
 
     Returns:
         Per aspect, per value: ``weight_share`` (share of Σ_k ||W_k|| std_k) and
-        ``r2_drop`` (R² of the full reconstruction minus R² without the group).
+        ``r2_drop``: with ``statistics``, the validation R² of the ridge refitted
+        on every group minus that of the ridge refitted without the group (what
+        only the group explains); without, the R² on these images of the fitted
+        reconstruction minus that with the group's features set to their mean (0),
+        not refitted, which can be negative (see ``R2_DROP_METHODS``).
     """
     kernel = keras.ops.convert_to_numpy(layer.kernel)
     bias = keras.ops.convert_to_numpy(layer.bias)
     magnitude = np.linalg.norm(kernel, axis=1) * scaled.reshape(-1, scaled.shape[-1]).std(axis=0)
     full = r2_score(scaled @ kernel + bias, activation)
-    copies = scaled.shape[-1] // len(names)
     result = {}
     for aspect, members in aspect_members(names).items():
-        members = {
-            label: [i + copy * len(names) for copy in range(copies) for i in index]
-            for label, index in members.items()
-        }
+        members = _every_copy(members, len(names), scaled.shape[-1])
         weight = {label: float(magnitude[index].sum()) for label, index in members.items()}
-        drops = {}
-        for label, index in members.items():
-            kept = scaled.copy()
-            kept[..., index] = 0.0
-            drops[label] = full - r2_score(kept @ kernel + bias, activation)
+        if statistics is not None:
+            drops = group_refit.refit_r2_drops(*statistics[:2], members, statistics[2])
+        else:
+            drops = {}
+            for label, index in members.items():
+                kept = scaled.copy()
+                kept[..., index] = 0.0
+                drops[label] = full - r2_score(kept @ kernel + bias, activation)
         result[aspect] = {
             label: {"weight_share": share, "r2_drop": drops[label]}
             for label, share in _shares(weight).items()
@@ -282,6 +310,7 @@ def analyse(
     fidelity: dict,
     output_kind: str = LOG_DENSITY,
     image_ids: list[str] | None = None,
+    statistics: dict | None = None,
 ) -> Analysis:
     """Measures the report's numbers on ``images``.
 
@@ -292,9 +321,13 @@ def analyse(
         fidelity: the derivation's fidelity dict (``derivation.json``).
         output_kind: the parent's output kind.
         image_ids: names of the images for the captions (default: their index).
+        statistics: the derivation's normal equations (``Derivation.statistics``,
+            ``group_refit.load_statistics``): the drop in R² per group is then a
+            refit; without them, the group is zeroed in the fitted reconstruction.
 
     Raises:
-        ValueError: if the explainable model has no reconstruction layers.
+        ValueError: if the explainable model has no reconstruction layers, or
+            ``statistics`` belong to another derivation.
     """
     layers = reconstruction_layers(explainable)
     tap_names = list(fidelity["taps"])
@@ -307,8 +340,10 @@ def analyse(
     parent_out = {k: keras.ops.convert_to_numpy(v) for k, v in tapped(images).items()}
     outputs = {k: keras.ops.convert_to_numpy(v) for k, v in explainable(images).items()}
     parent_saliency = parent_out[SALIENCY][..., 0]
+    explainable_saliency = outputs[SALIENCY][..., 0]
     if output_kind == LOG_DENSITY:
         parent_saliency = np.exp(parent_saliency)
+        explainable_saliency = np.exp(explainable_saliency)
     contributions = outputs.get(CONTRIBUTIONS)
     names = group_names(explainable) if contributions is not None else None
 
@@ -318,8 +353,13 @@ def analyse(
         bank = explainable.get_layer(bank_name(stride))
         features = [feature_group_name(*feature) for feature in bank.feature_names]
         scaled = layers[tap].scale_features(tap_features(explainable, stride, images))
+        scaled = keras.ops.convert_to_numpy(scaled)
         importance[tap] = tap_importance(
-            layers[tap], keras.ops.convert_to_numpy(scaled), parent_out[tap], features
+            layers[tap],
+            scaled,
+            parent_out[tap],
+            features,
+            group_refit.checked_statistics(statistics, fidelity, tap, scaled.shape[-1]),
         )
         bias["taps"][tap] = {
             "reconstruction": centre_share(outputs[reconstruction_key(tap)]),
@@ -338,6 +378,7 @@ def analyse(
             tap: r2_score(outputs[reconstruction_key(tap)], parent_out[tap]) for tap in tap_names
         },
         "importance": importance,
+        "r2_drop_method": R2_DROP_METHODS[0 if statistics is not None else 1],
         "saliency_cc_drop": (
             saliency_drops(contributions, parent_saliency, names, output_kind) if linear else None
         ),
@@ -352,5 +393,6 @@ def analyse(
         "reconstructions": {tap: outputs[reconstruction_key(tap)] for tap in tap_names},
         "contributions": contributions,
         "parent_saliency": parent_saliency,
+        "explainable_saliency": explainable_saliency,
     }
     return Analysis(numbers, maps)

@@ -3,7 +3,9 @@
 Every function writes one PNG atomically and returns the numbers it plotted (lists,
 JSON-ready), so the report's JSON holds exactly what the pictures show. Heat maps
 carry a colour bar, charts labelled axes with units; figures are 10 inches wide at
-100 dpi, about a laptop page's width.
+100 dpi, about a laptop page's width. Drawing is most of the report's cost, so the
+figures use matplotlib's constrained layout only (no second "tight" pass) and the
+many single-map pictures of the group picker are colour-mapped without matplotlib.
 """
 
 from pathlib import Path
@@ -17,16 +19,22 @@ import numpy as np  # noqa: E402
 
 from tfsal.explain.report import ASPECTS, aspect_members, r2_score  # noqa: E402
 from tfsal.io_utils import atomic_path  # noqa: E402
+from tfsal.visualize import write_png  # noqa: E402
 
 WIDTH = 10.0
 DPI = 100
+# The contribution maps' colours: red raises saliency, blue lowers it, white is 0.
+GROUP_COLOURS = "RdBu_r"
+GROUP_COLOUR_BAR = "group-colour-bar.png"
 
 
 def _save(figure, path: Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as temporary:
-        figure.savefig(temporary, format="png", dpi=DPI, bbox_inches="tight")
+        # No bbox_inches="tight": the constrained layout already fits the figure, and
+        # "tight" draws every figure twice (half of the report's time).
+        figure.savefig(temporary, format="png", dpi=DPI)
     plt.close(figure)
 
 
@@ -43,7 +51,7 @@ def _heat(axis, values, title, label, cmap="viridis", symmetric=False):
 def reconstruction_figure(
     path, image: np.ndarray, activations: dict, reconstructions: dict, r2: dict
 ) -> dict:
-    """One image: per tap, its most varying channel's activation next to its reconstruction.
+    """One image, shown once; per tap a row: its most varying channel and its reconstruction.
 
     Args:
         path: the PNG to write.
@@ -54,34 +62,42 @@ def reconstruction_figure(
 
     Returns:
         tap -> ``{"channel", "r2_here", "activation", "reconstruction"}``: the plotted
-        maps and the R² of the shown channel on this image.
+        maps and the R² of the shown channel on this image; and ``"panels"``: the
+        figure's panels, row by row.
     """
     taps = list(activations)
-    figure, axes = plt.subplots(
-        len(taps), 3, figsize=(WIDTH, 3.0 * len(taps)), squeeze=False, layout="constrained"
+    # The image spans every row of the first column; each tap's pair shares a scale.
+    panels = [["image", f"{tap}/activation", f"{tap}/reconstruction"] for tap in taps]
+    figure, axes = plt.subplot_mosaic(
+        panels,
+        figsize=(WIDTH, 2.4 * len(taps)),
+        width_ratios=(1.2, 1, 1),
+        layout="constrained",
     )
-    plotted = {}
-    for row, tap in enumerate(taps):
+    axes["image"].imshow(np.clip(image, 0, 255).astype(np.uint8))
+    axes["image"].set_title("image", fontsize=9)
+    axes["image"].axis("off")
+    plotted = {"panels": panels}
+    for tap in taps:
         activation, reconstruction = activations[tap], reconstructions[tap]
         channel = int(activation.reshape(-1, activation.shape[-1]).var(axis=0).argmax())
-        axes[row, 0].imshow(np.clip(image, 0, 255).astype(np.uint8))
-        axes[row, 0].set_title("image", fontsize=9)
-        axes[row, 0].axis("off")
         both = np.stack([activation[..., channel], reconstruction[..., channel]])
         low, high = float(both.min()), float(both.max())
         # The tap's validation R² pools every channel and image; the shown channel on
         # this image can be far better or worse, so both are given.
         here = r2_score(both[1][..., None], both[0][..., None])
-        titles = (
-            f"{tap} channel {channel}: activation",
-            f"reconstruction: R² {here:.2f} here\n(tap's validation R² {r2[tap]:.2f})",
-        )
-        for column, (title, values) in enumerate(zip(titles, both, strict=True), start=1):
-            shown = axes[row, column].imshow(values, cmap="viridis", vmin=low, vmax=high)
-            axes[row, column].set_title(title, fontsize=9)
-            axes[row, column].set_xticks([])
-            axes[row, column].set_yticks([])
-            figure.colorbar(shown, ax=axes[row, column], label="activation (unitless)")
+        titles = {
+            "activation": f"{tap} channel {channel}: activation",
+            "reconstruction": f"reconstruction: R² {here:.2f} here\n(tap's validation R² "
+            f"{r2[tap]:.2f})",
+        }
+        pair = [axes[f"{tap}/{kind}"] for kind in titles]
+        for axis, title, values in zip(pair, titles.values(), both, strict=True):
+            shown = axis.imshow(values, cmap="viridis", vmin=low, vmax=high)
+            axis.set_title(title, fontsize=9)
+            axis.set_xticks([])
+            axis.set_yticks([])
+        figure.colorbar(shown, ax=pair, label="activation (unitless)", fraction=0.05)
         plotted[tap] = {
             "channel": channel,
             "r2_here": here,
@@ -92,7 +108,9 @@ def reconstruction_figure(
     return plotted
 
 
-def importance_figure(path, importance: dict, saliency_drop: dict | None) -> dict:
+def importance_figure(
+    path, importance: dict, saliency_drop: dict | None, r2_drop_method: str = "refit"
+) -> dict:
     """Bars per aspect: weight share and R² drop per tap, saliency CC drop.
 
     Args:
@@ -100,6 +118,8 @@ def importance_figure(path, importance: dict, saliency_drop: dict | None) -> dic
         importance: tap -> aspect -> label -> ``{"weight_share", "r2_drop"}``.
         saliency_drop: aspect -> label -> CC drop, or ``None`` (a ``decoder``
             readout): the third column is then left out.
+        r2_drop_method: how the R² drop was measured (``report.R2_DROP_METHODS``),
+            named on its axis.
 
     Returns:
         ``{aspect: {"labels", "weight_share": {tap: [...]}, "r2_drop": {tap: [...]},
@@ -114,7 +134,8 @@ def importance_figure(path, importance: dict, saliency_drop: dict | None) -> dic
         squeeze=False,
         layout="constrained",
     )
-    ylabels = ("share of |weight| × spread", "R² drop when removed", "saliency CC drop")
+    r2_label = {"refit": "validation R² drop, refitted", "zeroed": "R² drop, not refitted"}
+    ylabels = ("share of |weight| × spread", r2_label[r2_drop_method], "saliency CC drop")
     plotted = {}
     for row, aspect in enumerate(ASPECTS):
         labels = list(importance[taps[0]][aspect])
@@ -234,45 +255,65 @@ def contribution_groups(names: list[str]) -> dict[str, list[int]]:
     return groups
 
 
-def contribution_figure(path, image: np.ndarray, contributions: np.ndarray, names, shown) -> dict:
-    """One image: the total logits and the contribution maps of the ``shown`` groups.
+def contribution_figure(path, images: np.ndarray, contributions: np.ndarray, names, shown):
+    """Every image in a row: the image, its total logits and the ``shown`` groups' maps.
+
+    One column per map, on one symmetric colour scale for all the images (one colour
+    bar per column), so that rows compare as well as columns.
 
     Args:
         path: the PNG to write.
-        image: (H, W, 3) RGB in [0, 255].
-        contributions: (H, W, G) one image's contributions.
+        images: (B, H, W, 3) RGB in [0, 255].
+        contributions: (B, H, W, G) the images' contributions.
         names: the G group names.
         shown: labels of ``contribution_groups(names)`` to draw.
 
     Returns:
-        label -> ``{"min", "max", "mean"}`` of the plotted map (the maps themselves
-        are image-sized; their range fixes the colour bar).
+        ``(per_image, limits)``: per image, label -> ``{"min", "max", "mean"}`` of
+        the plotted map (the maps are image-sized); and label -> the colour scale's
+        limit L (the column spans [-L, L]).
     """
     groups = contribution_groups(names)
     maps = {"total (logits)": contributions.sum(axis=-1)}
     maps.update({label: contributions[..., groups[label]].sum(axis=-1) for label in shown})
-    columns = min(4, len(maps) + 1)
-    rows = -(-(len(maps) + 1) // columns)
+    rows, columns = len(images), len(maps) + 1
+    height, width = images.shape[1:3]
     figure, axes = plt.subplots(
-        rows, columns, figsize=(WIDTH, 2.6 * rows), squeeze=False, layout="constrained"
+        rows,
+        columns,
+        figsize=(WIDTH, 0.4 + rows * WIDTH / columns * height / width + 0.6),
+        squeeze=False,
+        layout="constrained",
     )
-    flat = axes.ravel()
-    flat[0].imshow(np.clip(image, 0, 255).astype(np.uint8))
-    flat[0].set_title("image", fontsize=9)
-    flat[0].axis("off")
-    plotted = {}
-    for axis, (label, values) in zip(flat[1:], maps.items(), strict=False):
-        _heat(axis, values, label, "logit contribution", cmap="RdBu_r", symmetric=True)
-        plotted[label] = {
-            "min": float(values.min()),
-            "max": float(values.max()),
-            "mean": float(values.mean()),
-        }
-    for axis in flat[len(maps) + 1 :]:
-        axis.axis("off")
-    figure.suptitle("contribution to the saliency logits (log-density units; red raises)")
+    for row, image in enumerate(images):
+        axes[row, 0].imshow(np.clip(image, 0, 255).astype(np.uint8))
+        axes[row, 0].axis("off")
+    axes[0, 0].set_title("image", fontsize=9)
+    limits = {}
+    for column, (label, values) in enumerate(maps.items(), start=1):
+        limit = limits[label] = float(np.abs(values).max()) or 1.0
+        for row, group_map in enumerate(values):
+            shown_map = axes[row, column].imshow(
+                group_map, cmap=GROUP_COLOURS, vmin=-limit, vmax=limit
+            )
+            axes[row, column].set_xticks([])
+            axes[row, column].set_yticks([])
+        axes[0, column].set_title(label, fontsize=9)
+        bar = figure.colorbar(
+            shown_map, ax=axes[:, column], location="bottom", shrink=0.95, aspect=10
+        )
+        bar.set_ticks([-limit, 0.0, limit], labels=[f"{-limit:.2g}", "0", f"{limit:.2g}"])
+        bar.ax.tick_params(labelsize=8)
+    figure.supxlabel("logit contribution (log-density units; red raises)", fontsize=9)
     _save(figure, path)
-    return plotted
+    per_image = [
+        {
+            label: {"min": float(v[i].min()), "max": float(v[i].max()), "mean": float(v[i].mean())}
+            for label, v in maps.items()
+        }
+        for i in range(rows)
+    ]
+    return per_image, limits
 
 
 def render_figures(folder, analysis, groups_per_figure: int = 7) -> dict:
@@ -281,12 +322,13 @@ def render_figures(folder, analysis, groups_per_figure: int = 7) -> dict:
     Returns:
         ``{"files": {figure: file name or [per image]}, "plotted": {figure: numbers},
         "groups": {label: [per-image file names]}}``: the group files are single-map
-        PNGs for the page's group picker.
+        PNGs for the page's group picker (``group_maps``; their scales are
+        ``plotted["groups"]``).
     """
     folder = Path(folder)
     numbers, maps = analysis.numbers, analysis.maps
     r2 = {tap: scores["r2"] for tap, scores in numbers["fidelity"]["taps"].items()}
-    files, plotted = {"reconstructions": [], "contributions": []}, {}
+    files, plotted = {"reconstructions": []}, {}
     plotted["reconstructions"], plotted["contributions"] = [], []
     names = numbers["groups"]  # None for a decoder readout: no contributions
     colours = list(aspect_members(names[:-1])["colour"]) if names else []
@@ -302,17 +344,21 @@ def render_figures(folder, analysis, groups_per_figure: int = 7) -> dict:
             )
         )
         files["reconstructions"].append(name)
-        if names is None:
-            continue
-        name = f"contributions-{index:02d}.png"
-        shown = [*colours, "prior"][:groups_per_figure]
-        plotted["contributions"].append(
-            contribution_figure(folder / name, image, maps["contributions"][index], names, shown)
+    if names is not None:
+        files["contributions"] = "contributions.png"
+        plotted["contributions"], plotted["contribution_limits"] = contribution_figure(
+            folder / files["contributions"],
+            maps["images"],
+            maps["contributions"],
+            names,
+            [*colours, "prior"][:groups_per_figure],
         )
-        files["contributions"].append(name)
     files["importance"] = "importance.png"
     plotted["importance"] = importance_figure(
-        folder / files["importance"], numbers["importance"], numbers["saliency_cc_drop"]
+        folder / files["importance"],
+        numbers["importance"],
+        numbers["saliency_cc_drop"],
+        numbers["r2_drop_method"],
     )
     files["centre_bias"] = "centre-bias.png"
     plotted["centre_bias"] = centre_bias_figure(
@@ -321,18 +367,49 @@ def render_figures(folder, analysis, groups_per_figure: int = 7) -> dict:
     if numbers["colour_transform"] is not None:
         files["colour"] = "colour.png"
         plotted["colour"] = colour_figure(folder / files["colour"], numbers["colour_transform"])
-    group_files = {}
-    groups = contribution_groups(names) if names else {}
-    for label, index in groups.items():
-        group_files[label] = []
-        for image_index in range(len(maps["images"])):
-            name = f"group-{_slug(label)}-{image_index:02d}.png"
-            values = maps["contributions"][image_index][..., index].sum(axis=-1)
-            figure, axis = plt.subplots(figsize=(WIDTH * 0.4, 3.0), layout="constrained")
-            _heat(axis, values, label, "logit contribution", cmap="RdBu_r", symmetric=True)
-            _save(figure, folder / name)
-            group_files[label].append(name)
+    group_files, plotted["groups"] = {}, {}
+    if names:
+        group_files, plotted["groups"] = group_maps(folder, maps["contributions"], names)
+        files["group_colour_bar"] = GROUP_COLOUR_BAR
     return {"files": files, "plotted": plotted, "groups": group_files}
+
+
+def group_maps(folder, contributions: np.ndarray, names: list[str]) -> tuple[dict, dict]:
+    """Per feature group, one PNG per image of its contribution map, for the group picker.
+
+    Drawn without matplotlib (they are about 50 of the report's pictures): each map
+    is colour-mapped straight into a PNG, the images of one group on one symmetric
+    scale so they compare, and the page prints that scale beside
+    ``GROUP_COLOUR_BAR``, written here once.
+
+    Args:
+        folder: the report folder.
+        contributions: (B, H, W, G) the contributions of the B images.
+        names: the G group names.
+
+    Returns:
+        ``({label: [file per image]}, {label: {"limit": L}})``: the maps span
+        [-L, L] logit units.
+    """
+    folder = Path(folder)
+    colours = matplotlib.colormaps[GROUP_COLOURS]
+    ramp = np.tile(np.linspace(0.0, 1.0, 256), (12, 1))
+    write_png(folder / GROUP_COLOUR_BAR, _to_rgb(colours(ramp)))
+    files, limits = {}, {}
+    for label, index in contribution_groups(names).items():
+        values = contributions[..., index].sum(axis=-1)
+        limit = float(np.abs(values).max()) or 1.0
+        limits[label] = {"limit": limit}
+        files[label] = []
+        for image_index, group_map in enumerate(values):
+            name = f"group-{_slug(label)}-{image_index:02d}.png"
+            write_png(folder / name, _to_rgb(colours(0.5 + 0.5 * group_map / limit)))
+            files[label].append(name)
+    return files, limits
+
+
+def _to_rgb(rgba: np.ndarray) -> np.ndarray:
+    return (rgba[..., :3] * 255).round().astype(np.uint8)
 
 
 def _slug(label: str) -> str:

@@ -72,6 +72,7 @@ class TapReadout(keras.layers.Layer):
         units: C, the tap's channels.
         feature_grid: (colours, scales, orientations) of the log-Gabor features.
         feature_scaling: see ``LinearReconstruction``.
+        feature_copies: see ``LinearReconstruction`` (2 with ``ImageNormalisation``).
         blur_sigma: standard deviation, in tap pixels, of the Gaussian blur of the
             logits (0 for none), >= 0.
         context_sigmas: standard deviations, in tap pixels, of further blurred
@@ -93,6 +94,7 @@ class TapReadout(keras.layers.Layer):
         feature_scaling: bool = True,
         blur_sigma: float = 1.0,
         context_sigmas: tuple[float, ...] = (),
+        feature_copies: int = 1,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -112,8 +114,10 @@ class TapReadout(keras.layers.Layer):
             units,
             feature_scaling=feature_scaling,
             feature_grid=self.feature_grid,
+            feature_copies=feature_copies,
             name="reconstruction",
         )
+        self.feature_copies = self.reconstruction.feature_copies
 
     def build(self, input_shape):
         """Builds the reconstruction and the readout vector (zeros: no signal yet)."""
@@ -174,5 +178,6 @@ class TapReadout(keras.layers.Layer):
             feature_scaling=self.feature_scaling,
             blur_sigma=self.blur_sigma,
             context_sigmas=self.context_sigmas,
+            feature_copies=self.feature_copies,
         )
         return config

@@ -42,6 +42,10 @@ class LinearReconstruction(keras.layers.Layer):
         l2: L2 penalty on the kernel for gradient training, >= 0.
         feature_grid: (colours, scales, orientations) of the first channels, in the
             order ``LogGaborBank`` emits them; needed by ``weights_by_feature``.
+        feature_copies: how many blocks of the bank's channels the input holds, >= 1:
+            2 for the raw magnitudes followed by their per-image normalisation
+            (``tfsal.explain.ImageNormalisation``), each block laid out as
+            ``feature_grid`` then any residual channels.
         **kwargs: base layer arguments (name, dtype, trainable).
     """
 
@@ -53,6 +57,7 @@ class LinearReconstruction(keras.layers.Layer):
         l1: float = 0.0,
         l2: float = 0.0,
         feature_grid: tuple[int, int, int] | None = None,
+        feature_copies: int = 1,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -68,7 +73,12 @@ class LinearReconstruction(keras.layers.Layer):
                 "feature_grid must be three ints >= 1 (colours, scales, orientations). "
                 f"Received: feature_grid={feature_grid!r}"
             )
+        if not isinstance(feature_copies, int) or feature_copies < 1:
+            raise ValueError(
+                f"feature_copies must be an int >= 1. Received: feature_copies={feature_copies!r}"
+            )
         self.units = units
+        self.feature_copies = feature_copies
         self.feature_scaling = bool(feature_scaling)
         self.non_negative = bool(non_negative)
         self.l1 = float(l1)
@@ -80,10 +90,11 @@ class LinearReconstruction(keras.layers.Layer):
         num_features = input_shape[-1]
         if num_features is None:
             raise ValueError(f"The feature axis must be known. Received: input_shape={input_shape}")
-        grid_size = math.prod(self.feature_grid) if self.feature_grid else num_features
-        if num_features < grid_size:
+        grid_size = math.prod(self.feature_grid) if self.feature_grid else 1
+        if num_features % self.feature_copies or num_features // self.feature_copies < grid_size:
             raise ValueError(
-                f"feature_grid={self.feature_grid} needs at least {grid_size} feature channels. "
+                f"feature_grid={self.feature_grid} needs at least {grid_size} feature channels "
+                f"in each of feature_copies={self.feature_copies} equal blocks. "
                 f"Received: input_shape={input_shape}"
             )
         regularizer = keras.regularizers.L1L2(self.l1, self.l2) if self.l1 or self.l2 else None
@@ -160,8 +171,12 @@ class LinearReconstruction(keras.layers.Layer):
     def weights_by_feature(self) -> np.ndarray:
         """The kernel as a (units, colours, scales, orientations) array.
 
-        Entries weigh standardised features, so they are comparable across features.
-        Channels beyond ``feature_grid`` (the low-pass residuals) are left out.
+        With ``feature_copies`` > 1 the array is (units, copies, colours, scales,
+        orientations): every copy's weights, since the model reads all of them (copy
+        0 the raw magnitudes, copy 1 their per-image normalisation). Entries weigh
+        standardised features, so they are comparable across features and copies.
+        Channels beyond ``feature_grid`` in each copy (the low-pass residuals) are
+        left out.
         """
         if self.feature_grid is None:
             raise ValueError(
@@ -170,8 +185,14 @@ class LinearReconstruction(keras.layers.Layer):
             )
         if not self.built:
             raise ValueError("The layer has no weights yet; call it or adapt it first.")
-        kernel = keras.ops.convert_to_numpy(self.kernel)[: math.prod(self.feature_grid)]
-        return kernel.T.reshape(self.units, *self.feature_grid)
+        kernel = keras.ops.convert_to_numpy(self.kernel)
+        blocks = kernel.reshape(self.feature_copies, -1, self.units)[
+            :, : math.prod(self.feature_grid)
+        ]
+        weights = np.moveaxis(blocks, -1, 0).reshape(
+            self.units, self.feature_copies, *self.feature_grid
+        )
+        return weights[:, 0] if self.feature_copies == 1 else weights
 
     def get_config(self):
         """Returns the constructor arguments."""
@@ -183,5 +204,6 @@ class LinearReconstruction(keras.layers.Layer):
             l1=self.l1,
             l2=self.l2,
             feature_grid=self.feature_grid,
+            feature_copies=self.feature_copies,
         )
         return config
