@@ -296,12 +296,11 @@ def share_chart(results: dict, parent: dict, title: str) -> np.ndarray:
 def measure(parent_run: Path, recipes: list[str], steps: int, learning_rate: float) -> dict:
     """Fits every recipe on the run's training images and scores it on its validation ones."""
     from training import configs, job
-    from training import derive as derive_command
 
     started, cpu_started = time.monotonic(), time.process_time()
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     print(f"direct_readout: {parent_run}, {stamp}, load average {os.getloadavg()}")
-    config = configs.load_yaml(parent_run / derive_command.CONFIG_FILE)
+    config = configs.read_run_config(parent_run)
     dataset, train_ids, val_ids = job.load_split(config)
     image_size = tuple(config.image_size)
     reader = ReadoutFeatures(image_size)
@@ -372,12 +371,8 @@ def main() -> None:
         if args.from_json:
             report = json.loads(Path(args.from_json).read_text(encoding="utf-8"))
         else:
-            parent_run = Path(args.parent)
-            if not (parent_run / "config.yaml").is_file():
-                raise ValueError(f"{parent_run} is not a training.fit run folder (no config.yaml).")
-            report = measure(
-                parent_run, args.recipe or list(RECIPES), args.steps, args.learning_rate
-            )
+            recipes = args.recipe or list(RECIPES)
+            report = measure(Path(args.parent), recipes, args.steps, args.learning_rate)
     except (ValueError, OSError) as error:
         raise SystemExit(f"error: {error}") from None
     print("\n" + "\n".join(markdown_table(report["results"], report["parent_scores"])))
