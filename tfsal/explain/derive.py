@@ -107,6 +107,7 @@ def derive(
     blur_sigma: float = 4.0,
     context_sigmas: Sequence[float] = (),
     image_normalisation: bool = False,
+    normalisation_statistics: Sequence[str] = ("ratio",),
     cache_features: bool = True,
     cache_memory_bytes: int = DEFAULT_MEMORY_BYTES,
     strategy: tf.distribute.Strategy | None = None,
@@ -148,6 +149,9 @@ def derive(
         image_normalisation: also feed the reconstructions every log-Gabor channel
             divided by its mean over the image (``ImageNormalisation``), so that a
             colour or orientation that is rare in the image stands out.
+        normalisation_statistics: with ``image_normalisation``, the normalised
+            copies (``ImageNormalisation``'s ``statistics``): ``"ratio"`` and/or
+            ``"excess"``.
         cache_features: fit the readout on the banks' features and the parent's
             saliency stored during the training pass (the same updates, without
             re-running the parent and the banks every epoch); ``False`` streams
@@ -198,6 +202,7 @@ def derive(
         blur_sigma=blur_sigma,
         context_sigmas=context_sigmas,
         image_normalisation=image_normalisation,
+        normalisation_statistics=normalisation_statistics,
         decoder=decoder,
         name=f"{parent.name}_explainable",
     )
