@@ -155,6 +155,9 @@ def speed_models(config, out: Path, derivation) -> dict:
         output_kind=kind,
         input_shape=(*SPEED_SIZE, 3),
         blur_sigma=config.derive.blur_sigma,
+        context_sigmas=tuple(config.derive.context_sigmas or ()),
+        image_normalisation=bool(config.derive.image_normalisation),
+        reconstruction_kernel_size=config.derive.reconstruction_kernel_size or 1,
         name="explainable_speed",
     )
     if derivation is not None:

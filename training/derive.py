@@ -80,7 +80,9 @@ def load_run_config(run: Path, args: argparse.Namespace) -> configs.FitConfig:
     config = configs.apply_overrides(recorded, overrides)
     config = dataclasses.replace(config, derive=dataclasses.replace(config.derive, enabled=True))
     configs.validate(config, resolved=True)
-    return config
+    # A run saved before a derive setting existed leaves it unset: take the recipe's
+    # (after the check, so that a null val_fraction is refused, not re-resolved).
+    return configs.resolve_model_defaults(config)
 
 
 def best_checkpoint(run: Path) -> Path:

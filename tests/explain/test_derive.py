@@ -135,6 +135,20 @@ def test_fine_tuning_keeps_the_model_linear_and_updates_the_fidelity():
     assert np.isfinite(total).all() and layer.kernel.shape == (18, 8)
 
 
+@pytest.mark.slow
+def test_fine_tuning_refines_a_fitted_readout_at_the_reconstructions_rate():
+    # Restarted at the readout's rate, Adam's first steps move every readout weight
+    # by about 0.05 and undo the fit (NUS: loss 0.254 -> 5.98).
+    fitted = _derive(readout_epochs=1, learning_rate=0.05)
+    refined = _derive(
+        readout_epochs=1, fine_tune_epochs=1, learning_rate=0.05, reconstruction_learning_rate=1e-6
+    )
+    for tap, layer in explain.tap_readouts(refined.model).items():
+        before = explain.tap_readouts(fitted.model)[tap].readout.numpy()
+        assert np.abs(before).max() > 1e-3  # the readout was fitted
+        np.testing.assert_allclose(layer.readout.numpy(), before, atol=1e-5)
+
+
 def test_registered_parents_use_their_default_taps():
     info = tfsal.models.model_info("cmrnet")
     parent = tfsal.models.get("cmrnet", taps=info.default_taps, input_size=(32, 32))
@@ -211,3 +225,21 @@ def test_context_copies_are_fitted_and_still_add_up_to_the_logits():
     logits = keras.Model(model.input, model.get_layer("logits").output)(batch).numpy()
     total = model(batch)[CONTRIBUTIONS].numpy().sum(axis=-1, keepdims=True)
     np.testing.assert_allclose(total, logits, atol=1e-4)
+
+
+def test_a_spatial_reconstruction_kernel_is_fitted_exported_and_adds_up(tmp_path):
+    single = _derive(readout_epochs=1)
+    spatial = _derive(readout_epochs=1, reconstruction_kernel_size=3)
+    layers = explain.reconstruction_layers(spatial.model)
+    assert {tuple(layer.kernel.shape) for layer in layers.values()} == {(9 * 18, 6), (9 * 18, 8)}
+    # Validation R² of 3×3 against 1×1 on the same rows: the neighbours carry signal.
+    for tap in ("enc2", "enc3"):
+        assert spatial.fidelity["taps"][tap]["r2"] > single.fidelity["taps"][tap]["r2"]
+    model = spatial.model
+    batch = images(2, seed=5)
+    logits = keras.Model(model.input, model.get_layer("logits").output)(batch).numpy()
+    total = model(batch)[CONTRIBUTIONS].numpy().sum(axis=-1, keepdims=True)
+    assert np.abs(logits).max() > 1e-2
+    np.testing.assert_allclose(total, logits, atol=1e-4)
+    run_model_saving_test(model, batch, tmp_path, atol=1e-4)
+    run_export_test(model, batch, tmp_path, atol=1e-4)

@@ -9,6 +9,7 @@ from tests.test_case import run_export_test, run_layer_test, run_model_saving_te
 from tfsal import explain
 from tfsal.conventions import CONTRIBUTIONS, SALIENCY
 from tfsal.explain import FeatureContributions, ImageNormalisation
+from tfsal.explain.explainable_model import normalisation_name
 
 pytestmark = pytest.mark.filterwarnings("ignore:Tap .* training rows:UserWarning")
 
@@ -52,9 +53,56 @@ def test_the_same_item_stands_out_only_where_it_is_rare():
     assert normalised[1] == pytest.approx(4 * normalised[0])
 
 
+def test_the_excess_copy_is_each_channels_energy_beyond_its_share_in_the_image():
+    # Two pixels, two channels: image means (2, 1), so the shares are (2/3, 1/3) of
+    # the image's energy 3. Pixel 0 holds (3, 1) of its energy 4, where the usual
+    # mix is (8/3, 4/3): 1/3 too much in channel 0. Pixel 1 holds (1, 1) of 2 where
+    # (4/3, 2/3) is usual: 1/3 too much in channel 1. Both over the image's energy 3.
+    features = np.array([[[[3.0, 1.0], [1.0, -1.0]]]], "float32")  # signed: magnitudes count
+    excess = run_layer_test(
+        ImageNormalisation,
+        dict(keep_raw=False, statistics=["excess"]),
+        features,
+        expected_output_shape=(1, 1, 2, 2),
+        expect_trainable_weights=0,
+        run_training_step=False,
+    )
+    np.testing.assert_allclose(np.asarray(excess)[0, 0], [[1 / 9, 0], [0, 1 / 9]], atol=1e-6)
+    # Blocks come in the order asked for, after the raw channels.
+    all_three = ImageNormalisation(statistics=("ratio", "excess"))(features).numpy()
+    assert ImageNormalisation(statistics=("ratio", "excess")).copies == 3
+    np.testing.assert_array_equal(all_three[..., :2], features)
+    np.testing.assert_allclose(all_three[..., 2:4], features / [2.0, 1.0], rtol=1e-6)
+    np.testing.assert_allclose(all_three[..., 4:], np.asarray(excess), atol=1e-6)
+
+
+def test_the_excess_copy_marks_the_odd_item_in_whichever_direction_it_departs():
+    # Three channels (orientations). Every distractor drives them as (1, 2, 1), the
+    # singleton as (1, 1, 2): one channel gains, one loses. The excess copy is about
+    # zero at every distractor, zero on the blank background, and positive at the
+    # singleton in the channel it gains only.
+    features = np.zeros((1, 6, 6, 3), "float32")
+    for row, column in [(0, 0), (0, 3), (3, 0), (3, 3), (0, 5), (5, 0)]:
+        features[0, row, column] = (1, 2, 1)
+    features[0, 5, 5] = (1, 1, 2)
+    excess = ImageNormalisation(keep_raw=False, statistics=("excess",))(features).numpy()[0]
+    assert excess[5, 5, 2] > 0 and excess[5, 5, 0] == excess[5, 5, 1] == 0
+    distractors = features[0].sum(-1) > 0
+    distractors[5, 5] = False
+    # Nearly the image's mix is theirs (a seventh of it is the singleton's).
+    assert excess[distractors].max() < 0.2 * excess[5, 5, 2]
+    assert excess[features[0].sum(-1) == 0].max() == 0
+    # It reads the image's mix, not its contrast.
+    brighter = ImageNormalisation(keep_raw=False, statistics=("excess",))(10 * features)
+    np.testing.assert_allclose(brighter.numpy()[0], excess, rtol=1e-5, atol=1e-7)
+
+
 def test_bad_arguments_and_inputs_are_named():
     with pytest.raises(ValueError, match="keep_raw must be True or False"):
         ImageNormalisation(keep_raw="yes")
+    for statistics in ((), ("ratio", "ratio"), ("mean",)):
+        with pytest.raises(ValueError, match=r"statistics must name one or more of"):
+            ImageNormalisation(statistics=statistics)
     with pytest.raises(ValueError, match=r"\(batch, height, width, channels\)"):
         ImageNormalisation()(np.zeros((2, 3), "float32"))
     with pytest.raises(ValueError, match="copies must be an int >= 1"):
@@ -80,6 +128,11 @@ def normalised():
     return derive_toy(image_normalisation=True)
 
 
+@pytest.fixture(scope="module")
+def with_excess():
+    return derive_toy(image_normalisation=True, normalisation_statistics=("ratio", "excess"))
+
+
 def test_a_normalised_derivation_keeps_one_group_per_feature_and_exact_contributions(normalised):
     model = normalised.model
     names = explain.group_names(model)
@@ -96,6 +149,25 @@ def test_a_normalised_derivation_keeps_one_group_per_feature_and_exact_contribut
     # The normalised copy carries weight: the derivation uses it.
     kernel = explain.reconstruction_layers(model)["enc2"].kernel.numpy()
     assert np.abs(kernel[18:]).max() > 1e-3
+
+
+def test_an_excess_copy_is_one_more_block_in_every_feature_group(with_excess, tmp_path):
+    model = with_excess.model
+    assert len(explain.group_names(model)) == 3 * 2 * 3 + 1
+    for tap, layer in explain.reconstruction_layers(model).items():
+        assert layer.kernel.shape[0] == 3 * 18, tap  # raw, ratio, excess
+        assert layer.weights_by_feature().shape == (layer.units, 3, 3, 2, 3)
+    kernel = explain.reconstruction_layers(model)["enc2"].kernel.numpy()
+    assert np.abs(kernel[36:]).max() > 1e-3  # the excess copy is read
+    batch = images(3, seed=5)
+    outputs = model(batch)
+    logits = keras.Model(model.input, model.get_layer("logits").output)(batch).numpy()
+    assert np.abs(logits).max() > 1e-2
+    total = outputs[CONTRIBUTIONS].numpy().sum(axis=-1, keepdims=True)
+    np.testing.assert_allclose(total, logits, atol=1e-4)
+    restored = run_model_saving_test(model, batch[:2], tmp_path, atol=1e-4)
+    layer = restored.get_layer(normalisation_name(4))
+    assert layer.statistics == ("ratio", "excess")
 
 
 def test_weights_by_feature_reports_both_copies_of_a_normalised_model(normalised):

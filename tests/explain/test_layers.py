@@ -32,6 +32,31 @@ def test_tap_readout_anatomy_and_exact_split():
     np.testing.assert_allclose(contributions[..., -1], expected_constant, rtol=1e-5)
 
 
+def test_a_spatial_reconstruction_still_splits_exactly_by_feature():
+    features = _features()
+    run_layer_test(
+        TapReadout,
+        dict(units=4, feature_grid=(3, 2, 3), kernel_size=3, context_sigmas=(2.0,)),
+        features,
+        expected_output_shape=((2, 5, 6, 4), (2, 5, 6, 1), (2, 5, 6, 19)),
+        expect_trainable_weights=4,  # kernel, bias, readout, context readout
+    )
+    layer = TapReadout(units=4, feature_grid=(3, 2, 3), kernel_size=3, context_sigmas=(2.0,))
+    layer(features)
+    rng = np.random.default_rng(1)
+    for weight in (layer.readout, layer.context_readout, layer.reconstruction.bias):
+        weight.assign(rng.standard_normal(weight.shape))
+    assert layer.reconstruction.kernel.shape == (9 * 18, 4)
+    reconstruction, logits, contributions = (x.numpy() for x in layer(features))
+    np.testing.assert_allclose(reconstruction, layer.reconstruction(features), atol=1e-5)
+    np.testing.assert_allclose(contributions.sum(-1, keepdims=True), logits, atol=1e-4)
+    # The neighbours count: a feature changed at one cell moves the logits next to it.
+    changed = features.copy()
+    changed[:, 2, 3, :] *= 5.0
+    moved = np.abs(layer(changed)[0].numpy() - reconstruction).max(axis=(0, 3))
+    assert moved[2, 4] > 1e-3 and moved[2, 3] > 1e-3 and moved[4, 0] == 0
+
+
 def test_normalised_blur_keeps_constants_and_smooths():
     maps = np.zeros((1, 9, 9, 2), "float32")
     maps[0, 4, 4, 0] = 1.0

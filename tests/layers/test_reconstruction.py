@@ -98,6 +98,8 @@ def test_fits_on_log_gabor_features_and_exports_with_its_statistics(tmp_path):
         (dict(units=2, l1=-1.0), "l1 must be >= 0"),
         (dict(units=2, l2=-1.0), "l2 must be >= 0"),
         (dict(units=2, feature_grid=(3, 4)), "feature_grid must be three ints"),
+        (dict(units=2, kernel_size=2), "kernel_size must be an odd int >= 1. Received: kernel"),
+        (dict(units=2, kernel_size=0), "kernel_size must be an odd int >= 1"),
         (dict(units=2, feature_copies=0), "feature_copies must be an int >= 1. Received"),
     ],
 )
@@ -117,3 +119,67 @@ def test_misuse_is_named():
         )
     with pytest.raises(ValueError, match="no batches"):
         fit_ridge(LinearReconstruction(units=2), [])
+    with pytest.raises(ValueError, match=r"kernel_size=3 reads neighbourhoods of \(B, h, w, K\)"):
+        LinearReconstruction(units=2, kernel_size=3)(np.zeros((5, 12), "float32"))
+
+
+def _neighbourhood_reference(scaled, size):
+    """The k×k neighbourhood rows by explicit indexing (edge cells repeated for k = 3)."""
+    radius = size // 2
+    height, width = scaled.shape[1:3]
+    blocks = []
+    for dy in range(-radius, radius + 1):
+        for dx in range(-radius, radius + 1):
+            rows = np.clip(np.arange(height) + dy, 0, height - 1)
+            cols = np.clip(np.arange(width) + dx, 0, width - 1)
+            blocks.append(scaled[:, rows][:, :, cols])
+    return np.concatenate(blocks, axis=-1)
+
+
+def test_kernel_size_reads_the_neighbourhood_as_a_convolution():
+    features = _features()
+    run_layer_test(
+        LinearReconstruction,
+        dict(units=5, feature_grid=(1, 3, 4), kernel_size=3),
+        features,
+        expected_output_shape=(4, 6, 8, 5),
+        expect_trainable_weights=2,
+    )
+    layer = LinearReconstruction(units=5, kernel_size=3)
+    layer.adapt(features)
+    assert layer.kernel.shape == (9 * 12, 5)
+    layer.kernel.assign(np.random.default_rng(1).standard_normal((108, 5)))
+    layer.bias.assign(np.arange(5.0))
+    scaled = keras.ops.convert_to_numpy(layer.scale_features(features))
+    rows = keras.ops.convert_to_numpy(layer.kernel_inputs(features))
+    np.testing.assert_allclose(rows, _neighbourhood_reference(scaled, 3), atol=1e-6)
+    expected = rows @ layer.kernel.numpy() + layer.bias.numpy()
+    np.testing.assert_allclose(layer(features), expected, rtol=1e-4, atol=1e-4)
+    # The per-feature split of a projection adds up to it exactly.
+    vector = np.random.default_rng(2).standard_normal(5).astype("float32")
+    terms = keras.ops.convert_to_numpy(layer.feature_terms(scaled, vector))
+    assert terms.shape == features.shape
+    np.testing.assert_allclose(
+        terms.sum(-1) + layer.bias.numpy() @ vector, expected @ vector, rtol=1e-4, atol=1e-4
+    )
+    # weights_by_feature adds up every cell's weight of a feature.
+    layer = LinearReconstruction(units=5, feature_grid=(1, 3, 4), kernel_size=3)
+    layer.build(features.shape)
+    layer.kernel.assign(np.tile(np.eye(12, 5), (9, 1)))
+    np.testing.assert_allclose(layer.weights_by_feature()[0, 0, 0, 0], 9.0)
+
+
+def test_fit_ridge_recovers_a_spatial_linear_map_only_with_its_kernel_size():
+    features = _features(shape=(16, 6, 8, 12))
+    truth = LinearReconstruction(units=3, kernel_size=3)
+    truth.adapt(features)
+    truth.kernel.assign(np.random.default_rng(3).standard_normal((108, 3)))
+    targets = truth(features)
+    fitted = {}
+    for size in (1, 3):
+        layer = LinearReconstruction(units=3, kernel_size=size)
+        layer.adapt(features)
+        fit_ridge(layer, [(features, targets)], l2=1e-6)
+        residual = np.asarray(layer(features)) - np.asarray(targets)
+        fitted[size] = float((residual**2).mean() / np.var(targets))
+    assert fitted[3] < 1e-6 < 0.1 < fitted[1]

@@ -26,7 +26,18 @@ def test_the_default_run_is_cmrnet_on_2000_generated_arrays_at_96_px():
     # Pop-out singletons are what is rare in an array: the recipe normalises the
     # magnitudes per image; other data sets do not unless asked, and a user's no wins.
     assert config.derive.image_normalisation is True and config.derive.context_sigmas == [12.0]
-    assert nus.derive.image_normalisation is False and nus.derive.context_sigmas == []
+    assert nus.derive.image_normalisation is False
+    assert nus.derive.context_sigmas == [16.0, 32.0, 64.0]  # UNISAL's small-data recipe
+    # ... as each channel's energy beyond its share of the array's mix; elsewhere the
+    # normalisation, when asked for, is the ratio to the image mean.
+    assert config.derive.normalisation_statistics == ["excess"]
+    assert nus.derive.normalisation_statistics == ["ratio"]
+    ratio = configs.DeriveConfig(normalisation_statistics=["ratio", "excess"])
+    both = configs.resolve(configs.FitConfig(out="u", derive=ratio))
+    assert both.derive.normalisation_statistics == ["ratio", "excess"]
+    with pytest.raises(ValueError, match="derive.normalisation_statistics must list one or more"):
+        bad = configs.DeriveConfig(normalisation_statistics=["mean"])
+        configs.resolve(configs.FitConfig(out="u", derive=bad))
     assert config.derive.blur_sigma == 1.5 and nus.derive.blur_sigma == 4.0
     off = configs.FitConfig(out="u", derive=configs.DeriveConfig(image_normalisation=False))
     assert configs.resolve(off).derive.image_normalisation is False

@@ -1,3 +1,4 @@
+import argparse
 import json
 
 import pytest
@@ -91,3 +92,32 @@ def test_help_names_the_outputs(capsys):
     text = capsys.readouterr().out
     for option in ("RUN_DIR", "--taps", "--readout", "export/<model>_explainable"):
         assert option in text
+
+
+def test_a_run_saved_before_a_derive_setting_existed_gets_the_recipes(tmp_path):
+    # The NUS UNISAL run's config.yaml predates the derive section: every derive
+    # setting a recipe fills was None and blur_sigma / None failed in the model build.
+    run = tmp_path / "old"
+    run.mkdir()
+    text = (
+        f"model: unisal\ndata: nus:{tmp_path}\nimage_size: [64, 64]\nval_fraction: 0.2\n"
+        f"out: {run}\n"
+    )
+    (run / "config.yaml").write_text(text)
+    flags = dict(taps=None, readout=None, readout_epochs=None, fine_tune_epochs=None)
+    config = derive.load_run_config(run, argparse.Namespace(**flags, set=[]))
+    # UNISAL on a small data set: its recipe's derive settings (training/configs.py).
+    assert config.derive.blur_sigma == 4.0 and config.derive.context_sigmas == [16, 32, 64]
+    assert config.derive.image_normalisation is False and config.derive.readout_epochs == 15
+    assert config.derive.reconstruction_kernel_size == 3
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "config.yaml").write_text(text.replace("unisal", "cmrnet"))
+    config = derive.load_run_config(other, argparse.Namespace(**flags, set=[]))
+    assert (config.derive.readout_epochs, config.derive.reconstruction_kernel_size) == (5, 1)
+    assert config.derive.context_sigmas == []
+    bad = argparse.Namespace(**flags, set=["derive.reconstruction_kernel_size=2"])
+    with pytest.raises(ValueError, match="reconstruction_kernel_size must be an odd int >= 1"):
+        derive.load_run_config(run, bad)
+    explicit = argparse.Namespace(**flags, set=["derive.readout_epochs=0"])
+    assert derive.load_run_config(run, explicit).derive.readout_epochs == 0

@@ -107,6 +107,8 @@ def derive(
     blur_sigma: float = 4.0,
     context_sigmas: Sequence[float] = (),
     image_normalisation: bool = False,
+    reconstruction_kernel_size: int = 1,
+    normalisation_statistics: Sequence[str] = ("ratio",),
     cache_features: bool = True,
     cache_memory_bytes: int = DEFAULT_MEMORY_BYTES,
     strategy: tf.distribute.Strategy | None = None,
@@ -148,6 +150,12 @@ def derive(
         image_normalisation: also feed the reconstructions every log-Gabor channel
             divided by its mean over the image (``ImageNormalisation``), so that a
             colour or orientation that is rare in the image stands out.
+        reconstruction_kernel_size: odd k >= 1: every reconstruction reads the
+            log-Gabor features of the k×k tap cells around each pixel, a linear
+            convolution (k² times the features in the normal equations).
+        normalisation_statistics: with ``image_normalisation``, the normalised
+            copies (``ImageNormalisation``'s ``statistics``): ``"ratio"`` and/or
+            ``"excess"``.
         cache_features: fit the readout on the banks' features and the parent's
             saliency stored during the training pass (the same updates, without
             re-running the parent and the banks every epoch); ``False`` streams
@@ -198,6 +206,8 @@ def derive(
         blur_sigma=blur_sigma,
         context_sigmas=context_sigmas,
         image_normalisation=image_normalisation,
+        reconstruction_kernel_size=reconstruction_kernel_size,
+        normalisation_statistics=normalisation_statistics,
         decoder=decoder,
         name=f"{parent.name}_explainable",
     )
@@ -314,9 +324,10 @@ class _Streamer:
             },
             reduce_retracing=True,
         )
-        self.scaled = tf.function(
+        # What the kernels multiply: the scaled features (of the k×k cells) per pixel.
+        self.kernel_inputs = tf.function(
             lambda features: {
-                tap.name: self.reconstructions[tap.name].scale_features(
+                tap.name: self.reconstructions[tap.name].kernel_inputs(
                     reconstruction_inputs(model, tap.stride, features[tap.stride])
                 )
                 for tap in measured
@@ -346,9 +357,9 @@ class _Streamer:
                 cache.append(
                     [features[stride] for stride in self.cache_order], activations[SALIENCY]
                 )
-            scaled = self.scaled(features)
+            kernel_inputs = self.kernel_inputs(features)
             for tap in self.taps:
-                x = scaled[tap.name].numpy()
+                x = kernel_inputs[tap.name].numpy()
                 if tap.name not in accumulators:
                     accumulators[tap.name] = RidgeAccumulator(x.shape[-1], tap.channels)
                 accumulators[tap.name].update(x, activations[tap.name].numpy())

@@ -3,9 +3,11 @@
 One functional Keras model (DESIGN.md §1):
 
     image ─► LogGaborBank(output_stride=s) for each tap stride s
-          ─► optionally ImageNormalisation: the magnitudes and their copy divided
-             by the image's mean, so what is rare in the image stands out
-          ─► one reconstruction per tap: Â_t = scale(F_t) W_t + b_t
+          ─► optionally ImageNormalisation: the magnitudes and per-image normalised
+             copies of them (``"ratio"``, ``"excess"``), so what is rare in the image
+             stands out
+          ─► one reconstruction per tap: Â_t = scale(F_t) W_t + b_t (W_t a k×k
+             convolution with ``reconstruction_kernel_size`` k > 1)
           ─► readout "linear":  logits = Σ_t upsample(blur(Â_t · v_t)) + centre prior
              readout "decoder": the parent's frozen decoder fed the Â_t
 
@@ -67,6 +69,8 @@ def build_explainable_model(
     context_sigmas: Sequence[float] = (),
     prior_widths: Sequence[float] | None = None,
     image_normalisation: bool = False,
+    reconstruction_kernel_size: int = 1,
+    normalisation_statistics: Sequence[str] = ("ratio",),
     decoder: keras.Model | None = None,
     name: str = "explainable",
 ) -> keras.Model:
@@ -85,8 +89,12 @@ def build_explainable_model(
             tap's stride), of further readout copies per tap (``TapReadout``).
         prior_widths: ``linear`` only: widths of the centre prior's maps.
         image_normalisation: feed every reconstruction the bank's magnitudes and
-            their copy divided by each channel's mean over the image
-            (``ImageNormalisation``), twice the features.
+            per-image normalised copies of them (``ImageNormalisation``).
+        normalisation_statistics: with ``image_normalisation``, the copies, in
+            order: ``"ratio"`` (each channel over its image mean) and/or
+            ``"excess"`` (each channel's energy beyond its share in the image).
+        reconstruction_kernel_size: odd k: every reconstruction reads the features
+            of the k×k tap cells around each pixel (``LinearReconstruction``).
         decoder: ``decoder`` only: a model from the taps (a list in ``taps`` order)
             to the saliency.
         name: the model's name.
@@ -109,7 +117,9 @@ def build_explainable_model(
     copies = 1
     if image_normalisation:
         for stride in banks:
-            normalisation = ImageNormalisation(name=normalisation_name(stride))
+            normalisation = ImageNormalisation(
+                statistics=tuple(normalisation_statistics), name=normalisation_name(stride)
+            )
             features[stride] = normalisation(features[stride])
             copies = normalisation.copies
     some_bank = next(iter(banks.values()))
@@ -123,6 +133,7 @@ def build_explainable_model(
             layer = LinearReconstruction(
                 tap.channels,
                 feature_grid=grid,
+                kernel_size=reconstruction_kernel_size,
                 feature_copies=copies,
                 name=tap_layer_name(tap.name),
             )
@@ -133,6 +144,7 @@ def build_explainable_model(
                 feature_grid=grid,
                 blur_sigma=blur_sigma / tap.stride,
                 context_sigmas=tuple(sigma / tap.stride for sigma in context_sigmas),
+                kernel_size=reconstruction_kernel_size,
                 feature_copies=copies,
                 name=tap_layer_name(tap.name),
             )

@@ -3,18 +3,35 @@
 A pop-out singleton is salient because its colour or orientation occurs once in
 the image, not because of its local filter response: a red bar among green ones and
 a green bar among red ones give the same magnitudes in the same channels. A linear
-readout of local magnitudes cannot tell them apart; dividing every channel by its
-mean over the image can, because a channel that responds at one item only has a
-small mean, so its normalised response there is large (about N times larger among
-N items than a channel every item drives). This is the "fixed per-image
-normalisation of the magnitudes" issue 13 allows: a fixed function of the image
-with no learned weight, after which the reconstruction stays linear in the
-features and every term stays attributable to its (colour channel, scale,
-orientation) group, the normalised copy belonging to the group of its channel.
+readout of local magnitudes cannot tell them apart. Two fixed functions of the
+image can, each a copy of every channel (issue 13's "fixed per-image normalisation
+of the magnitudes"):
+
+- ``"ratio"``: the channel divided by its mean over the image. A channel that
+  responds at one item only has a small mean, so its normalised response there is
+  large (about N times larger among N items than a channel every item drives).
+- ``"excess"``: how much of the pixel's energy the channel holds beyond its share
+  in the image as a whole, ``max(|x_k| - s_k E, 0)`` with ``E = Σ_j |x_j|`` the
+  pixel's energy over all channels and ``s_k`` channel ``k``'s share of the
+  image's energy. It is zero wherever the pixel's mix of colours, scales and
+  orientations is the image's usual mix (every distractor, and the blank
+  background), and positive in the channels where the odd item departs from it, in
+  whichever direction: a bar 15° off its neighbours gains in one orientation and
+  loses in another, and only the gain survives. The ratio cannot do this once the
+  reconstruction compresses features with ``log1p``: there a per-image factor
+  becomes a per-image constant, which the log-softmax of the readout cancels.
+
+Both copies are divided by an image-wide statistic, so they do not depend on the
+image's contrast. After them the reconstruction stays linear in the features and
+every term stays attributable to its (colour channel, scale, orientation) group,
+each copy belonging to the group of its channel.
 """
+
+from collections.abc import Sequence
 
 import keras
 
+STATISTICS = ("ratio", "excess")
 # The smallest image mean a channel is divided by. Magnitudes of images in [0, 1]
 # after the bank are about 1e-3 to 1 for visible structure; a blank channel (all
 # zeros) then stays zero instead of becoming 0 / 0.
@@ -23,40 +40,60 @@ _MIN_MEAN = 1e-6
 
 @keras.saving.register_keras_serializable(package="tfsal")
 class ImageNormalisation(keras.layers.Layer):
-    """Appends every feature channel divided by its mean magnitude over the image.
+    """Appends per-image normalised copies of every feature channel.
 
-    ``output = concat([x, x / max(mean_hw |x|, 1e-6)])`` (or the normalised copy
-    alone with ``keep_raw=False``): channel ``k`` of the copy is channel ``k`` of the
-    input, so a model that groups features by channel groups channel ``k`` and
-    ``K + k`` together (``FeatureContributions(copies=2)``).
+    For each name in ``statistics``, in order, a copy of the K channels:
+    ``"ratio"``: ``x / max(mean_hw |x|, 1e-6)``; ``"excess"``:
+    ``max(|x_k| - s_k E, 0) / max(mean_hw E, 1e-6)`` with ``E = Σ_j |x_j|`` at the
+    pixel and ``s_k = mean_hw |x_k| / mean_hw E`` (module docstring). With
+    ``keep_raw`` the input comes first. Channel ``k`` of every copy is channel ``k``
+    of the input, so a model that groups features by channel groups channels
+    ``k``, ``K + k``, ... together (``FeatureContributions(copies=copies)``).
 
     Example:
     ```python
     features = LogGaborBank(output_stride=8)(images)  # (B, h, w, 72)
-    both = ImageNormalisation()(features)  # (B, h, w, 144): raw, then normalised
+    both = ImageNormalisation()(features)  # (B, h, w, 144): raw, then ratio
+    odd = ImageNormalisation(statistics=("excess",))(features)  # raw, then excess
     ```
 
     Args:
         keep_raw: keep the raw channels in front of the normalised ones.
+        statistics: the normalised copies, each one of ``"ratio"`` and
+            ``"excess"``, at least one, no repeats.
         **kwargs: base layer arguments (name, dtype).
 
     Call arguments:
         inputs: (B, h, w, K) features.
 
     Returns:
-        (B, h, w, 2K) with ``keep_raw``, else (B, h, w, K).
+        (B, h, w, copies · K), block-major: the raw channels (with ``keep_raw``),
+        then one block per statistic.
     """
 
-    def __init__(self, keep_raw: bool = True, **kwargs):
+    def __init__(self, keep_raw: bool = True, statistics: Sequence[str] = ("ratio",), **kwargs):
         super().__init__(**kwargs)
         if not isinstance(keep_raw, bool):
             raise ValueError(f"keep_raw must be True or False. Received: keep_raw={keep_raw!r}")
+        if isinstance(statistics, str):
+            statistics = (statistics,)
+        statistics = tuple(statistics)
+        if (
+            not statistics
+            or len(set(statistics)) != len(statistics)
+            or any(statistic not in STATISTICS for statistic in statistics)
+        ):
+            raise ValueError(
+                f"statistics must name one or more of {STATISTICS}, each once. "
+                f"Received: statistics={statistics!r}"
+            )
         self.keep_raw = keep_raw
+        self.statistics = statistics
 
     @property
     def copies(self) -> int:
         """How many output channels come from each input channel."""
-        return 2 if self.keep_raw else 1
+        return int(self.keep_raw) + len(self.statistics)
 
     def build(self, input_shape):
         """Checks that the features have a known channel axis."""
@@ -67,13 +104,20 @@ class ImageNormalisation(keras.layers.Layer):
             )
 
     def call(self, inputs):
-        """Divides every channel by its mean magnitude over the image."""
+        """Returns the raw channels (if kept) and one normalised copy per statistic."""
         inputs = keras.ops.cast(inputs, self.compute_dtype)
-        mean = keras.ops.mean(keras.ops.abs(inputs), axis=(1, 2), keepdims=True)
-        normalised = inputs / keras.ops.maximum(mean, _MIN_MEAN)
-        if not self.keep_raw:
-            return normalised
-        return keras.ops.concatenate([inputs, normalised], axis=-1)
+        magnitude = keras.ops.abs(inputs)
+        mean = keras.ops.mean(magnitude, axis=(1, 2), keepdims=True)  # (B, 1, 1, K)
+        energy_mean = keras.ops.maximum(keras.ops.sum(mean, axis=-1, keepdims=True), _MIN_MEAN)
+        blocks = [inputs] if self.keep_raw else []
+        for statistic in self.statistics:
+            if statistic == "ratio":
+                blocks.append(inputs / keras.ops.maximum(mean, _MIN_MEAN))
+            else:
+                energy = keras.ops.sum(magnitude, axis=-1, keepdims=True)  # (B, h, w, 1)
+                usual = energy * (mean / energy_mean)
+                blocks.append(keras.ops.relu(magnitude - usual) / energy_mean)
+        return blocks[0] if len(blocks) == 1 else keras.ops.concatenate(blocks, axis=-1)
 
     def compute_output_shape(self, input_shape):
         """The input shape with ``copies`` times the channels."""
@@ -82,5 +126,5 @@ class ImageNormalisation(keras.layers.Layer):
     def get_config(self):
         """Returns the constructor arguments."""
         config = super().get_config()
-        config.update(keep_raw=self.keep_raw)
+        config.update(keep_raw=self.keep_raw, statistics=list(self.statistics))
         return config

@@ -170,8 +170,9 @@ def tap_importance(
 
     Args:
         layer: the tap's ``LinearReconstruction``.
-        scaled: (B, h, w, n·K) standardised log-Gabor features of the tap: n copies
-            of the K features (n = 2 with per-image normalisation), block-major.
+        scaled: (B, h, w, n·K) standardised log-Gabor features of the tap as the
+            kernel reads them (``LinearReconstruction.kernel_inputs``): n copies of
+            the K features (per-image normalisation, k×k cells), block-major.
         activation: (B, h, w, C) the parent's activations at the tap.
         names: the K feature group names; every copy of a feature is in its group.
         statistics: ``(train, val, l2)``: the derivation's normal equations of the
@@ -352,7 +353,8 @@ def analyse(
         stride = fidelity["taps"][tap]["stride"]
         bank = explainable.get_layer(bank_name(stride))
         features = [feature_group_name(*feature) for feature in bank.feature_names]
-        scaled = layers[tap].scale_features(tap_features(explainable, stride, images))
+        # What the kernel multiplies: with k×k reconstructions, every cell's copy.
+        scaled = layers[tap].kernel_inputs(tap_features(explainable, stride, images))
         scaled = keras.ops.convert_to_numpy(scaled)
         importance[tap] = tap_importance(
             layers[tap],

@@ -283,7 +283,7 @@ def fit_ridge(reconstruction, batches: Iterable, l2: float = 1.0) -> RidgeAccumu
         if accumulator is None:
             accumulator = RidgeAccumulator(reconstruction.kernel.shape[0], reconstruction.units)
         accumulator.update(
-            keras.ops.convert_to_numpy(reconstruction.scale_features(features)),
+            keras.ops.convert_to_numpy(reconstruction.kernel_inputs(features)),
             keras.ops.convert_to_numpy(targets),
         )
     if accumulator is None:

@@ -79,6 +79,8 @@ class TapReadout(keras.layers.Layer):
             copies of the readout, each > 0 and with its own vector over the tap's
             channels (weight ``context_readout``, (C, len(context_sigmas))); empty
             for none.
+        kernel_size: odd k of the reconstruction's k×k neighbourhood (see
+            ``LinearReconstruction``); the contributions stay one term per feature.
         **kwargs: base layer arguments (name, dtype, trainable).
 
     Call returns:
@@ -94,6 +96,7 @@ class TapReadout(keras.layers.Layer):
         feature_scaling: bool = True,
         blur_sigma: float = 1.0,
         context_sigmas: tuple[float, ...] = (),
+        kernel_size: int = 1,
         feature_copies: int = 1,
         **kwargs,
     ):
@@ -115,9 +118,11 @@ class TapReadout(keras.layers.Layer):
             feature_scaling=feature_scaling,
             feature_grid=self.feature_grid,
             feature_copies=feature_copies,
+            kernel_size=kernel_size,
             name="reconstruction",
         )
         self.feature_copies = self.reconstruction.feature_copies
+        self.kernel_size = kernel_size
 
     def build(self, input_shape):
         """Builds the reconstruction and the readout vector (zeros: no signal yet)."""
@@ -139,14 +144,12 @@ class TapReadout(keras.layers.Layer):
         """Returns the reconstruction, the logits and the per-feature contributions."""
         reconstruction_layer = self.reconstruction
         scaled = reconstruction_layer.scale_features(inputs)
-        reconstruction = keras.ops.matmul(scaled, reconstruction_layer.kernel)
-        reconstruction = reconstruction + reconstruction_layer.bias
+        reconstruction = reconstruction_layer.linear_map(scaled)
         logits = normalised_blur(
             keras.ops.matmul(reconstruction, self.readout[:, None]), self.blur_sigma
         )
-        kernel = reconstruction_layer.kernel
         per_feature = normalised_blur(
-            scaled * keras.ops.matmul(kernel, self.readout), self.blur_sigma
+            reconstruction_layer.feature_terms(scaled, self.readout), self.blur_sigma
         )
         constant = keras.ops.sum(reconstruction_layer.bias * self.readout)
         for j, sigma in enumerate(self.context_sigmas):
@@ -156,7 +159,7 @@ class TapReadout(keras.layers.Layer):
                 keras.ops.matmul(reconstruction, vector[:, None]), sigma
             )
             per_feature = per_feature + normalised_blur(
-                scaled * keras.ops.matmul(kernel, vector), sigma
+                reconstruction_layer.feature_terms(scaled, vector), sigma
             )
             constant = constant + keras.ops.sum(reconstruction_layer.bias * vector)
         contributions = keras.ops.concatenate(
@@ -178,6 +181,7 @@ class TapReadout(keras.layers.Layer):
             feature_scaling=self.feature_scaling,
             blur_sigma=self.blur_sigma,
             context_sigmas=self.context_sigmas,
+            kernel_size=self.kernel_size,
             feature_copies=self.feature_copies,
         )
         return config
