@@ -19,7 +19,8 @@ def test_evaluate_models_scores_baselines_on_pop_out():
     assert set(evaluation.METRICS) <= set(uniform)
     assert uniform["AUC-Judd"] == 0.5 and uniform["NSS"] == 0.0 and uniform["CC"] == 0.0
     assert signature["NSS"] > 1.0 and signature["AUC-Judd"] > 0.8
-    assert {"GSI", "MSR_targ", "MSR_bg", "numfix2find"} <= set(signature)
+    assert {"GSI", "MSR_targ", "MSR_bg", "numfix2find", "border"} <= set(signature)
+    assert uniform["border"] == pytest.approx(1.0)
     again = evaluation.evaluate_models(dataset, dataset.ids(), models, progress=False)
     assert again == report
 
@@ -65,7 +66,7 @@ def test_pop_out_ratios_of_a_map_with_negative_values_use_the_shifted_map():
 
     models = {"negative": negative, "shifted": shifted}
     results = evaluation.evaluate_models(dataset, dataset.ids(), models, progress=False)["results"]
-    for metric in ("GSI", "MSR_targ", "MSR_bg", "numfix2find"):
+    for metric in ("GSI", "MSR_targ", "MSR_bg", "numfix2find", "border"):
         assert results["negative"][metric] == pytest.approx(results["shifted"][metric])
     assert -1.0 < results["negative"]["GSI"] < 1.0 and results["negative"]["MSR_targ"] > 0
 

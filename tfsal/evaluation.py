@@ -9,7 +9,8 @@ own, else ``tfsal.data.density``'s). sAUC draws its negatives from the fixations
 density-based metrics. On data sets with generated stimuli (``popout``) the pop-out
 metrics are added (GSI and MSR on the map shifted to a minimum of 0 if it has
 negative values; fixations to find on the map min-max scaled to 0..255, as P3O3
-reads 8-bit maps). ``score_image`` scores one map.
+reads 8-bit maps; border, the outer band's mean over the map's, > 1 for a frame
+artefact). ``score_image`` scores one map.
 
 A model is a predictor, ``image -> (H, W) map`` (``serving.predictor`` builds them
 from SavedModels and run folders); ``python -m training.evaluate`` is the command
@@ -93,7 +94,7 @@ def score_image(
 
 
 def _popout_scores(saliency: np.ndarray, stimulus: PopoutStimulus) -> dict[str, float]:
-    """Returns GSI, MSR_targ, MSR_bg and numfix2find of one map on its stimulus."""
+    """Returns GSI, MSR_targ, MSR_bg, numfix2find and border of one map on its stimulus."""
     target, distractors = stimulus.target_mask, stimulus.distractor_mask
     low, high = float(saliency.min()), float(saliency.max())
     eight_bit = (saliency - low) * (255.0 / (high - low)) if high > low else saliency * 0.0
@@ -109,6 +110,7 @@ def _popout_scores(saliency: np.ndarray, stimulus: PopoutStimulus) -> dict[str, 
         "MSR_targ": popout.msr_target(saliency, target, distractors),
         "MSR_bg": popout.msr_background(saliency, target, distractors),
         "numfix2find": float(tries),
+        "border": popout.border_ratio(saliency),
     }
 
 

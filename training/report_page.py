@@ -140,6 +140,12 @@ def write_report(
         for key, value in details.items()
     )
     lower = html.escape(", ".join(sorted(LOWER_IS_BETTER)))
+    border_note = (
+        " border: the mean of the map's outer band (1/32 of the shorter side) over the"
+        " map's mean; above 1 is a frame drawn along the image border."
+        if any("border" in row for row in metrics.get("results", {}).values())
+        else ""
+    )
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>
@@ -160,7 +166,7 @@ p.stale {{ background: #fdd; border: 2px solid #c00; padding: 0.5em; }}
 <h2>Validation metrics ({html.escape(str(metrics.get("n_images", "?")))} images of
 {html.escape(str(metrics.get("dataset", "?")))})</h2>
 {_metrics_table(metrics)}
-<p>Best value per column in bold ({lower}: lowest).</p>
+<p>Best value per column in bold ({lower}: lowest).{border_note}</p>
 <h2>Samples: the deep model and its explainable model on the same images</h2>
 <p>Each model's map on the image, with its CC with the ground-truth density and its NSS
 at the fixations on that image (higher is better for both).</p>

@@ -76,3 +76,21 @@ def test_a_page_marked_out_of_date_says_so_at_the_top(tmp_path):
     after = index.read_text()
     assert after.index('id="stale"') < after.index("<h1>")
     assert after.replace('<p class="stale" id="stale">derived again</p>', "") == before
+
+
+def test_the_border_score_is_explained_only_where_it_is_shown(tmp_path):
+    rng = np.random.default_rng(0)
+    sample = {
+        "image_id": "x",
+        "image": rng.uniform(0, 255, (8, 8, 3)),
+        "saliency": rng.uniform(size=(8, 8)),
+        "density": rng.uniform(size=(8, 8)),
+    }
+    pages = {}
+    for name, row in (("with", {"CC": 0.5, "border": 0.4}), ("without", {"CC": 0.5})):
+        metrics = {"dataset": "popout", "n_images": 1, "results": {"a": row}}
+        out = tmp_path / name
+        out.mkdir()
+        pages[name] = report_page.write_report(out, "t", metrics, [sample], {}).read_text()
+    assert "frame drawn along the image border" in pages["with"]
+    assert "frame drawn" not in pages["without"]

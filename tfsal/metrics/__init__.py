@@ -25,6 +25,7 @@ from tfsal.metrics.functional import (
     sim,
 )
 from tfsal.metrics.popout import (
+    border_ratio,
     fixations_to_find,
     gsi,
     msr_background,
@@ -35,8 +36,8 @@ from tfsal.metrics.popout import (
 # Scores where lower is better, by the names ``tfsal.evaluation`` reports them under;
 # every other score is higher-is-better. KLD is a divergence from the ground truth,
 # MSR_bg the background's peak over the target's, numfix2find the fixations a search
-# needs before it lands on the target.
-LOWER_IS_BETTER = frozenset({"KLD", "MSR_bg", "numfix2find"})
+# needs before it lands on the target, border the border band's mean over the map's.
+LOWER_IS_BETTER = frozenset({"KLD", "MSR_bg", "numfix2find", "border"})
 
 _KERAS_METRICS = (
     "AUCJudd",
@@ -58,6 +59,7 @@ __all__ = [
     "EPS",
     "LOWER_IS_BETTER",
     "auc_borji",
+    "border_ratio",
     "auc_judd",
     "auc_shuffled",
     "cc",

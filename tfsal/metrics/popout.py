@@ -129,6 +129,40 @@ def msr_background(
     return float(top_background / top_target) if top_target > 0 else -1.0
 
 
+def border_ratio(saliency: ArrayLike, *, width: int | None = None) -> float:
+    """Mean saliency on the map's outer band over the map's mean: a frame artefact.
+
+    A model that draws a bright frame along the image border (zero padding read as an
+    edge) scores above 1; a map no brighter on its border than on average scores 1 or
+    less.
+
+    Args:
+        saliency: (H, W) non-negative saliency map.
+        width: band width in pixels; ``None`` for 1/32 of the shorter side (4 px at
+            128 px), at least 1.
+
+    Returns:
+        The ratio; <= 1 is good; -1 when the map is 0 everywhere.
+
+    Raises:
+        ValueError: on a map that is not 2-D or too small for the band.
+    """
+    saliency = np.asarray(saliency, dtype=np.float64)
+    if saliency.ndim != 2:
+        raise ValueError(f"border_ratio needs an (H, W) map. Received: shape {saliency.shape}.")
+    if width is None:
+        width = max(1, round(min(saliency.shape) / 32))
+    if width < 1 or 2 * width >= min(saliency.shape):
+        raise ValueError(
+            f"border_ratio's band must be at least 1 px and leave an inner part of the "
+            f"{saliency.shape} map. Received: width={width}."
+        )
+    band = np.ones(saliency.shape, dtype=bool)
+    band[width:-width, width:-width] = False
+    mean = saliency.mean()
+    return float(saliency[band].mean() / mean) if mean > 0 else -1.0
+
+
 def target_region(
     shape: tuple[int, int], target_centre: tuple[float, float], target_size: float
 ) -> np.ndarray:
