@@ -241,7 +241,10 @@ SMALL_DATA_FORMATS = ("nus", "mit1003", "cat2000", "folder")
 # model of UNISAL on NUS scene"): every reconstruction reads the 3×3 tap cells
 # around each pixel (validation R² 0.33 -> 0.44 at 1/8), each tap's readout has
 # copies blurred over 16, 32 and 64 px, and the readout gets 15 epochs to settle
-# them: CC 0.627 / NSS 1.595 against 0.602 / 1.522 with the library defaults.
+# them: CC 0.627 / NSS 1.595 against 0.602 / 1.522 with the library defaults. The
+# reconstructions also read every bank channel over its image mean and its energy
+# beyond the image's mix of colours, scales and orientations (the pop-out recipe's
+# "excess"): CC 0.637 / NSS 1.621, sAUC 0.598 -> 0.604, better on every metric.
 SMALL_DATA_DEFAULTS: dict[str, dict] = {
     "unisal": {
         "epochs": 14,
@@ -256,6 +259,8 @@ SMALL_DATA_DEFAULTS: dict[str, dict] = {
         "derive_reconstruction_kernel_size": 3,
         "derive_context_sigmas": [16.0, 32.0, 64.0],
         "derive_readout_epochs": 15,
+        "derive_image_normalisation": True,
+        "derive_normalisation_statistics": ["ratio", "excess"],
     },
 }
 

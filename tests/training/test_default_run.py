@@ -26,12 +26,15 @@ def test_the_default_run_is_cmrnet_on_2000_generated_arrays_at_96_px():
     # Pop-out singletons are what is rare in an array: the recipe normalises the
     # magnitudes per image; other data sets do not unless asked, and a user's no wins.
     assert config.derive.image_normalisation is True and config.derive.context_sigmas == [12.0]
-    assert nus.derive.image_normalisation is False
     assert nus.derive.context_sigmas == [16.0, 32.0, 64.0]  # UNISAL's small-data recipe
-    # ... as each channel's energy beyond its share of the array's mix; elsewhere the
-    # normalisation, when asked for, is the ratio to the image mean.
+    assert nus.derive.image_normalisation is True  # ... which reads both copies
+    cmrnet_nus = configs.resolve(configs.FitConfig(model="cmrnet", data="nus:x", out="u"))
+    assert cmrnet_nus.derive.image_normalisation is False
+    # ... as each channel's energy beyond its share of the array's mix; UNISAL on small
+    # data reads it beside the ratio to the image mean, the library's default copy.
     assert config.derive.normalisation_statistics == ["excess"]
-    assert nus.derive.normalisation_statistics == ["ratio"]
+    assert nus.derive.normalisation_statistics == ["ratio", "excess"]
+    assert cmrnet_nus.derive.normalisation_statistics == ["ratio"]
     ratio = configs.DeriveConfig(normalisation_statistics=["ratio", "excess"])
     both = configs.resolve(configs.FitConfig(out="u", derive=ratio))
     assert both.derive.normalisation_statistics == ["ratio", "excess"]

@@ -108,7 +108,8 @@ def test_a_run_saved_before_a_derive_setting_existed_gets_the_recipes(tmp_path):
     config = derive.load_run_config(run, argparse.Namespace(**flags, set=[]))
     # UNISAL on a small data set: its recipe's derive settings (training/configs.py).
     assert config.derive.blur_sigma == 4.0 and config.derive.context_sigmas == [16, 32, 64]
-    assert config.derive.image_normalisation is False and config.derive.readout_epochs == 15
+    assert config.derive.image_normalisation is True and config.derive.readout_epochs == 15
+    assert config.derive.normalisation_statistics == ["ratio", "excess"]
     assert config.derive.reconstruction_kernel_size == 3
     other = tmp_path / "other"
     other.mkdir()
