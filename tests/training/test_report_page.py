@@ -20,13 +20,7 @@ def test_best_value_is_the_lowest_for_lower_is_better_metrics(tmp_path):
             "b": {"CC": 0.4, "KLD": 2.0, "numfix2find": 1.0, "GSI": 0.3},
         },
     }
-    rng = np.random.default_rng(0)
-    sample = {
-        "image_id": "x",
-        "image": rng.uniform(0, 255, (8, 8, 3)),
-        "saliency": rng.uniform(size=(8, 8)),
-        "density": rng.uniform(size=(8, 8)),
-    }
+    sample = _sample(np.random.default_rng(0))
     index = report_page.write_report(tmp_path, "t", metrics, [sample], {"out": tmp_path})
     page = index.read_text()
     bold = re.findall(r"<b>([0-9.]+)</b>", page)
@@ -79,13 +73,7 @@ def test_a_page_marked_out_of_date_says_so_at_the_top(tmp_path):
 
 
 def test_the_border_score_is_explained_only_where_it_is_shown(tmp_path):
-    rng = np.random.default_rng(0)
-    sample = {
-        "image_id": "x",
-        "image": rng.uniform(0, 255, (8, 8, 3)),
-        "saliency": rng.uniform(size=(8, 8)),
-        "density": rng.uniform(size=(8, 8)),
-    }
+    sample = _sample(np.random.default_rng(0))
     pages = {}
     for name, row in (("with", {"CC": 0.5, "border": 0.4}), ("without", {"CC": 0.5})):
         metrics = {"dataset": "popout", "n_images": 1, "results": {"a": row}}
