@@ -205,33 +205,6 @@ class _Signatures:
         return self.model(image, training=False)
 
 
-def write_saved_model(folder: str | Path, model: keras.Model, endpoints: Mapping) -> None:
-    """Writes a SavedModel whose endpoints are traced once each.
-
-    ``keras.export.ExportArchive`` traces every endpoint twice: once to list the
-    variables it captures, before ``tf.saved_model.save``, and once more inside it,
-    whose save context is part of ``tf.function``'s cache key. Concrete functions
-    traced here are saved as they are; on the default run's models this halved the
-    export's tracing (BENCHMARKS.md, "Default run"). The object graph is the one
-    ``ExportArchive`` writes: the model's variables in ``variables``, in the model's
-    order, and every endpoint as a callable attribute and a signature.
-
-    Args:
-        folder: the SavedModel folder to write.
-        model: the model whose variables the endpoints capture.
-        endpoints: endpoint name -> (function, input signature).
-    """
-    # The root ExportArchive writes (tf.Module reserves ``variables`` for a property).
-    root = tf.__internal__.tracking.AutoTrackable()
-    root.variables = list(model.variables)
-    signatures = {}
-    for name, (function, input_signature) in endpoints.items():
-        traced = tf.function(function, input_signature=input_signature, autograph=False)
-        signatures[name] = traced.get_concrete_function()
-        setattr(root, name, signatures[name])
-    tf.saved_model.save(root, str(folder), signatures=signatures)
-
-
 def tap_info(outputs: Mapping, input_size: Sequence[int]) -> list[dict]:
     """Name, stride and channels of each tap an explainable model rebuilds.
 
@@ -361,6 +334,10 @@ def export_model(
     }
     if explainable:
         endpoints[constants.EXPLAIN_SIGNATURE] = (signatures.explain, bytes_spec)
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    for endpoint, (function, input_signature) in endpoints.items():
+        archive.add_endpoint(endpoint, function, input_signature)
     bytes_signatures = [s for s in endpoints if endpoints[s][1] is bytes_spec]
     description = {
         **(metadata or {}),
@@ -383,7 +360,7 @@ def export_model(
     model_folder = Path(base_path) / name
     destination = model_folder / str(version or next_version(model_folder))
     with atomic_directory(destination) as folder:
-        write_saved_model(folder, model, endpoints)
+        archive.write_out(str(folder), verbose=False)
         extra = folder / constants.METADATA_DIR
         atomic_write_text(extra / constants.METADATA_FILE, json.dumps(description, indent=2))
         warmup.write_warmup_requests(
