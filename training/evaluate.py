@@ -35,7 +35,7 @@ from tfsal import baselines
 from tfsal.data import open_dataset
 from tfsal.evaluation import METRICS, evaluate_models
 from tfsal.io_utils import atomic_write_text, check_writable_file
-from training import configs, job
+from training import configs, job, recipes
 from training.command import run_command
 
 
@@ -107,7 +107,7 @@ def data_to_score(data: str | None, model_specs: Sequence[str]) -> tuple[str, di
 
     A ``training.fit`` run folder among ``model_specs`` records its data set in its
     ``config.yaml``. Scored on that same spec, the run's data set is opened as the
-    run opened it: a generated set with the run's ``configs.GENERATED_DATA_OPTIONS``
+    run opened it: a generated set with the run's ``recipes.GENERATED_DATA_OPTIONS``
     (``popout``: 2000 arrays at 128 px), not with the reader's defaults.
 
     Args:
@@ -143,7 +143,7 @@ def data_to_score(data: str | None, model_specs: Sequence[str]) -> tuple[str, di
         data = next(iter(run_data.values()))
     runs = {spec: config for spec, config in run_configs.items() if same_data(config.data, data)}
     if runs:
-        return data, dict(configs.GENERATED_DATA_OPTIONS.get(data, {})), runs
+        return data, dict(recipes.GENERATED_DATA_OPTIONS.get(data, {})), runs
     return data, {}, {}
 
 

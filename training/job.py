@@ -25,7 +25,7 @@ from tfsal.evaluation import evaluate_models
 from tfsal.explain import group_refit
 from tfsal.explain.workers import num_workers
 from tfsal.io_utils import atomic_write_text, check_writable_folder
-from training import callbacks, configs, distributed, run_report, trainer
+from training import callbacks, configs, distributed, recipes, run_report, trainer
 
 CHECKPOINTS, LOGS, EXPORT, REPORT = "checkpoints", "logs", "export", "report"
 METRICS_FILE = "metrics.json"
@@ -92,7 +92,7 @@ def load_split(config: configs.FitConfig):
     Raises:
         ValueError: for an unknown format, an empty data set or a bad split.
     """
-    dataset = open_dataset(config.data, **configs.GENERATED_DATA_OPTIONS.get(config.data, {}))
+    dataset = open_dataset(config.data, **recipes.GENERATED_DATA_OPTIONS.get(config.data, {}))
     train_ids, val_ids = split_images(config, dataset.ids())
     return dataset, train_ids, val_ids
 

@@ -106,7 +106,7 @@ def test_a_run_saved_before_a_derive_setting_existed_gets_the_recipes(tmp_path):
     (run / "config.yaml").write_text(text)
     flags = dict(taps=None, readout=None, readout_epochs=None, fine_tune_epochs=None)
     config = derive.load_run_config(run, argparse.Namespace(**flags, set=[]))
-    # UNISAL on a small data set: its recipe's derive settings (training/configs.py).
+    # UNISAL on a small data set: its recipe's derive settings (training/recipes.py).
     assert config.derive.blur_sigma == 4.0 and config.derive.context_sigmas == [16, 32, 64]
     assert config.derive.image_normalisation is True and config.derive.readout_epochs == 15
     assert config.derive.normalisation_statistics == ["ratio", "excess"]

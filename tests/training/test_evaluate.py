@@ -15,7 +15,7 @@ from tests.serving.tiny_saved_model import INPUT_SIZE, tiny_log_density_model, w
 from tests.test_case import error_line
 from tfsal import evaluation
 from tfsal.data import open_dataset
-from training import configs, evaluate, job
+from training import configs, evaluate, job, recipes
 
 
 @pytest.fixture(scope="module")
@@ -179,7 +179,7 @@ def test_a_run_folder_is_scored_on_the_data_set_it_was_trained_on(
     arguments = ["--model", str(run), "--limit", "2", "--json", str(json_path)]
     assert evaluate.main([*data, *arguments, "--csv", str(tmp_path / "results.csv")]) == 0
     # The generated set of the run (2000 arrays at 128 px), not the reader's defaults.
-    generated = configs.GENERATED_DATA_OPTIONS["popout"]
+    generated = recipes.GENERATED_DATA_OPTIONS["popout"]
     assert opened == [("popout", generated)]
     report = json.loads(json_path.read_text())
     assert report["dataset"] == "popout" and report["data_options"] == generated
