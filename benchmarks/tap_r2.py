@@ -181,13 +181,13 @@ def r2_chart(results: dict, size: int, title: str) -> np.ndarray:
 
 def load_parent(run: Path):
     """The run's config, tapped parent (best checkpoint), tap names and split."""
-    from training import callbacks, configs, job, trainer
+    from training import callbacks, configs, explainable_stage, job, trainer
     from training import derive as derive_command
 
     config = configs.read_run_config(run)
     model = trainer.build_model(dataclasses.replace(config, weights=None, encoder_weights=None))
     callbacks.restore_state(derive_command.best_checkpoint(run), model, with_optimizer=False)
-    parent, taps = job.tapped_parent(config, model)
+    parent, taps = explainable_stage.tapped_parent(config, model)
     dataset, train_ids, val_ids = job.load_split(config)
     return config, parent, taps, dataset, train_ids, val_ids
 
