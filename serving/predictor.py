@@ -116,32 +116,30 @@ def _newest_version(model_folder: Path) -> Path | None:
     return max(versions, key=lambda child: int(child.name), default=None)
 
 
-def resolve_model(spec: str, training_records: Callable | None = None) -> dict[str, Predictor]:
-    """Turns one ``--model`` value into named predictors.
+def locate_saved_models(spec: str) -> dict[str, Path]:
+    """Finds the SavedModels one ``--model`` value names, without loading them.
 
     Args:
-        spec: ``baseline:NAME``, a SavedModel folder, or a ``training.fit`` run folder.
-        training_records: returns records to fit ``baseline:fitted-centre-bias`` to.
+        spec: a SavedModel folder, or a ``training.fit`` run folder.
 
     Returns:
-        Predictors by display name (one per model a run folder holds).
+        SavedModel folders by display name: the model's folder name (a version
+        folder ``NAME/3`` is named ``NAME``), or one per model a run folder holds
+        under ``export/<name>/`` (its newest version).
+
+    Raises:
+        ValueError: if ``spec`` is neither, or a run folder holds no SavedModel.
     """
-    if spec.startswith(BASELINE_PREFIX):
-        name = spec[len(BASELINE_PREFIX) :]
-        records = None
-        if name == baselines.FITTED_CENTRE_BIAS and training_records is not None:
-            records = training_records()
-        return {spec: baselines.get(name, training_records=records)}
     path = Path(spec)
     if (path / "saved_model.pb").is_file():
-        return {path.parent.name if path.name.isdigit() else path.name: load_saved_model(path)}
+        return {path.parent.name if path.name.isdigit() else path.name: path}
     export = path / "export"
     if export.is_dir():
         found = {}
         for model_folder in sorted(p for p in export.iterdir() if p.is_dir()):
             version = _newest_version(model_folder)
             if version is not None:
-                found[model_folder.name] = load_saved_model(version)
+                found[model_folder.name] = version
         if found:
             return found
         raise ValueError(f"Run folder {path} holds no SavedModel under export/<name>/<version>/.")
@@ -150,3 +148,34 @@ def resolve_model(spec: str, training_records: Callable | None = None) -> dict[s
         f"{', '.join(baselines.list_baselines())}), a SavedModel folder or a training.fit "
         "run folder with export/."
     )
+
+
+def model_names(spec: str) -> list[str]:
+    """The display names ``resolve_model(spec)`` gives, found without loading a model.
+
+    Raises:
+        ValueError: as ``locate_saved_models`` does.
+    """
+    if spec.startswith(BASELINE_PREFIX):
+        return [spec]
+    return list(locate_saved_models(spec))
+
+
+def resolve_model(spec: str, training_records: Callable | None = None) -> dict[str, Predictor]:
+    """Turns one ``--model`` value into named predictors.
+
+    Args:
+        spec: ``baseline:NAME``, a SavedModel folder, or a ``training.fit`` run folder.
+        training_records: returns records to fit ``baseline:fitted-centre-bias`` to.
+
+    Returns:
+        Predictors by display name (one per model a run folder holds; the names of
+        ``model_names(spec)``).
+    """
+    if spec.startswith(BASELINE_PREFIX):
+        name = spec[len(BASELINE_PREFIX) :]
+        records = None
+        if name == baselines.FITTED_CENTRE_BIAS and training_records is not None:
+            records = training_records()
+        return {spec: baselines.get(name, training_records=records)}
+    return {name: load_saved_model(path) for name, path in locate_saved_models(spec).items()}
