@@ -32,11 +32,7 @@ def test_model_names_are_found_without_loading_a_model(run_dir, monkeypatch):
     assert predictor.model_names(str(run_dir)) == ["tiny"]
     assert predictor.model_names(str(run_dir / "export" / "tiny" / "2")) == ["tiny"]
     assert predictor.model_names("baseline:centre-bias") == ["baseline:centre-bias"]
-    # A run folder's newest version is the one resolve_model loads.
-    assert predictor.locate_saved_models(str(run_dir)) == {
-        "tiny": run_dir / "export" / "tiny" / "2"
-    }
-    with pytest.raises(ValueError, match="Cannot read model"):
+    with pytest.raises(ValueError, match="Cannot read model .* expected baseline:NAME"):
         predictor.model_names(str(run_dir / "export"))
 
 
