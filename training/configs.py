@@ -66,6 +66,7 @@ _DERIVE_FALLBACKS = {
     "image_normalisation": False,
     "reconstruction_kernel_size": 1,
     "normalisation_statistics": ["ratio"],
+    "pooled_banks": False,
     "context_sigmas": [],
     "blur_sigma": 4.0,
 }

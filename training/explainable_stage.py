@@ -125,6 +125,7 @@ def derive_explainable(config, model, dataset, train_ids, val_ids, outputs, stra
         image_normalisation=bool(config.derive.image_normalisation),
         reconstruction_kernel_size=config.derive.reconstruction_kernel_size,
         normalisation_statistics=tuple(config.derive.normalisation_statistics or ("ratio",)),
+        pooled_banks=bool(config.derive.pooled_banks),
         strategy=strategy,
     )
     for tap, scores in derivation.fidelity["taps"].items():

@@ -88,6 +88,9 @@ class DeriveConfig:
             ``"ratio"`` (each channel over its image mean) and/or ``"excess"`` (each
             channel's energy beyond its share in the image); ``None`` for the
             recipe's (the pop-out recipe's ``["excess"]``), else ``["ratio"]``.
+        pooled_banks: one log-Gabor bank at the finest tap stride, its magnitudes
+            area-pooled for the coarser taps (a third of the banks' cost); ``None``
+            for the recipe's choice, else one bank per tap stride.
         batch_size: images per batch of the derivation; ``None`` for ``batch_size``.
         max_images: derive from at most this many training images (the first of the
             seeded training order); ``None`` for the recipe's cap, else all of them.
@@ -105,6 +108,7 @@ class DeriveConfig:
     image_normalisation: bool | None = None
     reconstruction_kernel_size: int | None = None
     normalisation_statistics: list[str] | None = None
+    pooled_banks: bool | None = None
     batch_size: int | None = None
     max_images: int | None = None
 

@@ -110,13 +110,13 @@ def test_a_run_saved_before_a_derive_setting_existed_gets_the_recipes(tmp_path):
     assert config.derive.blur_sigma == 4.0 and config.derive.context_sigmas == [16, 32, 64]
     assert config.derive.image_normalisation is True and config.derive.readout_epochs == 15
     assert config.derive.normalisation_statistics == ["ratio", "excess"]
-    assert config.derive.reconstruction_kernel_size == 3
+    assert config.derive.reconstruction_kernel_size == 3 and config.derive.pooled_banks is True
     other = tmp_path / "other"
     other.mkdir()
     (other / "config.yaml").write_text(text.replace("unisal", "cmrnet"))
     config = derive.load_run_config(other, argparse.Namespace(**flags, set=[]))
     assert (config.derive.readout_epochs, config.derive.reconstruction_kernel_size) == (5, 1)
-    assert config.derive.context_sigmas == []
+    assert config.derive.context_sigmas == [] and config.derive.pooled_banks is False
     bad = argparse.Namespace(**flags, set=["derive.reconstruction_kernel_size=2"])
     with pytest.raises(ValueError, match="reconstruction_kernel_size must be an odd int >= 1"):
         derive.load_run_config(run, bad)
