@@ -252,6 +252,7 @@ def speed_table(candidates: dict, repeats: int) -> tuple[list[str], dict]:
         "| speed-up | banks (ms) | readout (ms) | reconstructions, for `explain` (ms) |",
         "| --- " * 10 + "|",
     ]
+    print("\n".join(lines), flush=True)
     results = {}
     for batch in SPEED_BATCHES:
         images = tf.constant(load_images(batch, *SPEED_SIZE))
@@ -324,7 +325,7 @@ def main() -> None:
         f"\nLoad average (1, 5, 15 min) before {tuple(round(x, 1) for x in report['load_before'])}"
         f", after {tuple(round(x, 1) for x in report['load_after'])} (2 cores)."
     )
-    print("\n" + "\n".join(lines))
+    print(lines[-1])  # the rest was printed as it came
     if out.exists():
         path = out / "benchmark.json"
         if args.speed_only and path.is_file():  # keep the derivation's scores
