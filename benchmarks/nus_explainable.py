@@ -164,6 +164,7 @@ def speed_models(config, out: Path, derivation) -> dict:
         normalisation_statistics=tuple(config.derive.normalisation_statistics or ("ratio",)),
         reconstruction_kernel_size=config.derive.reconstruction_kernel_size or 1,
         pooled_banks=bool(config.derive.pooled_banks),
+        normalisation_sigma=config.derive.normalisation_sigma or 32.0,
         name="explainable_speed",
     )
     if derivation is not None:

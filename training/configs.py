@@ -67,6 +67,7 @@ _DERIVE_FALLBACKS = {
     "reconstruction_kernel_size": 1,
     "normalisation_statistics": ["ratio"],
     "pooled_banks": False,
+    "normalisation_sigma": 32.0,
     "context_sigmas": [],
     "blur_sigma": 4.0,
 }
@@ -214,6 +215,10 @@ def validate(config: FitConfig, resolved: bool = False) -> None:
         (
             config.derive.reconstruction_learning_rate > 0,
             "derive.reconstruction_learning_rate must be > 0",
+        ),
+        (
+            config.derive.normalisation_sigma is None or config.derive.normalisation_sigma > 0,
+            "derive.normalisation_sigma must be > 0",
         ),
         (
             config.derive.blur_sigma is None or config.derive.blur_sigma >= 0,

@@ -126,6 +126,7 @@ def derive_explainable(config, model, dataset, train_ids, val_ids, outputs, stra
         reconstruction_kernel_size=config.derive.reconstruction_kernel_size,
         normalisation_statistics=tuple(config.derive.normalisation_statistics or ("ratio",)),
         pooled_banks=bool(config.derive.pooled_banks),
+        normalisation_sigma=config.derive.normalisation_sigma,
         strategy=strategy,
     )
     for tap, scores in derivation.fidelity["taps"].items():

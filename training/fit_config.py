@@ -85,9 +85,13 @@ class DeriveConfig:
             log-Gabor features of the k×k tap cells around each pixel (a linear
             convolution); ``None`` for the recipe's, else 1.
         normalisation_statistics: the normalised copies of ``image_normalisation``:
-            ``"ratio"`` (each channel over its image mean) and/or ``"excess"`` (each
-            channel's energy beyond its share in the image); ``None`` for the
+            ``"ratio"`` (each channel over its image mean), ``"excess"`` (each
+            channel's energy beyond its share in the image) and/or ``"local"``
+            (each channel over its surround's mean); ``None`` for the
             recipe's (the pop-out recipe's ``["excess"]``), else ``["ratio"]``.
+        normalisation_sigma: the surround of the ``"local"`` normalised copy (each
+            channel over its Gaussian-weighted mean around the pixel), in input
+            pixels; ``None`` for the recipe's, else 32.
         pooled_banks: one log-Gabor bank at the finest tap stride, its magnitudes
             area-pooled for the coarser taps (a third of the banks' cost); ``None``
             for the recipe's choice, else one bank per tap stride.
@@ -108,6 +112,7 @@ class DeriveConfig:
     image_normalisation: bool | None = None
     reconstruction_kernel_size: int | None = None
     normalisation_statistics: list[str] | None = None
+    normalisation_sigma: float | None = None
     pooled_banks: bool | None = None
     batch_size: int | None = None
     max_images: int | None = None

@@ -279,3 +279,19 @@ def test_pooled_banks_need_strides_that_are_multiples_of_the_finest():
     taps = [explain.Tap("a", 4, 4), explain.Tap("b", 4, 6)]
     with pytest.raises(ValueError, match="multiple of the finest, 4"):
         explain.build_explainable_model(taps, pooled_banks=True, bank_config=SMALL_BANK)
+
+
+def test_a_local_normalisation_takes_its_surround_in_input_pixels():
+    taps = [explain.Tap("a", 4, 4), explain.Tap("b", 4, 8)]
+    model = explain.build_explainable_model(
+        taps,
+        bank_config=SMALL_BANK,
+        image_normalisation=True,
+        normalisation_statistics=("excess", "local"),
+        normalisation_sigma=16.0,
+    )
+    sigmas = {
+        stride: model.get_layer(explain_model.normalisation_name(stride)).local_sigma
+        for stride in (4, 8)
+    }
+    assert sigmas == {4: 4.0, 8: 2.0}

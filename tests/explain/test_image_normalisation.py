@@ -97,6 +97,39 @@ def test_the_excess_copy_marks_the_odd_item_in_whichever_direction_it_departs():
     np.testing.assert_allclose(brighter.numpy()[0], excess, rtol=1e-5, atol=1e-7)
 
 
+def test_the_local_copy_divides_each_channel_by_its_surround():
+    # A constant channel is 1 everywhere (its surround is itself); a spot stands out
+    # from its surround by more than the same spot in a busy neighbourhood.
+    features = np.ones((1, 9, 9, 2), "float32")
+    features[0, :, :, 1] = 0.1
+    features[0, 4, 4, 1] = 1.0  # a lone spot in channel 1
+    busy = features.copy()
+    busy[0, 3:6, 3:6, 1] = 1.0  # the same spot among equals
+    local = run_layer_test(
+        ImageNormalisation,
+        dict(keep_raw=False, statistics=["local"], local_sigma=1.5),
+        features,
+        expected_output_shape=(1, 9, 9, 2),
+        expect_trainable_weights=0,
+        run_training_step=False,
+    )
+    local = np.asarray(local)[0]
+    np.testing.assert_allclose(local[..., 0], 1.0, rtol=1e-5)
+    crowded = ImageNormalisation(keep_raw=False, statistics=("local",), local_sigma=1.5)(busy)
+    assert local[4, 4, 1] > 2 * crowded.numpy()[0, 4, 4, 1] > 2
+    # Contrast-free, like the other copies; and the surround's width is saved.
+    brighter = ImageNormalisation(keep_raw=False, statistics=("local",), local_sigma=1.5)(
+        10 * features
+    )
+    np.testing.assert_allclose(brighter.numpy()[0], local, rtol=1e-5)
+    assert (
+        ImageNormalisation(statistics=("local",), local_sigma=1.5).get_config()["local_sigma"]
+        == 1.5
+    )
+    with pytest.raises(ValueError, match="local_sigma must be > 0"):
+        ImageNormalisation(statistics=("local",), local_sigma=0)
+
+
 def test_bad_arguments_and_inputs_are_named():
     with pytest.raises(ValueError, match="keep_raw must be True or False"):
         ImageNormalisation(keep_raw="yes")

@@ -117,6 +117,10 @@ def test_a_run_saved_before_a_derive_setting_existed_gets_the_recipes(tmp_path):
     config = derive.load_run_config(other, argparse.Namespace(**flags, set=[]))
     assert (config.derive.readout_epochs, config.derive.reconstruction_kernel_size) == (5, 1)
     assert config.derive.context_sigmas == [] and config.derive.pooled_banks is False
+    assert config.derive.normalisation_sigma == 32.0
+    bad_sigma = argparse.Namespace(**flags, set=["derive.normalisation_sigma=0"])
+    with pytest.raises(ValueError, match="normalisation_sigma must be > 0"):
+        derive.load_run_config(run, bad_sigma)
     bad = argparse.Namespace(**flags, set=["derive.reconstruction_kernel_size=2"])
     with pytest.raises(ValueError, match="reconstruction_kernel_size must be an odd int >= 1"):
         derive.load_run_config(run, bad)

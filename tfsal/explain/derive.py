@@ -111,6 +111,7 @@ def derive(
     reconstruction_kernel_size: int = 1,
     normalisation_statistics: Sequence[str] = ("ratio",),
     pooled_banks: bool = False,
+    normalisation_sigma: float = 32.0,
     cache_features: bool = True,
     cache_memory_bytes: int = DEFAULT_MEMORY_BYTES,
     strategy: tf.distribute.Strategy | None = None,
@@ -158,6 +159,8 @@ def derive(
         normalisation_statistics: with ``image_normalisation``, the normalised
             copies (``ImageNormalisation``'s ``statistics``): ``"ratio"`` and/or
             ``"excess"``.
+        normalisation_sigma: with the ``"local"`` statistic, the surround's standard
+            deviation in input pixels.
         pooled_banks: one log-Gabor bank at the finest tap stride, area-pooled for
             the coarser taps (``build_explainable_model``): about a third of the
             banks' cost.
@@ -214,6 +217,7 @@ def derive(
         reconstruction_kernel_size=reconstruction_kernel_size,
         normalisation_statistics=normalisation_statistics,
         pooled_banks=pooled_banks,
+        normalisation_sigma=normalisation_sigma,
         decoder=decoder,
         name=f"{parent.name}_explainable",
     )

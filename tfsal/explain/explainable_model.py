@@ -75,6 +75,7 @@ def build_explainable_model(
     reconstruction_kernel_size: int = 1,
     normalisation_statistics: Sequence[str] = ("ratio",),
     pooled_banks: bool = False,
+    normalisation_sigma: float = 32.0,
     decoder: keras.Model | None = None,
     name: str = "explainable",
 ) -> keras.Model:
@@ -99,6 +100,8 @@ def build_explainable_model(
             ``"excess"`` (each channel's energy beyond its share in the image).
         reconstruction_kernel_size: odd k: every reconstruction reads the features
             of the k×k tap cells around each pixel (``LinearReconstruction``).
+        normalisation_sigma: with the ``"local"`` statistic, the surround's
+            standard deviation in input pixels (divided by each tap's stride).
         pooled_banks: compute one log-Gabor bank, at the finest tap stride, and feed
             the coarser taps its magnitudes area-pooled to their stride. The bank's
             ``output_stride`` mode itself approximates full resolution followed by
@@ -140,7 +143,9 @@ def build_explainable_model(
     if image_normalisation:
         for stride in strides:
             normalisation = ImageNormalisation(
-                statistics=tuple(normalisation_statistics), name=normalisation_name(stride)
+                statistics=tuple(normalisation_statistics),
+                local_sigma=normalisation_sigma / stride,
+                name=normalisation_name(stride),
             )
             features[stride] = normalisation(features[stride])
             copies = normalisation.copies

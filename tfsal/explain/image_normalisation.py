@@ -21,8 +21,14 @@ of the magnitudes"):
   reconstruction compresses features with ``log1p``: there a per-image factor
   becomes a per-image constant, which the log-softmax of the readout cancels.
 
-Both copies are divided by an image-wide statistic, so they do not depend on the
-image's contrast. After them the reconstruction stays linear in the features and
+- ``"local"``: the channel divided by its Gaussian-weighted mean around the pixel
+  (``local_sigma`` cells): divisive normalisation, a centre-surround contrast.
+  Unlike the image-wide ratio it varies over the image, so the reconstruction's
+  ``log1p`` does not turn it into a constant: it reads as ``log |x| - log
+  blur(|x|)``, how much a channel stands out from its surround.
+
+The copies are divided by an image-wide or local statistic, so they do not depend on
+the image's contrast. After them the reconstruction stays linear in the features and
 every term stays attributable to its (colour channel, scale, orientation) group,
 each copy belonging to the group of its channel.
 """
@@ -31,7 +37,9 @@ from collections.abc import Sequence
 
 import keras
 
-STATISTICS = ("ratio", "excess")
+from tfsal.explain.tap_readout import normalised_blur
+
+STATISTICS = ("ratio", "excess", "local")
 # The smallest image mean a channel is divided by. Magnitudes of images in [0, 1]
 # after the bank are about 1e-3 to 1 for visible structure; a blank channel (all
 # zeros) then stays zero instead of becoming 0 / 0.
@@ -45,10 +53,11 @@ class ImageNormalisation(keras.layers.Layer):
     For each name in ``statistics``, in order, a copy of the K channels:
     ``"ratio"``: ``x / max(mean_hw |x|, 1e-6)``; ``"excess"``:
     ``max(|x_k| - s_k E, 0) / max(mean_hw E, 1e-6)`` with ``E = Σ_j |x_j|`` at the
-    pixel and ``s_k = mean_hw |x_k| / mean_hw E`` (module docstring). With
-    ``keep_raw`` the input comes first. Channel ``k`` of every copy is channel ``k``
-    of the input, so a model that groups features by channel groups channels
-    ``k``, ``K + k``, ... together (``FeatureContributions(copies=copies)``).
+    pixel and ``s_k = mean_hw |x_k| / mean_hw E``; ``"local"``: ``x / max(G * |x|,
+    1e-6)`` with ``G`` a normalised Gaussian of ``local_sigma`` cells (module
+    docstring). With ``keep_raw`` the input comes first. Channel ``k`` of every copy
+    is channel ``k`` of the input, so a model that groups features by channel groups
+    channels ``k``, ``K + k``, ... together (``FeatureContributions(copies=copies)``).
 
     Example:
     ```python
@@ -59,8 +68,10 @@ class ImageNormalisation(keras.layers.Layer):
 
     Args:
         keep_raw: keep the raw channels in front of the normalised ones.
-        statistics: the normalised copies, each one of ``"ratio"`` and
-            ``"excess"``, at least one, no repeats.
+        statistics: the normalised copies, each one of ``"ratio"``, ``"excess"``
+            and ``"local"``, at least one, no repeats.
+        local_sigma: ``"local"`` only: the surround's standard deviation in cells of
+            the feature map, > 0.
         **kwargs: base layer arguments (name, dtype).
 
     Call arguments:
@@ -71,8 +82,17 @@ class ImageNormalisation(keras.layers.Layer):
         then one block per statistic.
     """
 
-    def __init__(self, keep_raw: bool = True, statistics: Sequence[str] = ("ratio",), **kwargs):
+    def __init__(
+        self,
+        keep_raw: bool = True,
+        statistics: Sequence[str] = ("ratio",),
+        local_sigma: float = 4.0,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
+        if not local_sigma > 0:
+            raise ValueError(f"local_sigma must be > 0. Received: local_sigma={local_sigma!r}")
+        self.local_sigma = float(local_sigma)
         if not isinstance(keep_raw, bool):
             raise ValueError(f"keep_raw must be True or False. Received: keep_raw={keep_raw!r}")
         if isinstance(statistics, str):
@@ -113,6 +133,9 @@ class ImageNormalisation(keras.layers.Layer):
         for statistic in self.statistics:
             if statistic == "ratio":
                 blocks.append(inputs / keras.ops.maximum(mean, _MIN_MEAN))
+            elif statistic == "local":
+                surround = normalised_blur(magnitude, self.local_sigma)
+                blocks.append(inputs / keras.ops.maximum(surround, _MIN_MEAN))
             else:
                 energy = keras.ops.sum(magnitude, axis=-1, keepdims=True)  # (B, h, w, 1)
                 usual = energy * (mean / energy_mean)
@@ -126,5 +149,7 @@ class ImageNormalisation(keras.layers.Layer):
     def get_config(self):
         """Returns the constructor arguments."""
         config = super().get_config()
-        config.update(keep_raw=self.keep_raw, statistics=list(self.statistics))
+        config.update(
+            keep_raw=self.keep_raw, statistics=list(self.statistics), local_sigma=self.local_sigma
+        )
         return config
