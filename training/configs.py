@@ -46,6 +46,7 @@ from pathlib import Path
 import yaml
 
 from tfsal import models
+from tfsal.explain.centre_prior import DEFAULT_WIDTHS as DEFAULT_PRIOR_WIDTHS
 from tfsal.explain.image_normalisation import STATISTICS as NORMALISATION_STATISTICS
 from training import settings
 
@@ -107,7 +108,8 @@ class DeriveConfig:
         readout_epochs: epochs of fitting the linear readout to the parent's saliency;
             ``None`` for the recipe's, else 5.
         fine_tune_epochs: epochs of fine-tuning reconstructions and readout together.
-        learning_rate: Adam learning rate of the readout (fitting and fine-tuning).
+        learning_rate: Adam learning rate of the readout (fitting and fine-tuning);
+            ``None`` for the recipe's, else 0.05.
         reconstruction_learning_rate: Adam learning rate of the reconstructions in
             fine-tuning (the readout's 0.05 destroyed them on NUS).
         blur_sigma: blur of the linear readout's logits, in input pixels; ``None``
@@ -116,6 +118,9 @@ class DeriveConfig:
             readout per tap, each with its own vector (``tfsal.explain.TapReadout``);
             ``None`` for the recipe's (the pop-out recipe's one 12-pixel copy), else
             none.
+        prior_widths: widths of the linear readout's centre-prior maps, in half-image
+            units (``tfsal.explain.CentrePrior``); ``None`` for the recipe's, else
+            ``DEFAULT_PRIOR_WIDTHS``.
         image_normalisation: also feed the reconstructions every log-Gabor channel
             divided by its mean over the image (``tfsal.explain.ImageNormalisation``);
             ``None`` for the recipe's choice (the pop-out recipe turns it on), else off.
@@ -136,10 +141,11 @@ class DeriveConfig:
     readout: str = "linear"
     readout_epochs: int | None = None
     fine_tune_epochs: int = 0
-    learning_rate: float = 0.05
+    learning_rate: float | None = None
     reconstruction_learning_rate: float = 5e-4
     blur_sigma: float | None = None
     context_sigmas: list[float] | None = None
+    prior_widths: list[float] | None = None
     image_normalisation: bool | None = None
     reconstruction_kernel_size: int | None = None
     normalisation_statistics: list[str] | None = None
@@ -362,10 +368,12 @@ def defaults_for(model: str, data: str | None) -> dict:
 _DERIVE_FALLBACKS = {
     "max_images": None,
     "readout_epochs": 5,
+    "learning_rate": 0.05,
     "image_normalisation": False,
     "reconstruction_kernel_size": 1,
     "normalisation_statistics": ["ratio"],
     "context_sigmas": [],
+    "prior_widths": list(DEFAULT_PRIOR_WIDTHS),
     "blur_sigma": 4.0,
 }
 
@@ -508,7 +516,10 @@ def validate(config: FitConfig, resolved: bool = False) -> None:
             "derive.readout_epochs must be >= 0",
         ),
         (config.derive.fine_tune_epochs >= 0, "derive.fine_tune_epochs must be >= 0"),
-        (config.derive.learning_rate > 0, "derive.learning_rate must be > 0"),
+        (
+            config.derive.learning_rate is None or config.derive.learning_rate > 0,
+            "derive.learning_rate must be > 0",
+        ),
         (
             config.derive.reconstruction_learning_rate > 0,
             "derive.reconstruction_learning_rate must be > 0",
@@ -520,6 +531,14 @@ def validate(config: FitConfig, resolved: bool = False) -> None:
         (
             all(sigma > 0 for sigma in config.derive.context_sigmas or []),
             "derive.context_sigmas must all be > 0",
+        ),
+        (
+            config.derive.prior_widths is None
+            or (
+                len(config.derive.prior_widths) > 0
+                and all(width > 0 for width in config.derive.prior_widths)
+            ),
+            "derive.prior_widths must list one or more widths > 0",
         ),
         (
             config.derive.reconstruction_kernel_size is None
