@@ -46,6 +46,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from benchmarks.charts import paired_bar_chart  # noqa: E402
 from serving.predictor import predictor_from_function, resolve_model  # noqa: E402
 from tfsal import evaluation  # noqa: E402
 from tfsal.conventions import LOG_DENSITY  # noqa: E402
@@ -267,30 +268,23 @@ def share_chart(results: dict, parent: dict, title: str) -> np.ndarray:
     """Bars of every readout's CC and NSS as a share of the parent's, as an RGB picture."""
     import textwrap
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     names = list(results)
-    positions = np.arange(len(names))
-    figure, axes = plt.subplots(figsize=(2.0 + 1.6 * len(names), 3.6), dpi=100)
-    for shift, metric in ((-0.2, "CC"), (0.2, "NSS")):
-        shares = [100 * results[name]["scores"][metric] / parent[metric] for name in names]
-        bars = axes.bar(positions + shift, shares, width=0.4, label=metric)
-        axes.bar_label(bars, fmt="%.0f%%", fontsize=8)
-    axes.axhline(85, color="0.4", linestyle="--", linewidth=1, label="85% (issue 13's line)")
-    axes.set_ylim(0, 115)
-    axes.set_xticks(positions, [textwrap.fill(name, 20) for name in names], fontsize=8)
-    axes.set_ylabel("% of the parent's score")
-    axes.set_title(title, fontsize=10)
-    axes.legend(fontsize=8, frameon=False, loc="upper left", ncol=3)
-    axes.spines[["top", "right"]].set_visible(False)
-    figure.tight_layout()
-    figure.canvas.draw()
-    picture = np.asarray(figure.canvas.buffer_rgba())[..., :3].copy()
-    plt.close(figure)
-    return picture
+    shares = {
+        metric: [100 * results[name]["scores"][metric] / parent[metric] for name in names]
+        for metric in ("CC", "NSS")
+    }
+    return paired_bar_chart(
+        [textwrap.fill(name, 20) for name in names],
+        (("CC", shares["CC"]), ("NSS", shares["NSS"])),
+        size=(2.0 + 1.6 * len(names), 3.6),
+        value_format="%.0f%%",
+        ylabel="% of the parent's score",
+        title=title,
+        reference=(85, "85% (issue 13's line)"),
+        ylim=(0, 115),
+        tick_fontsize=8,
+        legend_options={"loc": "upper left", "ncol": 3},
+    )
 
 
 def measure(parent_run: Path, recipes: list[str], steps: int, learning_rate: float) -> dict:

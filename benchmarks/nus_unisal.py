@@ -7,7 +7,7 @@ spectral-residual baselines as a markdown table, with the wall time::
     python benchmarks/nus_unisal.py --image-size 224 224
 
 Everything else is tfsal's UNISAL default for small data sets
-(``training/configs.py``): the ImageNet encoder frozen for every epoch (BatchNorm
+(``training/recipes.py``): the ImageNet encoder frozen for every epoch (BatchNorm
 in inference mode), Adam with learning rate 1e-3 decayed by 0.9 per epoch, batch
 8, horizontal flips, at most 14 epochs with early stopping on validation CC (the
 best epoch's weights are evaluated). ``--epochs``/``--batch-size`` override them.

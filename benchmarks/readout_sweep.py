@@ -42,6 +42,7 @@ import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 
 from tfsal import explain, models  # noqa: E402
+from tfsal.data.pipeline import make_pipeline  # noqa: E402
 from tfsal.evaluation import evaluate_models  # noqa: E402
 from tfsal.explain import group_refit  # noqa: E402
 from tfsal.explain.explainable_model import reconstruction_layers  # noqa: E402
@@ -129,7 +130,7 @@ def build_cache(config, fitted, folder: Path) -> FeatureCache:
     callbacks.restore_state(
         derive_command.best_checkpoint(Path(config.out)), parent, with_optimizer=False
     )
-    batches = job.make_pipeline(
+    batches = make_pipeline(
         dataset,
         train_ids[: config.derive.max_images],
         image_size=tuple(config.image_size),
@@ -168,6 +169,7 @@ def variant_model(config, fitted, overrides: dict, l2: dict, statistics) -> kera
         image_normalisation=bool(derive.image_normalisation),
         normalisation_statistics=tuple(derive.normalisation_statistics or ("ratio",)),
         reconstruction_kernel_size=derive.reconstruction_kernel_size or 1,
+        pooled_banks=bool(derive.pooled_banks),
         name=fitted.name,
     )
     source = reconstruction_layers(fitted)

@@ -42,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from benchmarks.charts import paired_bar_chart  # noqa: E402
 from tfsal.data.pipeline import make_pipeline  # noqa: E402
 from tfsal.explain import taps as taps_lib  # noqa: E402
 from tfsal.explain.batches import batch_images, first_images, with_progress  # noqa: E402
@@ -155,39 +156,29 @@ def markdown_table(results: dict, size: int) -> list[str]:
 
 def r2_chart(results: dict, size: int, title: str) -> np.ndarray:
     """A bar chart of every tap's validation R², 1×1 next to k×k, as an RGB picture."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     taps = list(results)
-    positions = np.arange(len(taps))
-    figure, axes = plt.subplots(figsize=(1.6 + 1.3 * len(taps), 3.2), dpi=100)
-    for shift, key, label in ((-0.2, "1x1", "1×1 (the model)"), (0.2, "context", f"{size}×{size}")):
-        values = [results[tap][key]["r2"] for tap in taps]
-        bars = axes.bar(positions + shift, values, width=0.4, label=label)
-        axes.bar_label(bars, fmt="%.3f", fontsize=8)
-    axes.set_xticks(positions, [f"{tap}\n1/{results[tap]['stride']}" for tap in taps])
-    axes.set_ylabel("validation R²")
-    axes.set_title(title, fontsize=10)
-    axes.legend(fontsize=8, frameon=False)
-    axes.spines[["top", "right"]].set_visible(False)
-    figure.tight_layout()
-    figure.canvas.draw()
-    picture = np.asarray(figure.canvas.buffer_rgba())[..., :3].copy()
-    plt.close(figure)
-    return picture
+    return paired_bar_chart(
+        [f"{tap}\n1/{results[tap]['stride']}" for tap in taps],
+        (
+            ("1×1 (the model)", [results[tap]["1x1"]["r2"] for tap in taps]),
+            (f"{size}×{size}", [results[tap]["context"]["r2"] for tap in taps]),
+        ),
+        size=(1.6 + 1.3 * len(taps), 3.2),
+        value_format="%.3f",
+        ylabel="validation R²",
+        title=title,
+    )
 
 
 def load_parent(run: Path):
     """The run's config, tapped parent (best checkpoint), tap names and split."""
-    from training import callbacks, configs, job, trainer
+    from training import callbacks, configs, explainable_stage, job, trainer
     from training import derive as derive_command
 
     config = configs.read_run_config(run)
     model = trainer.build_model(dataclasses.replace(config, weights=None, encoder_weights=None))
     callbacks.restore_state(derive_command.best_checkpoint(run), model, with_optimizer=False)
-    parent, taps = job.tapped_parent(config, model)
+    parent, taps = explainable_stage.tapped_parent(config, model)
     dataset, train_ids, val_ids = job.load_split(config)
     return config, parent, taps, dataset, train_ids, val_ids
 

@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from serving import constants
+from serving.loaded_model import find_exports
 from tfsal import baselines
 from tfsal.conventions import LOG_DENSITY
 from tfsal.data.targets import model_input
@@ -107,13 +108,30 @@ def load_saved_model(path: str | Path) -> Predictor:
     )
 
 
-def _newest_version(model_folder: Path) -> Path | None:
-    versions = [
-        child
-        for child in model_folder.iterdir()
-        if child.name.isdigit() and (child / "saved_model.pb").is_file()
-    ]
-    return max(versions, key=lambda child: int(child.name), default=None)
+def _saved_models(spec: str) -> dict[str, Path]:
+    """The SavedModel folders of a non-baseline ``--model`` value, by display name."""
+    path = Path(spec)
+    if not (path / "saved_model.pb").is_file() and not (path / "export").is_dir():
+        # find_exports would say the same without the baselines, which only this
+        # module reads.
+        raise ValueError(
+            f"Cannot read model {spec!r}: expected baseline:NAME (one of "
+            f"{', '.join(baselines.list_baselines())}), a SavedModel folder or a training.fit "
+            "run folder with export/."
+        )
+    return find_exports(path)
+
+
+def model_names(spec: str) -> list[str]:
+    """The display names ``resolve_model(spec)`` gives, found without loading a model.
+
+    Raises:
+        ValueError: if ``spec`` is not a baseline, a SavedModel folder or a run folder
+            with a SavedModel under ``export/<name>/<version>/``.
+    """
+    if spec.startswith(BASELINE_PREFIX):
+        return [spec]
+    return list(_saved_models(spec))
 
 
 def resolve_model(spec: str, training_records: Callable | None = None) -> dict[str, Predictor]:
@@ -124,7 +142,8 @@ def resolve_model(spec: str, training_records: Callable | None = None) -> dict[s
         training_records: returns records to fit ``baseline:fitted-centre-bias`` to.
 
     Returns:
-        Predictors by display name (one per model a run folder holds).
+        Predictors by display name (one per model a run folder holds; the names of
+        ``model_names(spec)``).
     """
     if spec.startswith(BASELINE_PREFIX):
         name = spec[len(BASELINE_PREFIX) :]
@@ -132,21 +151,4 @@ def resolve_model(spec: str, training_records: Callable | None = None) -> dict[s
         if name == baselines.FITTED_CENTRE_BIAS and training_records is not None:
             records = training_records()
         return {spec: baselines.get(name, training_records=records)}
-    path = Path(spec)
-    if (path / "saved_model.pb").is_file():
-        return {path.parent.name if path.name.isdigit() else path.name: load_saved_model(path)}
-    export = path / "export"
-    if export.is_dir():
-        found = {}
-        for model_folder in sorted(p for p in export.iterdir() if p.is_dir()):
-            version = _newest_version(model_folder)
-            if version is not None:
-                found[model_folder.name] = load_saved_model(version)
-        if found:
-            return found
-        raise ValueError(f"Run folder {path} holds no SavedModel under export/<name>/<version>/.")
-    raise ValueError(
-        f"Cannot read model {spec!r}: expected baseline:NAME (one of "
-        f"{', '.join(baselines.list_baselines())}), a SavedModel folder or a training.fit "
-        "run folder with export/."
-    )
+    return {name: load_saved_model(path) for name, path in _saved_models(spec).items()}

@@ -115,10 +115,12 @@ def derive_run(run: Path, config: configs.FitConfig, report: bool = True):
     the old page marked, or the new one, never an old model shown as the run's. If
     the rebuild fails, the mark stays and the error is raised.
     """
-    from training import callbacks, distributed, job, report_page, trainer
+    from training import callbacks, distributed, explainable_stage, job, report_page, trainer
 
     checkpoint = best_checkpoint(run)
-    job.check_derivation(config)  # bad taps or readouts fail before the page is marked
+    explainable_stage.check_derivation(
+        config
+    )  # bad taps or readouts fail before the page is marked
     strategy = distributed.choose_strategy(config.strategy)
     dataset, train_ids, val_ids = job.load_split(config)
     model = trainer.build_model(dataclasses.replace(config, weights=None, encoder_weights=None))
@@ -128,7 +130,7 @@ def derive_run(run: Path, config: configs.FitConfig, report: bool = True):
     chief = distributed.is_chief(strategy)
     if chief:
         report_page.mark_stale(run / job.REPORT, _stale_reason(run))
-    derivation = job.derive_explainable(
+    derivation = explainable_stage.derive_explainable(
         config, model, dataset, train_ids, val_ids, outputs, strategy
     )
     if not chief:
@@ -136,7 +138,7 @@ def derive_run(run: Path, config: configs.FitConfig, report: bool = True):
     metrics = job.evaluate(config, dataset, val_ids, model, derivation.model)
     job.write_metrics(outputs, metrics, len(val_ids))
     outputs.explainable_export = job.export(
-        config, derivation.model, outputs, name=job.explainable_name(config)
+        config, derivation.model, outputs, name=explainable_stage.explainable_name(config)
     )
     print(f"export: explainable SavedModel -> {outputs.explainable_export}")
     if not report:

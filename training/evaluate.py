@@ -30,12 +30,12 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from serving.predictor import resolve_model
+from serving.predictor import model_names, resolve_model
 from tfsal import baselines
 from tfsal.data import open_dataset
 from tfsal.evaluation import METRICS, evaluate_models
 from tfsal.io_utils import atomic_write_text, check_writable_file
-from training import configs, job
+from training import configs, job, recipes
 from training.command import run_command
 
 
@@ -107,7 +107,7 @@ def data_to_score(data: str | None, model_specs: Sequence[str]) -> tuple[str, di
 
     A ``training.fit`` run folder among ``model_specs`` records its data set in its
     ``config.yaml``. Scored on that same spec, the run's data set is opened as the
-    run opened it: a generated set with the run's ``configs.GENERATED_DATA_OPTIONS``
+    run opened it: a generated set with the run's ``recipes.GENERATED_DATA_OPTIONS``
     (``popout``: 2000 arrays at 128 px), not with the reader's defaults.
 
     Args:
@@ -143,7 +143,7 @@ def data_to_score(data: str | None, model_specs: Sequence[str]) -> tuple[str, di
         data = next(iter(run_data.values()))
     runs = {spec: config for spec, config in run_configs.items() if same_data(config.data, data)}
     if runs:
-        return data, dict(configs.GENERATED_DATA_OPTIONS.get(data, {})), runs
+        return data, dict(recipes.GENERATED_DATA_OPTIONS.get(data, {})), runs
     return data, {}, {}
 
 
@@ -202,6 +202,30 @@ def images_to_score(
     return image_ids, description
 
 
+def check_model_names(model_specs: Sequence[str]) -> None:
+    """Refuses ``--model`` values that give two models one name, before any is loaded.
+
+    The names are the predictors' (``serving.predictor.model_names``): a SavedModel
+    folder's name, or every model a run folder exports. They key the results, so two
+    alike would leave one model unscored; loading every model first made this error
+    wait about 20 s.
+
+    Raises:
+        ValueError: naming the clash and the ``--model`` values behind it.
+    """
+    owners: dict[str, str] = {}
+    for spec in model_specs:
+        for name in model_names(spec):
+            if owners.get(name) == spec:
+                raise ValueError(f"--model {spec} is given twice; pass it once.")
+            if name in owners:
+                raise ValueError(
+                    f"Two models are named {name!r} (--model {owners[name]} and --model "
+                    f"{spec}); rename one folder."
+                )
+            owners[name] = spec
+
+
 def score(args: argparse.Namespace) -> None:
     """Scores the models of ``args`` and writes the table, CSV and JSON."""
     if args.limit is not None and args.limit < 1:
@@ -212,7 +236,8 @@ def score(args: argparse.Namespace) -> None:
     check_writable_file(csv_path, "--csv")
     if args.json:
         check_writable_file(args.json, "--json")
-    data, options, runs = data_to_score(args.data, args.model)
+    data, options, runs = data_to_score(args.data, args.model)  # reads config.yaml files only
+    check_model_names(args.model)
     dataset = open_dataset(data, **options)
     all_ids = list(dataset.ids())
     if not all_ids:
@@ -234,10 +259,7 @@ def score(args: argparse.Namespace) -> None:
 
     models = {}
     for spec in args.model:
-        for name, predictor in resolve_model(spec, training_records).items():
-            if name in models:
-                raise ValueError(f"Two models are named {name!r}; rename one folder.")
-            models[name] = predictor
+        models.update(resolve_model(spec, training_records))
     report = evaluate_models(dataset, image_ids, models, seed=args.seed)
     report["data_options"] = options
     report["images_scored"] = which

@@ -58,7 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--config", help="YAML file of settings (see training/configs.py).")
+    parser.add_argument(
+        "--config", help="YAML file of settings (the fields of training/fit_config.py)."
+    )
     parser.add_argument(
         "--model", help=f"registered model name (default: {configs.FitConfig.model})."
     )

@@ -37,9 +37,9 @@ def latest_explainable(run: Path, model_name: str) -> Path:
             version made it.
     """
     from serving import constants
-    from training import job
+    from training import explainable_stage, job
 
-    base = run / job.EXPORT / (model_name + job.EXPLAINABLE_SUFFIX)
+    base = run / job.EXPORT / (model_name + explainable_stage.EXPLAINABLE_SUFFIX)
     versions = sorted((p for p in base.glob("*") if p.name.isdigit()), key=lambda p: int(p.name))
     derive_hint = f"derive one with: python -m training.derive {run}"
     if not versions or not (versions[-1] / KERAS_MODEL_FILE).is_file():
@@ -71,7 +71,7 @@ def build_report(run: Path, images: int | None = None) -> Path:
     import keras
 
     from tfsal.explain import group_refit
-    from training import callbacks, configs, derive, job, trainer
+    from training import callbacks, configs, derive, explainable_stage, job, trainer
 
     config = configs.read_run_config(run)
     if images is not None:
@@ -87,7 +87,7 @@ def build_report(run: Path, images: int | None = None) -> Path:
     checkpoint = derive.best_checkpoint(run)
     model = trainer.build_model(dataclasses.replace(config, weights=None, encoder_weights=None))
     callbacks.restore_state(checkpoint, model, with_optimizer=False)
-    fidelity = _read_json(run / job.DERIVATION_FILE, run)
+    fidelity = _read_json(run / explainable_stage.DERIVATION_FILE, run)
     metrics = _read_json(run / job.METRICS_FILE, run)
     statistics_file = run / group_refit.STATISTICS_FILE
     statistics = None

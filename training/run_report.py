@@ -74,7 +74,7 @@ def interpret(config, parent, explainable, fidelity: dict, samples: list[dict], 
     """The interpretation numbers of a run, or ``None`` without an explainable model.
 
     ``parent`` is the deep model with the taps the explainable model rebuilds
-    (``training.job.tapped_parent``); ``statistics`` the derivation's normal
+    (``training.explainable_stage.tapped_parent``); ``statistics`` the derivation's normal
     equations, if kept (``tfsal.explain.group_refit``).
     """
     import numpy as np
@@ -156,7 +156,7 @@ def write_page(
         metrics: the ``metrics.json`` content.
         details: name -> value lines shown at the top of the page.
         parent: ``model`` with the explainable model's taps exposed
-            (``training.job.tapped_parent``); needed with ``explainable``.
+            (``training.explainable_stage.tapped_parent``); needed with ``explainable``.
         explainable: the explainable model, or ``None`` for a page without it.
         fidelity: its fidelity record (``derivation.json``).
         statistics: the derivation's normal equations (``Derivation.statistics``),

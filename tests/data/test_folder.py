@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from tests.data.conftest import random_image, write_folder
+from tests.data.conftest import random_image, write_folder, write_gray
 from tfsal import data
 
 
@@ -29,6 +29,13 @@ def test_reads_npy_fixations_and_maps(tmp_path):
     assert record.observers is None
     np.testing.assert_allclose(record.density[:5].sum(), 1.0, rtol=1e-6)
     np.testing.assert_array_equal(record.density[5:], 0)
+
+
+def test_a_map_of_another_size_than_its_image_is_refused(tmp_path):
+    root = write_folder(tmp_path / "f", {"a": (random_image(10, 12), [(1, 1)])}, with_maps=True)
+    write_gray(root / "maps" / "a.png", np.full((10, 11), 200, np.uint8))
+    with pytest.raises(ValueError, match=r"a\.png is 10x11 but its image .*a\.png is 10x12"):
+        data.open_dataset(f"folder:{root}").load("a")
 
 
 def test_images_only_folder_has_no_targets(tmp_path):

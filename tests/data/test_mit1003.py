@@ -46,5 +46,5 @@ def test_map_of_the_wrong_size_raises(tiny_mit):
     import cv2
 
     cv2.imwrite(str(tiny_mit / "ALLFIXATIONMAPS" / "a_img_fixMap.jpg"), np.ones((8, 8), np.uint8))
-    with pytest.raises(ValueError, match="a_img_fixMap.jpg is 8x8 but its stimulus"):
+    with pytest.raises(ValueError, match="a_img_fixMap.jpg is 8x8 but its image"):
         data.open_dataset(f"mit1003:{tiny_mit}").load("a_img")

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from tfsal.data.record import SaliencyRecord, clean_fixations
+from tfsal.data.record import SaliencyRecord, check_map_size, clean_fixations
 
 
 def _image(height=4, width=5):
@@ -73,3 +73,12 @@ def test_clean_fixations_drops_with_logged_count(caplog):
 def test_clean_fixations_rejects_unknown_policy():
     with pytest.raises(ValueError, match="invalid_fixations must be one of"):
         clean_fixations([[1, 1]], (4, 5), None, "ignore", "x")
+
+
+def test_check_map_size_names_both_files_and_sizes():
+    image = np.zeros((4, 6, 3), np.uint8)
+    check_map_size(np.zeros((4, 6)), "map.png", image, "image.jpg", "X")
+    with pytest.raises(ValueError, match="X: map.png is 4x5 but its image image.jpg is 4x6"):
+        check_map_size(np.zeros((4, 5)), "map.png", image, "image.jpg", "X")
+    with pytest.raises(ValueError, match="X: fix.mat is 24 but its image"):
+        check_map_size(np.zeros(24), "fix.mat", image, "image.jpg", "X")

@@ -5,11 +5,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import tfsal.layers
 import tfsal.models
 from tests.explain.parents import SMALL_BANK, images, toy_parent
 from tests.test_case import run_export_test, run_model_saving_test
 from tfsal import explain
 from tfsal.conventions import CONTRIBUTIONS, SALIENCY, reconstruction_key
+from tfsal.explain import explainable_model as explain_model
 from tfsal.explain.derive import L2_GRID
 
 pytestmark = pytest.mark.filterwarnings("ignore:Tap .* training rows:UserWarning")
@@ -250,3 +252,37 @@ def test_a_spatial_reconstruction_kernel_is_fitted_exported_and_adds_up(tmp_path
     np.testing.assert_allclose(total, logits, atol=1e-4)
     run_model_saving_test(model, batch, tmp_path, atol=1e-4)
     run_export_test(model, batch, tmp_path, atol=1e-4)
+
+
+def test_pooled_banks_compute_one_bank_and_pool_it_for_the_coarser_taps(tmp_path):
+    derivation = _derive(
+        readout_epochs=1,
+        pooled_banks=True,
+        image_normalisation=True,
+        normalisation_statistics=("ratio", "excess"),
+        reconstruction_kernel_size=3,
+        context_sigmas=(8.0,),
+    )
+    model = derivation.model
+    banks = [layer for layer in model.layers if isinstance(layer, tfsal.layers.LogGaborBank)]
+    assert [bank.output_stride for bank in banks] == [4]
+    batch = images(2, seed=5)
+    features = explain_model.bank_features(model, batch)
+    fine = features[4].numpy()
+    pooled = fine.reshape(2, 4, 2, 4, 2, -1).mean(axis=(2, 4))
+    np.testing.assert_allclose(features[8], pooled, rtol=1e-5, atol=1e-7)
+    # The pooled features stand for the 1/8 bank's own (its output_stride mode is an
+    # approximation of area pooling too).
+    own = banks[0].__class__(**{**banks[0].get_config(), "output_stride": 8, "name": "own"})
+    np.testing.assert_allclose(features[8], own(batch), rtol=0.1, atol=0.02 * fine.max())
+    logits = keras.Model(model.input, model.get_layer("logits").output)(batch).numpy()
+    total = model(batch)[CONTRIBUTIONS].numpy().sum(axis=-1, keepdims=True)
+    assert np.abs(logits).max() > 1e-2
+    np.testing.assert_allclose(total, logits, atol=1e-4)
+    run_model_saving_test(model, batch, tmp_path, atol=1e-4)
+
+
+def test_pooled_banks_need_strides_that_are_multiples_of_the_finest():
+    taps = [explain.Tap("a", 4, 4), explain.Tap("b", 4, 6)]
+    with pytest.raises(ValueError, match="multiple of the finest, 4"):
+        explain.build_explainable_model(taps, pooled_banks=True, bank_config=SMALL_BANK)

@@ -183,3 +183,17 @@ def test_fit_ridge_recovers_a_spatial_linear_map_only_with_its_kernel_size():
         residual = np.asarray(layer(features)) - np.asarray(targets)
         fitted[size] = float((residual**2).mean() / np.var(targets))
     assert fitted[3] < 1e-6 < 0.1 < fitted[1]
+
+
+@pytest.mark.parametrize("kernel_size", [1, 3])
+def test_project_is_the_reconstruction_times_the_vectors(kernel_size):
+    features = _features()
+    layer = LinearReconstruction(5, kernel_size=kernel_size)
+    layer.adapt(features)
+    rng = np.random.default_rng(3)
+    layer.kernel.assign(rng.normal(size=layer.kernel.shape).astype("float32"))
+    layer.bias.assign(rng.normal(size=5).astype("float32"))
+    vectors = rng.normal(size=(5, 2)).astype("float32")
+    scaled = layer.scale_features(features)
+    expected = keras.ops.convert_to_numpy(layer.linear_map(scaled)) @ vectors
+    np.testing.assert_allclose(layer.project(scaled, vectors), expected, rtol=1e-4, atol=1e-4)

@@ -24,6 +24,18 @@ def test_saved_model_folder_is_accepted_directly(run_dir):
     assert saliency.shape == (50, 70) and np.isfinite(saliency).all() and saliency.min() >= 0
 
 
+def test_model_names_are_found_without_loading_a_model(run_dir, monkeypatch):
+    def load(path):
+        raise AssertionError(f"{path} was loaded")
+
+    monkeypatch.setattr(predictor, "load_saved_model", load)
+    assert predictor.model_names(str(run_dir)) == ["tiny"]
+    assert predictor.model_names(str(run_dir / "export" / "tiny" / "2")) == ["tiny"]
+    assert predictor.model_names("baseline:centre-bias") == ["baseline:centre-bias"]
+    with pytest.raises(ValueError, match="Cannot read model .* expected baseline:NAME"):
+        predictor.model_names(str(run_dir / "export"))
+
+
 @pytest.mark.parametrize("resize", ["pad", "stretch"])
 def test_predictions_return_to_the_original_geometry(resize):
     rows, cols = np.mgrid[0:40, 0:80]

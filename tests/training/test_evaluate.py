@@ -15,7 +15,7 @@ from tests.serving.tiny_saved_model import INPUT_SIZE, tiny_log_density_model, w
 from tests.test_case import error_line
 from tfsal import evaluation
 from tfsal.data import open_dataset
-from training import configs, evaluate, job
+from training import configs, evaluate, job, recipes
 
 
 @pytest.fixture(scope="module")
@@ -179,7 +179,7 @@ def test_a_run_folder_is_scored_on_the_data_set_it_was_trained_on(
     arguments = ["--model", str(run), "--limit", "2", "--json", str(json_path)]
     assert evaluate.main([*data, *arguments, "--csv", str(tmp_path / "results.csv")]) == 0
     # The generated set of the run (2000 arrays at 128 px), not the reader's defaults.
-    generated = configs.GENERATED_DATA_OPTIONS["popout"]
+    generated = recipes.GENERATED_DATA_OPTIONS["popout"]
     assert opened == [("popout", generated)]
     report = json.loads(json_path.read_text())
     assert report["dataset"] == "popout" and report["data_options"] == generated
@@ -264,3 +264,24 @@ def test_without_data_the_run_folders_must_agree(run_dir, tmp_path, capsys):
     assert "trained on different data sets" in error_line(capsys)
     assert evaluate.main(["--model", "baseline:uniform", *csv_path]) == 2
     assert "--data is needed unless a --model is a training.fit run folder" in error_line(capsys)
+
+
+def test_two_models_of_one_name_are_refused_before_any_is_loaded(
+    run_dir, tmp_path, monkeypatch, capsys
+):
+    def load(*args, **kwargs):
+        raise AssertionError("a model or the data was loaded before the names were checked")
+
+    monkeypatch.setattr(predictor, "load_saved_model", load)
+    monkeypatch.setattr(evaluate, "resolve_model", load)
+    monkeypatch.setattr(evaluate, "open_dataset", load)
+    csv_path = ["--csv", str(tmp_path / "x.csv")]
+    # The run folder exports "tiny", and its version folder export/tiny/2 is "tiny" too.
+    version = run_dir / "export" / "tiny" / "2"
+    models = ["--model", str(run_dir), "--model", "baseline:uniform", "--model", str(version)]
+    assert evaluate.main(["--data", "popout", *models, *csv_path]) == 2
+    line = error_line(capsys)
+    assert f"Two models are named 'tiny' (--model {run_dir} and --model {version})" in line
+    twice = ["--model", "baseline:uniform", "--model", "baseline:uniform"]
+    assert evaluate.main(["--data", "popout", *twice, *csv_path]) == 2
+    assert "--model baseline:uniform is given twice" in error_line(capsys)

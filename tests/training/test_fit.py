@@ -10,7 +10,7 @@ import yaml
 import tfsal
 from tests.test_case import error_line
 from tests.training import tiny_model
-from training import callbacks, configs, fit
+from training import callbacks, configs, fit, recipes
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -284,7 +284,7 @@ def test_unisal_defaults_to_the_small_data_recipe_on_small_data_sets():
     assert configs.resolve_model_defaults(fit.config_from_args(args)).image_size == [288, 384]
     args = fit.build_parser().parse_args(["--model", "unisal", "--data", "salicon:/nowhere"])
     paper = configs.resolve_model_defaults(fit.config_from_args(args))
-    assert paper.optimizer == configs.UNISAL_SALICON_RECIPE["optimizer"]
+    assert paper.optimizer == recipes.UNISAL_SALICON_RECIPE["optimizer"]
     assert (paper.batch_size, paper.image_size) == (32, None)
 
 

@@ -31,7 +31,7 @@ from tfsal.data.readers import (
     register_reader,
     require_directory,
 )
-from tfsal.data.record import SaliencyRecord, clean_fixations
+from tfsal.data.record import SaliencyRecord, check_map_size, clean_fixations
 
 _IGNORED_FOLDERS = ("Output",)
 
@@ -121,11 +121,7 @@ class CAT2000Dataset(SaliencyDataset):
             raise ValueError(f"CAT2000: {mat_path} must hold a binary map 'fixLocs'.")
         locations = np.asarray(contents["fixLocs"])
         for path, array in ((map_path, density), (mat_path, locations)):
-            if array.shape != image.shape[:2]:
-                raise ValueError(
-                    f"CAT2000: {path} is {array.shape} but its stimulus {image_path} is "
-                    f"{image.shape[:2]}."
-                )
+            check_map_size(array, path, image, image_path, "CAT2000")
         fixations = np.argwhere(locations > 0).astype(np.float64)
         if len(fixations) == 0:
             raise ValueError(f"CAT2000: {mat_path} marks no fixation.")

@@ -38,7 +38,12 @@ from tfsal.data.readers import (
     register_reader,
     require_directory,
 )
-from tfsal.data.record import SaliencyRecord, as_observer_ids, clean_fixations
+from tfsal.data.record import (
+    SaliencyRecord,
+    as_observer_ids,
+    check_map_size,
+    clean_fixations,
+)
 
 FIXATION_SUFFIXES = (".csv", ".npy")
 # A header names the columns: words only, e.g. "row,col,observer" or "y, x".
@@ -127,11 +132,7 @@ class FolderDataset(SaliencyDataset):
         if self._maps is not None:
             map_path = self._maps[image_id]
             density = images.read_map(map_path)
-            if density.shape != image.shape[:2]:
-                raise ValueError(
-                    f"folder data set: {map_path} is {density.shape} but {path} is "
-                    f"{image.shape[:2]}; maps must have their image's size."
-                )
+            check_map_size(density, map_path, image, path, "folder data set")
             if density.sum() <= 0:
                 raise ValueError(f"folder data set: {map_path} is all black.")
         return SaliencyRecord(image_id, image, fixations, observers=observers, density=density)

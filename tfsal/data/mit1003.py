@@ -33,7 +33,7 @@ from tfsal.data.readers import (
     register_reader,
     require_directory,
 )
-from tfsal.data.record import SaliencyRecord, clean_fixations
+from tfsal.data.record import SaliencyRecord, check_map_size, clean_fixations
 
 logger = logging.getLogger(__name__)
 
@@ -115,11 +115,7 @@ class MIT1003Dataset(SaliencyDataset):
         points = images.read_map(points_path)
         density = images.read_map(map_path)
         for path, array in ((points_path, points), (map_path, density)):
-            if array.shape != image.shape[:2]:
-                raise ValueError(
-                    f"MIT1003: {path} is {array.shape[0]}x{array.shape[1]} but its "
-                    f"stimulus {image_path} is {image.shape[0]}x{image.shape[1]}."
-                )
+            check_map_size(array, path, image, image_path, "MIT1003")
         fixations = np.argwhere(points > _POINT_THRESHOLD).astype(np.float64)
         if len(fixations) == 0:
             raise ValueError(f"MIT1003: {points_path} marks no fixation.")

@@ -141,6 +141,24 @@ def check_fixations(fixations: np.ndarray, shape: tuple[int, int], where: str) -
         )
 
 
+def check_map_size(values: np.ndarray, path, image: np.ndarray, image_path, where: str) -> None:
+    """Raises a ValueError if a map (or mask) read for an image is not the image's size.
+
+    Args:
+        values: the (H, W) map.
+        path: the map's file, named in the message.
+        image: the (H, W, 3) image it belongs to.
+        image_path: the image's file (or record), named in the message.
+        where: the data set, e.g. ``"MIT1003"``.
+    """
+    if values.shape != image.shape[:2]:
+        size = "x".join(str(n) for n in values.shape)
+        raise ValueError(
+            f"{where}: {path} is {size} but its image {image_path} is "
+            f"{image.shape[0]}x{image.shape[1]}; maps must have their image's size."
+        )
+
+
 def clean_fixations(
     fixations: np.ndarray,
     shape: tuple[int, int],

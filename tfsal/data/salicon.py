@@ -31,7 +31,12 @@ import numpy as np
 
 from tfsal.data import images
 from tfsal.data.readers import SaliencyDataset, load_mat, register_reader, require_directory
-from tfsal.data.record import SaliencyRecord, as_observer_ids, clean_fixations
+from tfsal.data.record import (
+    SaliencyRecord,
+    as_observer_ids,
+    check_map_size,
+    clean_fixations,
+)
 
 RELEASES = ("2017", "2015")
 
@@ -171,11 +176,7 @@ class SALICONDataset(SaliencyDataset):
         density = None
         if image_id in self._maps:
             density = images.read_map(self._maps[image_id])
-            if density.shape != image.shape[:2]:
-                raise ValueError(
-                    f"SALICON: {self._maps[image_id]} is {density.shape} but the image is "
-                    f"{image.shape[:2]}."
-                )
+            check_map_size(density, self._maps[image_id], image, self._images[image_id], "SALICON")
         return SaliencyRecord(image_id, image, fixations, observers=observers, density=density)
 
 

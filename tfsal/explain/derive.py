@@ -40,6 +40,7 @@ from tfsal.explain import workers
 from tfsal.explain.batches import batch_images, first_images, with_progress
 from tfsal.explain.explainable_model import (
     READOUTS,
+    bank_features,
     bank_name,
     build_explainable_model,
     reconstruction_inputs,
@@ -110,6 +111,7 @@ def derive(
     image_normalisation: bool = False,
     reconstruction_kernel_size: int = 1,
     normalisation_statistics: Sequence[str] = ("ratio",),
+    pooled_banks: bool = False,
     cache_features: bool = True,
     cache_memory_bytes: int = DEFAULT_MEMORY_BYTES,
     strategy: tf.distribute.Strategy | None = None,
@@ -159,6 +161,9 @@ def derive(
         normalisation_statistics: with ``image_normalisation``, the normalised
             copies (``ImageNormalisation``'s ``statistics``): ``"ratio"`` and/or
             ``"excess"``.
+        pooled_banks: one log-Gabor bank at the finest tap stride, area-pooled for
+            the coarser taps (``build_explainable_model``): about a third of the
+            banks' cost.
         cache_features: fit the readout on the banks' features and the parent's
             saliency stored during the training pass (the same updates, without
             re-running the parent and the banks every epoch); ``False`` streams
@@ -212,6 +217,7 @@ def derive(
         image_normalisation=image_normalisation,
         reconstruction_kernel_size=reconstruction_kernel_size,
         normalisation_statistics=normalisation_statistics,
+        pooled_banks=pooled_banks,
         decoder=decoder,
         name=f"{parent.name}_explainable",
     )
@@ -312,19 +318,19 @@ class _Streamer:
         self.strategy = strategy
         self.progress = progress
         self.reconstructions = reconstruction_layers(model)
-        banks = {tap.stride: model.get_layer(bank_name(tap.stride)) for tap in measured}
-        # The cache holds the features in the order of the feature head's inputs.
+        # The cache holds the banks' features in the order of the feature head's inputs
+        # (pooled features are recomputed there from their bank's).
         self.cache_order = [
-            next(stride for stride, bank in banks.items() if bank is layer)
+            next(tap.stride for tap in measured if model.get_layer(bank_name(tap.stride)) is layer)
             for layer in bank_layers(model)
         ]
         self.features = tf.function(
-            lambda images: {stride: bank(images) for stride, bank in banks.items()},
-            reduce_retracing=True,
+            lambda images: bank_features(model, images), reduce_retracing=True
         )
         self.inputs = tf.function(
             lambda features: {
-                stride: reconstruction_inputs(model, stride, features[stride]) for stride in banks
+                stride: reconstruction_inputs(model, stride, value)
+                for stride, value in features.items()
             },
             reduce_retracing=True,
         )

@@ -2,7 +2,9 @@
 
 One functional Keras model (DESIGN.md §1):
 
-    image ─► LogGaborBank(output_stride=s) for each tap stride s
+    image ─► LogGaborBank(output_stride=s) for each tap stride s (or, with
+             ``pooled_banks``, one bank at the finest stride whose magnitudes are
+             area-pooled for the coarser taps)
           ─► optionally ImageNormalisation: the magnitudes and per-image normalised
              copies of them (``"ratio"``, ``"excess"``), so what is rare in the image
              stands out
@@ -41,11 +43,12 @@ from tfsal.layers.reconstruction import LinearReconstruction
 from tfsal.layers.spatial_log_softmax import SpatialLogSoftmax
 
 READOUTS = ("linear", "decoder")
+_BANK_PREFIX = "log_gabor_1_"
 
 
 def bank_name(stride: int) -> str:
-    """The layer name of the log-Gabor bank at ``stride``."""
-    return f"log_gabor_1_{stride}"
+    """The layer name of the log-Gabor features at ``stride`` (a bank, or a pooling)."""
+    return f"{_BANK_PREFIX}{stride}"
 
 
 def normalisation_name(stride: int) -> str:
@@ -71,6 +74,7 @@ def build_explainable_model(
     image_normalisation: bool = False,
     reconstruction_kernel_size: int = 1,
     normalisation_statistics: Sequence[str] = ("ratio",),
+    pooled_banks: bool = False,
     decoder: keras.Model | None = None,
     name: str = "explainable",
 ) -> keras.Model:
@@ -95,6 +99,12 @@ def build_explainable_model(
             ``"excess"`` (each channel's energy beyond its share in the image).
         reconstruction_kernel_size: odd k: every reconstruction reads the features
             of the k×k tap cells around each pixel (``LinearReconstruction``).
+        pooled_banks: compute one log-Gabor bank, at the finest tap stride, and feed
+            the coarser taps its magnitudes area-pooled to their stride. The bank's
+            ``output_stride`` mode itself approximates full resolution followed by
+            area pooling, so the pooled features stand for the coarser banks' (per
+            channel CC >= 0.997 on NUS images, BENCHMARKS.md) at a third of the
+            cost of three banks. Every tap stride must be a multiple of the finest.
         decoder: ``decoder`` only: a model from the taps (a list in ``taps`` order)
             to the saliency.
         name: the model's name.
@@ -109,21 +119,32 @@ def build_explainable_model(
     bank_config = dict(bank_config or {})
     if "output_stride" in bank_config:
         raise ValueError("bank_config must not set output_stride: each tap sets its own.")
+    strides = sorted({tap.stride for tap in taps})
+    if pooled_banks and any(stride % strides[0] for stride in strides):
+        raise ValueError(
+            f"pooled_banks needs every tap stride to be a multiple of the finest, "
+            f"{strides[0]}; pass pooled_banks=False. Received: strides {strides}"
+        )
     image = keras.Input(shape=tuple(input_shape), name="image")
-    banks = {}
-    for stride in sorted({tap.stride for tap in taps}):
-        banks[stride] = LogGaborBank(output_stride=stride, name=bank_name(stride), **bank_config)
-    features = {stride: bank(image) for stride, bank in banks.items()}
+    features, first_bank = {}, None
+    for stride in strides:
+        if pooled_banks and stride > strides[0]:
+            factor = stride // strides[0]
+            pool = keras.layers.AveragePooling2D(factor, name=bank_name(stride))
+            features[stride] = pool(features[strides[0]])
+        else:
+            bank = LogGaborBank(output_stride=stride, name=bank_name(stride), **bank_config)
+            features[stride] = bank(image)
+            first_bank = bank if first_bank is None else first_bank
     copies = 1
     if image_normalisation:
-        for stride in banks:
+        for stride in strides:
             normalisation = ImageNormalisation(
                 statistics=tuple(normalisation_statistics), name=normalisation_name(stride)
             )
             features[stride] = normalisation(features[stride])
             copies = normalisation.copies
-    some_bank = next(iter(banks.values()))
-    grid = (len(some_bank.colour_channels), some_bank.num_scales, some_bank.num_orientations)
+    grid = (len(first_bank.colour_channels), first_bank.num_scales, first_bank.num_orientations)
 
     outputs = {}
     reconstructions = []
@@ -165,7 +186,7 @@ def build_explainable_model(
             **({"widths": tuple(prior_widths)} if prior_widths else {}), name="centre_prior"
         )(image)
         logits = keras.layers.Add(name="logits")([*tap_logits, prior])
-        names = [feature_group_name(*feature) for feature in some_bank.feature_names]
+        names = [feature_group_name(*feature) for feature in first_bank.feature_names]
         outputs[CONTRIBUTIONS] = FeatureContributions(
             [*names, PRIOR_GROUP], copies=copies, name="contributions"
         )([*tap_contributions, prior])
@@ -175,6 +196,41 @@ def build_explainable_model(
             saliency = keras.layers.Identity(name="saliency_map")(logits)
     outputs = {SALIENCY: saliency, **outputs}
     return keras.Model(image, outputs, name=name)
+
+
+def log_gabor_bank(model: keras.Model) -> LogGaborBank:
+    """The (first) log-Gabor bank of an explainable model: its banks share one config."""
+    for layer in model.layers:
+        if isinstance(layer, LogGaborBank):
+            return layer
+    raise ValueError(f"Model {model.name!r} has no LogGaborBank layer.")
+
+
+def bank_features(model: keras.Model, images) -> dict:
+    """The log-Gabor magnitudes at every tap stride of an explainable model.
+
+    Args:
+        model: an explainable model.
+        images: (B, H, W, 3) RGB images as the model takes them.
+
+    Returns:
+        ``{stride: (B, H / stride, W / stride, K)}``: each bank's output, or for
+        the coarser taps of a ``pooled_banks`` model the finest bank's, pooled.
+    """
+    size = len(_BANK_PREFIX)
+    layers = {
+        int(layer.name[size:]): layer
+        for layer in model.layers
+        if layer.name.startswith(_BANK_PREFIX) and layer.name[size:].isdigit()
+    }
+    features = {}
+    for stride in sorted(layers):  # the finest first: pooled strides read it
+        layer = layers[stride]
+        if isinstance(layer, LogGaborBank):
+            features[stride] = layer(images)
+        else:
+            features[stride] = layer(features[min(features)])
+    return features
 
 
 def reconstruction_inputs(model: keras.Model, stride: int, features):
@@ -206,7 +262,7 @@ def tap_features(model: keras.Model, stride: int, images):
         (B, H / stride, W / stride, K'): the bank's output, through the per-image
         normalisation if the model has one.
     """
-    return reconstruction_inputs(model, stride, model.get_layer(bank_name(stride))(images))
+    return reconstruction_inputs(model, stride, bank_features(model, images)[stride])
 
 
 def group_names(model: keras.Model) -> list[str]:

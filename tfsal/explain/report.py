@@ -38,8 +38,8 @@ from tfsal.explain import taps as taps_lib
 from tfsal.explain.centre_prior import DEFAULT_WIDTHS
 from tfsal.explain.contributions import PRIOR_GROUP, feature_group_name
 from tfsal.explain.explainable_model import (
-    bank_name,
     group_names,
+    log_gabor_bank,
     reconstruction_layers,
     tap_features,
 )
@@ -351,7 +351,7 @@ def analyse(
     importance, bias = {}, {"taps": {}}
     for tap in tap_names:
         stride = fidelity["taps"][tap]["stride"]
-        bank = explainable.get_layer(bank_name(stride))
+        bank = log_gabor_bank(explainable)
         features = [feature_group_name(*feature) for feature in bank.feature_names]
         # What the kernel multiplies: with k×k reconstructions, every cell's copy.
         scaled = layers[tap].kernel_inputs(tap_features(explainable, stride, images))

@@ -145,9 +145,14 @@ class TapReadout(keras.layers.Layer):
         reconstruction_layer = self.reconstruction
         scaled = reconstruction_layer.scale_features(inputs)
         reconstruction = reconstruction_layer.linear_map(scaled)
-        logits = normalised_blur(
-            keras.ops.matmul(reconstruction, self.readout[:, None]), self.blur_sigma
-        )
+        # The logits read the reconstruction's projections, computed with the kernel
+        # folded with the vectors: when only the saliency is asked for, the
+        # reconstruction itself is never built (a graph drops unused outputs).
+        vectors = self.readout[:, None]
+        if self.context_sigmas:
+            vectors = keras.ops.concatenate([vectors, self.context_readout], axis=-1)
+        projections = reconstruction_layer.project(scaled, vectors)
+        logits = normalised_blur(projections[..., :1], self.blur_sigma)
         per_feature = normalised_blur(
             reconstruction_layer.feature_terms(scaled, self.readout), self.blur_sigma
         )
@@ -155,9 +160,7 @@ class TapReadout(keras.layers.Layer):
         for j, sigma in enumerate(self.context_sigmas):
             vector = self.context_readout[:, j]
             # The blur keeps constants constant, so b · u_j adds to the constant term.
-            logits = logits + normalised_blur(
-                keras.ops.matmul(reconstruction, vector[:, None]), sigma
-            )
+            logits = logits + normalised_blur(projections[..., j + 1 : j + 2], sigma)
             per_feature = per_feature + normalised_blur(
                 reconstruction_layer.feature_terms(scaled, vector), sigma
             )

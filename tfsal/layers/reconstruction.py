@@ -178,6 +178,27 @@ class LinearReconstruction(keras.layers.Layer):
         kernel = keras.ops.reshape(self.kernel, self._kernel_shape(self.units))
         return tf.nn.conv2d(self._mirrored(scaled), kernel, 1, "VALID") + self.bias
 
+    def project(self, scaled, vectors):
+        """``linear_map(scaled) @ vectors`` without building the reconstruction.
+
+        The kernel is folded with the vectors first, so the cost is that of a map to
+        n channels instead of ``units``: what a readout of the reconstruction needs
+        when the reconstruction itself is not wanted.
+
+        Args:
+            scaled: (B, h, w, K) scaled features (or (..., K) for k = 1).
+            vectors: (units, n) weights over the reconstructed channels.
+
+        Returns:
+            (..., n): the reconstruction's projection on every vector.
+        """
+        folded = keras.ops.matmul(self.kernel, vectors)  # (k·k·K, n)
+        bias = keras.ops.matmul(self.bias[None, :], vectors)[0]
+        if self.kernel_size == 1:
+            return keras.ops.matmul(scaled, folded) + bias
+        kernel = keras.ops.reshape(folded, self._kernel_shape(vectors.shape[-1]))
+        return tf.nn.conv2d(self._mirrored(scaled), kernel, 1, "VALID") + bias
+
     def feature_terms(self, scaled, vector):
         """The projection ``linear_map(scaled) · vector`` split by input feature.
 
