@@ -44,8 +44,7 @@ import yaml  # noqa: E402
 from tfsal import explain, models  # noqa: E402
 from tfsal.data.pipeline import make_pipeline  # noqa: E402
 from tfsal.evaluation import evaluate_models  # noqa: E402
-from tfsal.explain import group_refit  # noqa: E402
-from tfsal.explain.explainable_model import reconstruction_layers  # noqa: E402
+from tfsal.explain import explainable_model, group_refit  # noqa: E402
 from tfsal.explain.feature_cache import FeatureCache, bank_layers  # noqa: E402
 from tfsal.explain.readout_training import ReadoutTrainer  # noqa: E402
 from tfsal.io_utils import atomic_write_text  # noqa: E402
@@ -53,6 +52,21 @@ from training import configs  # noqa: E402
 
 # Derive fields a variant may change: none of them changes a reconstruction.
 READOUT_FIELDS = ("blur_sigma", "context_sigmas", "prior_widths", "readout_epochs", "learning_rate")
+# LogGaborBank arguments the variant's banks copy from the run's (not output_stride).
+BANK_ARGUMENTS = (
+    "num_scales",
+    "num_orientations",
+    "min_wavelength",
+    "mult",
+    "sigma_onf",
+    "angular_window",
+    "theta_sigma_ratio",
+    "colour_space",
+    "value_range",
+    "padding",
+    "lowpass_residual",
+    "passband_threshold",
+)
 
 
 def parse_variant(text: str) -> tuple[str, dict, dict, list[float]]:
@@ -148,21 +162,39 @@ def build_cache(config, fitted, folder: Path) -> FeatureCache:
     return cache
 
 
-def variant_model(config, fitted, overrides: dict, l2: dict, statistics) -> keras.Model:
-    """The explainable model with the variant's readout and the run's reconstructions."""
-    derive = config.derive
+def run_taps(run: Path) -> list:
+    """The taps a run's explainable model rebuilds, from its ``derivation.json``."""
+    fidelity = json.loads((run / "derivation.json").read_text())
+    return [
+        explain.Tap(name, tap["channels"], tap["stride"]) for name, tap in fidelity["taps"].items()
+    ]
+
+
+def variant_model(fitted, taps, kind, derive, overrides: dict, l2: dict, statistics=None):
+    """The explainable model with the variant's readout and ``fitted``'s reconstructions.
+
+    Args:
+        fitted: the run's explainable model.
+        taps: its taps (``run_taps``).
+        kind: the output kind, ``"log_density"`` or ``"map"``.
+        derive: the run's resolved ``DeriveConfig``.
+        overrides: readout settings (``READOUT_FIELDS``) that replace the run's.
+        l2: tap -> ridge penalty per row: that reconstruction is solved again.
+        statistics: the run's normal equations (``group_refit.load_statistics``),
+            needed with ``l2``.
+
+    Returns:
+        The model, its readout unfitted (zeros, as the derivation starts it).
+    """
     settings = {field: getattr(derive, field, None) for field in READOUT_FIELDS}
     settings.update(overrides)
-    taps = [
-        explain.Tap(name, info["channels"], info["stride"])
-        for name, info in json.loads((Path(config.out) / "derivation.json").read_text())[
-            "taps"
-        ].items()
-    ]
+    bank = explainable_model.log_gabor_bank(fitted).get_config()
+    bank_config = {key: bank[key] for key in BANK_ARGUMENTS}
     model = explain.build_explainable_model(
         taps,
-        output_kind=models.model_info(config.model).output,
+        output_kind=kind,
         input_shape=tuple(fitted.input.shape[1:]),
+        bank_config=bank_config,
         blur_sigma=settings["blur_sigma"],
         context_sigmas=tuple(settings["context_sigmas"] or ()),
         prior_widths=settings["prior_widths"],
@@ -172,8 +204,8 @@ def variant_model(config, fitted, overrides: dict, l2: dict, statistics) -> kera
         pooled_banks=bool(derive.pooled_banks),
         name=fitted.name,
     )
-    source = reconstruction_layers(fitted)
-    for tap, layer in reconstruction_layers(model).items():
+    source = explain.reconstruction_layers(fitted)
+    for tap, layer in explain.reconstruction_layers(model).items():
         layer.set_weights(source[tap].get_weights())
         if tap in l2:
             train = statistics["train"][tap]
@@ -220,6 +252,7 @@ def main() -> None:
     config = configs.resolve_model_defaults(configs.read_run_config(run))
     config = dataclasses.replace(config, out=str(run))
     fitted = fitted_model(run)
+    taps, kind = run_taps(run), models.model_info(config.model).output
     cache = build_cache(config, fitted, Path(args.cache))
     statistics = None
     if any(l2 for _, _, l2, _ in variants):
@@ -228,11 +261,10 @@ def main() -> None:
     results = json.loads(out.read_text()) if out.is_file() else {}
     for name, overrides, l2, logit_scales in variants:
         wall, cpu = time.monotonic(), time.process_time()
-        model = variant_model(config, fitted, overrides, l2, statistics)
+        model = variant_model(fitted, taps, kind, config.derive, overrides, l2, statistics)
         settings = {**overrides, **{f"l2.{tap}": value for tap, value in l2.items()}}
         epochs = overrides.get("readout_epochs", config.derive.readout_epochs)
         rate = overrides.get("learning_rate", config.derive.learning_rate)
-        kind = models.model_info(config.model).output
         ReadoutTrainer(model, None, kind, rate, None, True).fit(cache, epochs, fine_tune=False)
         applied = 1.0
         for logit_scale in logit_scales:
