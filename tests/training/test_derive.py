@@ -113,7 +113,9 @@ def test_a_run_saved_before_a_derive_setting_existed_gets_the_recipes(tmp_path):
     config = derive.load_run_config(run, argparse.Namespace(**flags, set=[]))
     # UNISAL on a small data set: its recipe's derive settings (training/recipes.py).
     assert config.derive.blur_sigma == 4.0 and config.derive.context_sigmas == [16, 32, 64]
-    assert config.derive.image_normalisation is True and config.derive.readout_epochs == 15
+    assert config.derive.image_normalisation is True and config.derive.readout_epochs == 25
+    assert config.derive.learning_rate == 0.02
+    assert config.derive.prior_widths == [0.125, 0.25, 0.5, 1.0, 2.0]
     assert config.derive.normalisation_statistics == ["ratio", "excess"]
     assert config.derive.reconstruction_kernel_size == 3 and config.derive.pooled_banks is True
     other = tmp_path / "other"
