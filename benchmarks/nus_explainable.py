@@ -160,6 +160,7 @@ def speed_models(config, out: Path, derivation) -> dict:
         input_shape=(*SPEED_SIZE, 3),
         blur_sigma=config.derive.blur_sigma,
         context_sigmas=tuple(config.derive.context_sigmas or ()),
+        prior_widths=config.derive.prior_widths,
         image_normalisation=bool(config.derive.image_normalisation),
         normalisation_statistics=tuple(config.derive.normalisation_statistics or ("ratio",)),
         reconstruction_kernel_size=config.derive.reconstruction_kernel_size or 1,

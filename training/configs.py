@@ -16,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from tfsal import models
+from tfsal.explain.centre_prior import DEFAULT_WIDTHS as DEFAULT_PRIOR_WIDTHS
 from tfsal.explain.image_normalisation import STATISTICS as NORMALISATION_STATISTICS
 from training import settings
 from training.fit_config import (
@@ -63,12 +64,14 @@ RUN_IDENTITY_FIELDS = ("model", "data", "image_size", "resize", "batch_size", "s
 _DERIVE_FALLBACKS = {
     "max_images": None,
     "readout_epochs": 5,
+    "learning_rate": 0.05,
     "image_normalisation": False,
     "reconstruction_kernel_size": 1,
     "normalisation_statistics": ["ratio"],
     "pooled_banks": False,
     "normalisation_sigma": 32.0,
     "context_sigmas": [],
+    "prior_widths": list(DEFAULT_PRIOR_WIDTHS),
     "blur_sigma": 4.0,
 }
 
@@ -211,7 +214,10 @@ def validate(config: FitConfig, resolved: bool = False) -> None:
             "derive.readout_epochs must be >= 0",
         ),
         (config.derive.fine_tune_epochs >= 0, "derive.fine_tune_epochs must be >= 0"),
-        (config.derive.learning_rate > 0, "derive.learning_rate must be > 0"),
+        (
+            config.derive.learning_rate is None or config.derive.learning_rate > 0,
+            "derive.learning_rate must be > 0",
+        ),
         (
             config.derive.reconstruction_learning_rate > 0,
             "derive.reconstruction_learning_rate must be > 0",
@@ -227,6 +233,14 @@ def validate(config: FitConfig, resolved: bool = False) -> None:
         (
             all(sigma > 0 for sigma in config.derive.context_sigmas or []),
             "derive.context_sigmas must all be > 0",
+        ),
+        (
+            config.derive.prior_widths is None
+            or (
+                len(config.derive.prior_widths) > 0
+                and all(width > 0 for width in config.derive.prior_widths)
+            ),
+            "derive.prior_widths must list one or more widths > 0",
         ),
         (
             config.derive.reconstruction_kernel_size is None

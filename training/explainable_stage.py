@@ -122,6 +122,7 @@ def derive_explainable(config, model, dataset, train_ids, val_ids, outputs, stra
         reconstruction_learning_rate=config.derive.reconstruction_learning_rate,
         blur_sigma=config.derive.blur_sigma,
         context_sigmas=tuple(config.derive.context_sigmas or ()),
+        prior_widths=config.derive.prior_widths,
         image_normalisation=bool(config.derive.image_normalisation),
         reconstruction_kernel_size=config.derive.reconstruction_kernel_size,
         normalisation_statistics=tuple(config.derive.normalisation_statistics or ("ratio",)),

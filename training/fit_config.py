@@ -69,7 +69,8 @@ class DeriveConfig:
         readout_epochs: epochs of fitting the linear readout to the parent's saliency;
             ``None`` for the recipe's, else 5.
         fine_tune_epochs: epochs of fine-tuning reconstructions and readout together.
-        learning_rate: Adam learning rate of the readout (fitting and fine-tuning).
+        learning_rate: Adam learning rate of the readout (fitting and fine-tuning);
+            ``None`` for the recipe's, else 0.05.
         reconstruction_learning_rate: Adam learning rate of the reconstructions in
             fine-tuning (the readout's 0.05 destroyed them on NUS).
         blur_sigma: blur of the linear readout's logits, in input pixels; ``None``
@@ -78,6 +79,9 @@ class DeriveConfig:
             readout per tap, each with its own vector (``tfsal.explain.TapReadout``);
             ``None`` for the recipe's (the pop-out recipe's one 12-pixel copy), else
             none.
+        prior_widths: widths of the linear readout's centre-prior maps, in half-image
+            units (``tfsal.explain.CentrePrior``); ``None`` for the recipe's, else
+            the layer's defaults (0.25, 0.5, 1).
         image_normalisation: also feed the reconstructions every log-Gabor channel
             divided by its mean over the image (``tfsal.explain.ImageNormalisation``);
             ``None`` for the recipe's choice (the pop-out recipe turns it on), else off.
@@ -105,10 +109,11 @@ class DeriveConfig:
     readout: str = "linear"
     readout_epochs: int | None = None
     fine_tune_epochs: int = 0
-    learning_rate: float = 0.05
+    learning_rate: float | None = None
     reconstruction_learning_rate: float = 5e-4
     blur_sigma: float | None = None
     context_sigmas: list[float] | None = None
+    prior_widths: list[float] | None = None
     image_normalisation: bool | None = None
     reconstruction_kernel_size: int | None = None
     normalisation_statistics: list[str] | None = None

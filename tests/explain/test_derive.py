@@ -229,6 +229,13 @@ def test_context_copies_are_fitted_and_still_add_up_to_the_logits():
     np.testing.assert_allclose(total, logits, atol=1e-4)
 
 
+def test_the_centre_prior_gets_the_widths_asked_for_and_fits_them():
+    derivation = _derive(readout_epochs=2, prior_widths=(0.125, 0.5, 2.0))
+    prior = derivation.model.get_layer("centre_prior")
+    assert prior.widths == (0.125, 0.5, 2.0)
+    assert prior.map_weights.shape == (3,) and np.abs(prior.map_weights.numpy()).max() > 0
+
+
 def test_a_spatial_reconstruction_kernel_is_fitted_exported_and_adds_up(tmp_path):
     single = _derive(readout_epochs=1)
     spatial = _derive(readout_epochs=1, reconstruction_kernel_size=3)

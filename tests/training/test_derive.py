@@ -1,6 +1,7 @@
 import argparse
 import json
 
+import keras
 import pytest
 
 from tests.test_case import error_line
@@ -36,8 +37,12 @@ def test_a_finished_run_is_derived_again_without_retraining(finished_run, capsys
     assert "1. Activation maps" in page and 'id="stale"' not in page
     assert "tiny_test_explainable/1" in page
     assert (finished_run / "derivation-statistics.npz").is_file()
-    assert derive.main([str(finished_run), "--no-report"]) == 0  # linear again: a new version
-    assert (finished_run / "export" / "tiny_test_explainable" / "2").is_dir()
+    # Linear again, with the centre prior's widths of --set: a new version.
+    widths = ["--set", "derive.prior_widths=[0.3, 0.9]"]
+    assert derive.main([str(finished_run), "--no-report", *widths]) == 0
+    version = finished_run / "export" / "tiny_test_explainable" / "2"
+    exported = keras.models.load_model(version / "model.keras", compile=False)
+    assert exported.get_layer("centre_prior").widths == (0.3, 0.9)
     assert json.loads((finished_run / "derivation.json").read_text())["readout"] == "linear"
     # Not rebuilt: the old page says it is out of date, and how to rebuild it.
     page = (finished_run / "report" / "index.html").read_text()
@@ -108,7 +113,9 @@ def test_a_run_saved_before_a_derive_setting_existed_gets_the_recipes(tmp_path):
     config = derive.load_run_config(run, argparse.Namespace(**flags, set=[]))
     # UNISAL on a small data set: its recipe's derive settings (training/recipes.py).
     assert config.derive.blur_sigma == 4.0 and config.derive.context_sigmas == [16, 32, 64]
-    assert config.derive.image_normalisation is True and config.derive.readout_epochs == 15
+    assert config.derive.image_normalisation is True and config.derive.readout_epochs == 25
+    assert config.derive.learning_rate == 0.02
+    assert config.derive.prior_widths == [0.125, 0.25, 0.5, 1.0, 2.0]
     assert config.derive.normalisation_statistics == ["ratio", "excess"]
     assert config.derive.reconstruction_kernel_size == 3 and config.derive.pooled_banks is True
     other = tmp_path / "other"
@@ -121,8 +128,14 @@ def test_a_run_saved_before_a_derive_setting_existed_gets_the_recipes(tmp_path):
     bad_sigma = argparse.Namespace(**flags, set=["derive.normalisation_sigma=0"])
     with pytest.raises(ValueError, match="normalisation_sigma must be > 0"):
         derive.load_run_config(run, bad_sigma)
+    assert config.derive.prior_widths == [0.25, 0.5, 1.0]  # CentrePrior's defaults
+    assert config.derive.learning_rate == 0.05
     bad = argparse.Namespace(**flags, set=["derive.reconstruction_kernel_size=2"])
     with pytest.raises(ValueError, match="reconstruction_kernel_size must be an odd int >= 1"):
         derive.load_run_config(run, bad)
+    for widths in ("[]", "[0.5, 0]"):
+        bad = argparse.Namespace(**flags, set=[f"derive.prior_widths={widths}"])
+        with pytest.raises(ValueError, match="prior_widths must list one or more widths > 0"):
+            derive.load_run_config(run, bad)
     explicit = argparse.Namespace(**flags, set=["derive.readout_epochs=0"])
     assert derive.load_run_config(run, explicit).derive.readout_epochs == 0

@@ -107,6 +107,7 @@ def derive(
     reconstruction_learning_rate: float = 5e-4,
     blur_sigma: float = 4.0,
     context_sigmas: Sequence[float] = (),
+    prior_widths: Sequence[float] | None = None,
     image_normalisation: bool = False,
     reconstruction_kernel_size: int = 1,
     normalisation_statistics: Sequence[str] = ("ratio",),
@@ -150,6 +151,8 @@ def derive(
         blur_sigma: ``linear`` only: blur of the logits in input pixels, >= 0.
         context_sigmas: ``linear`` only: blurs in input pixels, each > 0, of further
             readout copies per tap, each with its own vector (``TapReadout``).
+        prior_widths: ``linear`` only: widths of the centre prior's Gaussian maps
+            (``CentrePrior``); ``None`` for its defaults.
         image_normalisation: also feed the reconstructions every log-Gabor channel
             divided by its mean over the image (``ImageNormalisation``), so that a
             colour or orientation that is rare in the image stands out.
@@ -213,6 +216,7 @@ def derive(
         bank_config=bank_config,
         blur_sigma=blur_sigma,
         context_sigmas=context_sigmas,
+        prior_widths=prior_widths,
         image_normalisation=image_normalisation,
         reconstruction_kernel_size=reconstruction_kernel_size,
         normalisation_statistics=normalisation_statistics,
