@@ -170,6 +170,46 @@ def run_taps(run: Path) -> list:
     ]
 
 
+def reconstruction_path(fitted, taps) -> dict:
+    """``build_explainable_model`` arguments that rebuild ``fitted``'s reconstruction inputs.
+
+    Read from the model's layers, not from the run's configuration: a run saved
+    before a setting existed resolves it to today's recipe, which may differ from
+    what the run was derived with (three banks, not pooled ones).
+    """
+    finest = min(tap.stride for tap in taps)
+    bank = explainable_model.log_gabor_bank(fitted).get_config()
+    path = {
+        "bank_config": {key: bank[key] for key in BANK_ARGUMENTS},
+        "pooled_banks": len(bank_layers(fitted)) < len({tap.stride for tap in taps}),
+        "reconstruction_kernel_size": next(
+            iter(explain.reconstruction_layers(fitted).values())
+        ).kernel_size,
+        "image_normalisation": False,
+    }
+    names = {layer.name for layer in fitted.layers}
+    if explainable_model.normalisation_name(finest) in names:
+        normalisation = fitted.get_layer(explainable_model.normalisation_name(finest))
+        path.update(
+            image_normalisation=True,
+            normalisation_statistics=tuple(normalisation.statistics),
+            normalisation_sigma=normalisation.local_sigma * finest,
+        )
+    return path
+
+
+def fitted_readout(fitted, taps) -> dict:
+    """The readout settings ``fitted`` was built with (blurs in input pixels, prior widths)."""
+    readouts = explain.tap_readouts(fitted)
+    tap = taps[0]
+    layer = readouts[tap.name]
+    return {
+        "blur_sigma": layer.blur_sigma * tap.stride,
+        "context_sigmas": [sigma * tap.stride for sigma in layer.context_sigmas],
+        "prior_widths": list(fitted.get_layer("centre_prior").widths),
+    }
+
+
 def variant_model(fitted, taps, kind, derive, overrides: dict, l2: dict, statistics=None):
     """The explainable model with the variant's readout and ``fitted``'s reconstructions.
 
@@ -177,7 +217,8 @@ def variant_model(fitted, taps, kind, derive, overrides: dict, l2: dict, statist
         fitted: the run's explainable model.
         taps: its taps (``run_taps``).
         kind: the output kind, ``"log_density"`` or ``"map"``.
-        derive: the run's resolved ``DeriveConfig``.
+        derive: the run's resolved ``DeriveConfig``: only its readout epochs and
+            learning rate count (the rest is read from ``fitted``).
         overrides: readout settings (``READOUT_FIELDS``) that replace the run's.
         l2: tap -> ridge penalty per row: that reconstruction is solved again.
         statistics: the run's normal equations (``group_refit.load_statistics``),
@@ -187,23 +228,16 @@ def variant_model(fitted, taps, kind, derive, overrides: dict, l2: dict, statist
         The model, its readout unfitted (zeros, as the derivation starts it).
     """
     settings = {field: getattr(derive, field, None) for field in READOUT_FIELDS}
-    settings.update(overrides)
-    bank = explainable_model.log_gabor_bank(fitted).get_config()
-    bank_config = {key: bank[key] for key in BANK_ARGUMENTS}
+    settings.update(fitted_readout(fitted, taps), **overrides)
     model = explain.build_explainable_model(
         taps,
         output_kind=kind,
         input_shape=tuple(fitted.input.shape[1:]),
-        bank_config=bank_config,
         blur_sigma=settings["blur_sigma"],
         context_sigmas=tuple(settings["context_sigmas"] or ()),
         prior_widths=settings["prior_widths"],
-        image_normalisation=bool(derive.image_normalisation),
-        normalisation_statistics=tuple(derive.normalisation_statistics or ("ratio",)),
-        normalisation_sigma=derive.normalisation_sigma or 32.0,
-        reconstruction_kernel_size=derive.reconstruction_kernel_size or 1,
-        pooled_banks=bool(derive.pooled_banks),
         name=fitted.name,
+        **reconstruction_path(fitted, taps),
     )
     source = explain.reconstruction_layers(fitted)
     for tap, layer in explain.reconstruction_layers(model).items():

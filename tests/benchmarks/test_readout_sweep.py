@@ -61,12 +61,16 @@ def test_a_variant_that_would_change_the_reconstructions_is_refused(text, messag
 
 
 def test_a_variant_keeps_the_reconstructions_and_takes_its_readout_settings(derivation):
-    derive = DeriveConfig(blur_sigma=4.0, context_sigmas=[], reconstruction_kernel_size=3)
+    # Settings the run's configuration would resolve differently (a recipe changed
+    # since it was derived) do not count: the fitted model's own path does.
+    derive = DeriveConfig(blur_sigma=9.0, reconstruction_kernel_size=1, pooled_banks=True)
     overrides = {"prior_widths": [0.125, 2.0], "context_sigmas": [8.0]}
     model = readout_sweep.variant_model(
         derivation.model, derivation.taps, "log_density", derive, overrides, {}
     )
     assert model.get_layer("centre_prior").widths == (0.125, 2.0)
+    blurs = {layer.blur_sigma for layer in explain.tap_readouts(model).values()}
+    assert blurs == {1.0, 0.5}  # the fitted 4 px at strides 4 and 8, not the 9 px above
     assert {layer.context_sigmas for layer in explain.tap_readouts(model).values()} == {
         (2.0,),
         (1.0,),
@@ -83,7 +87,7 @@ def test_a_variant_keeps_the_reconstructions_and_takes_its_readout_settings(deri
 
 
 def test_an_l2_variant_solves_that_reconstruction_again(derivation):
-    derive = DeriveConfig(blur_sigma=4.0, context_sigmas=[], reconstruction_kernel_size=3)
+    derive = DeriveConfig()
     statistics = derivation.statistics
     model = readout_sweep.variant_model(
         derivation.model, derivation.taps, "log_density", derive, {}, {"enc3": 100.0}, statistics
