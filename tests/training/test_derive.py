@@ -125,6 +125,9 @@ def test_a_run_saved_before_a_derive_setting_existed_gets_the_recipes(tmp_path):
     assert (config.derive.readout_epochs, config.derive.reconstruction_kernel_size) == (5, 1)
     assert config.derive.context_sigmas == [] and config.derive.pooled_banks is False
     assert config.derive.normalisation_sigma == 32.0
+    bad_scale = argparse.Namespace(**flags, set=["derive.prior_scale=-0.5"])
+    with pytest.raises(ValueError, match="prior_scale must be >= 0"):
+        derive.load_run_config(run, bad_scale)
     bad_sigma = argparse.Namespace(**flags, set=["derive.normalisation_sigma=0"])
     with pytest.raises(ValueError, match="normalisation_sigma must be > 0"):
         derive.load_run_config(run, bad_sigma)
