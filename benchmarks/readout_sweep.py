@@ -200,6 +200,7 @@ def variant_model(fitted, taps, kind, derive, overrides: dict, l2: dict, statist
         prior_widths=settings["prior_widths"],
         image_normalisation=bool(derive.image_normalisation),
         normalisation_statistics=tuple(derive.normalisation_statistics or ("ratio",)),
+        normalisation_sigma=derive.normalisation_sigma or 32.0,
         reconstruction_kernel_size=derive.reconstruction_kernel_size or 1,
         pooled_banks=bool(derive.pooled_banks),
         name=fitted.name,
@@ -263,6 +264,14 @@ def main() -> None:
         wall, cpu = time.monotonic(), time.process_time()
         model = variant_model(fitted, taps, kind, config.derive, overrides, l2, statistics)
         settings = {**overrides, **{f"l2.{tap}": value for tap, value in l2.items()}}
+        layers = explain.reconstruction_layers(model)
+        # Validation R² of every re-solved reconstruction (the run's for the others).
+        r2 = {
+            tap: statistics["val"][tap]
+            .score(layers[tap].kernel.numpy(), layers[tap].bias.numpy())
+            .r2
+            for tap in l2
+        }
         epochs = overrides.get("readout_epochs", config.derive.readout_epochs)
         rate = overrides.get("learning_rate", config.derive.learning_rate)
         ReadoutTrainer(model, None, kind, rate, None, True).fit(cache, epochs, fine_tune=False)
@@ -274,6 +283,7 @@ def main() -> None:
             scores = score(config, model)
             results[label] = {
                 "settings": {**settings, "logit_scale": logit_scale},
+                "validation_r2": r2,
                 "scores": scores,
                 "share_of_parent": {m: scores[m] / parent[m] for m in ("CC", "NSS")},
                 "wall_seconds": time.monotonic() - wall,
