@@ -69,6 +69,7 @@ _DERIVE_FALLBACKS = {
     "reconstruction_kernel_size": 1,
     "normalisation_statistics": ["ratio"],
     "pooled_banks": False,
+    "prior_scale": 1.0,
     "normalisation_sigma": 32.0,
     "context_sigmas": [],
     "prior_widths": list(DEFAULT_PRIOR_WIDTHS),
@@ -221,6 +222,10 @@ def validate(config: FitConfig, resolved: bool = False) -> None:
         (
             config.derive.reconstruction_learning_rate > 0,
             "derive.reconstruction_learning_rate must be > 0",
+        ),
+        (
+            config.derive.prior_scale is None or config.derive.prior_scale >= 0,
+            "derive.prior_scale must be >= 0",
         ),
         (
             config.derive.normalisation_sigma is None or config.derive.normalisation_sigma > 0,

@@ -123,6 +123,7 @@ def derive_explainable(config, model, dataset, train_ids, val_ids, outputs, stra
         blur_sigma=config.derive.blur_sigma,
         context_sigmas=tuple(config.derive.context_sigmas or ()),
         prior_widths=config.derive.prior_widths,
+        prior_scale=config.derive.prior_scale,
         image_normalisation=bool(config.derive.image_normalisation),
         reconstruction_kernel_size=config.derive.reconstruction_kernel_size,
         normalisation_statistics=tuple(config.derive.normalisation_statistics or ("ratio",)),

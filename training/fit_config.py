@@ -96,6 +96,10 @@ class DeriveConfig:
         normalisation_sigma: the surround of the ``"local"`` normalised copy (each
             channel over its Gaussian-weighted mean around the pixel), in input
             pixels; ``None`` for the recipe's, else 32.
+        prior_scale: the fitted centre prior's weights are multiplied by this after
+            fitting: below 1 the model keeps less of the centre bias it learnt from
+            its parent, trading CC and NSS for sAUC (which discounts centre bias);
+            ``None`` for the recipe's, else 1.
         pooled_banks: one log-Gabor bank at the finest tap stride, its magnitudes
             area-pooled for the coarser taps (a third of the banks' cost); ``None``
             for the recipe's choice, else one bank per tap stride.
@@ -119,6 +123,7 @@ class DeriveConfig:
     normalisation_statistics: list[str] | None = None
     normalisation_sigma: float | None = None
     pooled_banks: bool | None = None
+    prior_scale: float | None = None
     batch_size: int | None = None
     max_images: int | None = None
 

@@ -302,3 +302,18 @@ def test_a_local_normalisation_takes_its_surround_in_input_pixels():
         for stride in (4, 8)
     }
     assert sigmas == {4: 4.0, 8: 2.0}
+
+
+def test_prior_scale_weakens_the_fitted_centre_prior_and_nothing_else():
+    fitted = _derive(readout_epochs=1)
+    weaker = _derive(readout_epochs=1, prior_scale=0.5)
+    before = fitted.model.get_layer("centre_prior").map_weights.numpy()
+    assert np.abs(before).max() > 1e-3
+    np.testing.assert_allclose(
+        weaker.model.get_layer("centre_prior").map_weights.numpy(), 0.5 * before, rtol=1e-5
+    )
+    for tap, layer in explain.tap_readouts(weaker.model).items():
+        expected = explain.tap_readouts(fitted.model)[tap].readout.numpy()
+        np.testing.assert_allclose(layer.readout.numpy(), expected, rtol=1e-5, atol=1e-7)
+    with pytest.raises(ValueError, match="prior_scale must be >= 0"):
+        _derive(prior_scale=-1.0)

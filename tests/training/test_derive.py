@@ -116,7 +116,8 @@ def test_a_run_saved_before_a_derive_setting_existed_gets_the_recipes(tmp_path):
     assert config.derive.image_normalisation is True and config.derive.readout_epochs == 25
     assert config.derive.learning_rate == 0.02
     assert config.derive.prior_widths == [0.125, 0.25, 0.5, 1.0, 2.0]
-    assert config.derive.normalisation_statistics == ["ratio", "excess"]
+    assert config.derive.normalisation_statistics == ["ratio", "excess", "local"]
+    assert config.derive.prior_scale == 0.85
     assert config.derive.reconstruction_kernel_size == 3 and config.derive.pooled_banks is True
     other = tmp_path / "other"
     other.mkdir()
@@ -124,7 +125,10 @@ def test_a_run_saved_before_a_derive_setting_existed_gets_the_recipes(tmp_path):
     config = derive.load_run_config(other, argparse.Namespace(**flags, set=[]))
     assert (config.derive.readout_epochs, config.derive.reconstruction_kernel_size) == (5, 1)
     assert config.derive.context_sigmas == [] and config.derive.pooled_banks is False
-    assert config.derive.normalisation_sigma == 32.0
+    assert config.derive.normalisation_sigma == 32.0 and config.derive.prior_scale == 1.0
+    bad_scale = argparse.Namespace(**flags, set=["derive.prior_scale=-0.5"])
+    with pytest.raises(ValueError, match="prior_scale must be >= 0"):
+        derive.load_run_config(run, bad_scale)
     bad_sigma = argparse.Namespace(**flags, set=["derive.normalisation_sigma=0"])
     with pytest.raises(ValueError, match="normalisation_sigma must be > 0"):
         derive.load_run_config(run, bad_sigma)

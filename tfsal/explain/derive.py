@@ -108,6 +108,7 @@ def derive(
     blur_sigma: float = 4.0,
     context_sigmas: Sequence[float] = (),
     prior_widths: Sequence[float] | None = None,
+    prior_scale: float = 1.0,
     image_normalisation: bool = False,
     reconstruction_kernel_size: int = 1,
     normalisation_statistics: Sequence[str] = ("ratio",),
@@ -153,6 +154,9 @@ def derive(
             readout copies per tap, each with its own vector (``TapReadout``).
         prior_widths: ``linear`` only: widths of the centre prior's Gaussian maps
             (``CentrePrior``); ``None`` for its defaults.
+        prior_scale: ``linear`` only: factor, >= 0, on the centre prior's fitted
+            weights: below 1 the model keeps less of the centre bias it learnt from
+            the parent (on NUS, 0.85 traded 0.020 NSS for 0.009 sAUC).
         image_normalisation: also feed the reconstructions every log-Gabor channel
             divided by its mean over the image (``ImageNormalisation``), so that a
             colour or orientation that is rare in the image stands out.
@@ -186,6 +190,8 @@ def derive(
     """
     kind, tap_names = _resolve(parent, taps, readout, output_kind)
     _check_settings(l2_grid, readout_epochs, fine_tune_epochs, learning_rate)
+    if not prior_scale >= 0:
+        raise ValueError(f"prior_scale must be >= 0. Received: prior_scale={prior_scale!r}")
     if not reconstruction_learning_rate > 0:
         raise ValueError(
             "reconstruction_learning_rate must be > 0. "
@@ -245,6 +251,9 @@ def derive(
             trainer.fit(fit_batches, readout_epochs, fine_tune=False)
         if fine_tune_epochs:
             trainer.fit(fit_batches, fine_tune_epochs, fine_tune=True)
+    if readout == "linear" and prior_scale != 1:
+        prior = model.get_layer("centre_prior")
+        prior.map_weights.assign(prior.map_weights * prior_scale)
     if fine_tune_epochs:
         for tap in measured:  # the feature scaling is fixed, so the statistics still hold
             layer = stream.reconstructions[tap.name]
