@@ -18,7 +18,10 @@ Each ``--variant NAME:KEY=VALUE,KEY=VALUE`` sets derive fields on top of the run
 configuration (``derive.blur_sigma``, ``derive.context_sigmas``,
 ``derive.prior_widths``, ``derive.readout_epochs``, ``derive.learning_rate``) or
 ``l2.TAP=VALUE`` to re-solve a tap's reconstruction with another ridge penalty from
-the run's saved normal equations (``derivation-statistics.npz``). Settings that
+the run's saved normal equations (``derivation-statistics.npz``);
+``logit_scales=[...]`` and ``prior_scales=[...]`` score the fitted readout with its
+logits, or its centre prior, multiplied by each factor; ``keep_readout=true``
+scores the run's own readout (with those factors) without fitting one. Settings that
 change the reconstructions' inputs (kernel size, normalised copies, taps) are
 refused: derive them with ``nus_explainable.py``. The variants are scored on the
 run's validation images as ``training.fit`` scores the explainable model (only that
@@ -28,6 +31,7 @@ every result is added to ``--out`` as soon as it is known.
 
 import argparse
 import dataclasses
+import itertools
 import json
 import os
 import sys
@@ -51,7 +55,14 @@ from tfsal.io_utils import atomic_write_text  # noqa: E402
 from training import configs  # noqa: E402
 
 # Derive fields a variant may change: none of them changes a reconstruction.
-READOUT_FIELDS = ("blur_sigma", "context_sigmas", "prior_widths", "readout_epochs", "learning_rate")
+READOUT_FIELDS = (
+    "blur_sigma",
+    "context_sigmas",
+    "prior_widths",
+    "prior_scale",
+    "readout_epochs",
+    "learning_rate",
+)
 # LogGaborBank arguments the variant's banks copy from the run's (not output_stride).
 BANK_ARGUMENTS = (
     "num_scales",
@@ -69,19 +80,27 @@ BANK_ARGUMENTS = (
 )
 
 
-def parse_variant(text: str) -> tuple[str, dict, dict, list[float]]:
-    """``NAME:KEY=VALUE,...`` -> (name, derive overrides, l2 per tap, logit scales)."""
+def parse_variant(text: str) -> tuple[str, dict, dict, dict]:
+    """``NAME:KEY=VALUE,...`` -> (name, derive overrides, l2 per tap, scoring options).
+
+    The options: ``logit_scales`` and ``prior_scales`` (lists of factors, each
+    scored on the one fitted readout) and ``keep_readout`` (score the run's own
+    fitted readout instead of fitting one: no cache, no epochs).
+    """
     name, separator, settings = text.partition(":")
     if not separator or not name:
         raise SystemExit(f"error: --variant needs NAME:KEY=VALUE,... Received: {text!r}")
-    overrides, l2, logit_scales = {}, {}, [1.0]
+    overrides, l2 = {}, {}
+    options = {"logit_scales": [1.0], "prior_scales": [1.0], "keep_readout": False}
     for item in filter(None, _split_top_level(settings)):
         key, separator, value = item.partition("=")
         key = key.strip()
         if not separator:
             raise SystemExit(f"error: variant {name!r}: {item!r} is no KEY=VALUE.")
-        if key == "logit_scales":
-            logit_scales = [float(v) for v in yaml.safe_load(value)]
+        if key in ("logit_scales", "prior_scales"):
+            options[key] = [float(v) for v in yaml.safe_load(value)]
+        elif key == "keep_readout":
+            options[key] = bool(yaml.safe_load(value))
         elif key.startswith("l2."):
             l2[key[3:]] = float(value)
         elif key.startswith("derive.") and key[7:] in READOUT_FIELDS:
@@ -89,9 +108,15 @@ def parse_variant(text: str) -> tuple[str, dict, dict, list[float]]:
         else:
             raise SystemExit(
                 f"error: variant {name!r}: {key!r} is not a readout setting; use "
-                f"derive.{{{', '.join(READOUT_FIELDS)}}}, l2.TAP or logit_scales."
+                f"derive.{{{', '.join(READOUT_FIELDS)}}}, l2.TAP, logit_scales, "
+                "prior_scales or keep_readout."
             )
-    return name, overrides, l2, logit_scales
+    if options["keep_readout"] and (overrides or l2):
+        raise SystemExit(
+            f"error: variant {name!r}: keep_readout scores the run's fitted readout, so it "
+            "takes no derive settings or l2 (only logit_scales and prior_scales)."
+        )
+    return name, overrides, l2, options
 
 
 def _split_top_level(text: str) -> list[str]:
@@ -261,6 +286,12 @@ def scale_logits(model: keras.Model, factor: float) -> None:
     prior.map_weights.assign(prior.map_weights * factor)
 
 
+def scale_prior(model: keras.Model, factor: float) -> None:
+    """Multiplies the fitted centre prior's map weights by ``factor`` (``derive.prior_scale``)."""
+    prior = model.get_layer("centre_prior")
+    prior.map_weights.assign(prior.map_weights * factor)
+
+
 def score(config, model) -> dict:
     """The explainable model's scores on the run's validation images."""
     from serving.predictor import predictor_from_function
@@ -278,7 +309,9 @@ def score(config, model) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", required=True, help="a run derived by nus_explainable.py")
-    parser.add_argument("--cache", required=True, help="folder of the cached training batches")
+    parser.add_argument(
+        "--cache", help="folder of the cached training batches (not needed with keep_readout)"
+    )
     parser.add_argument("--out", required=True, help="JSON file the results are added to")
     parser.add_argument("--variant", action="append", required=True, metavar="NAME:KEY=VALUE,..")
     args = parser.parse_args()
@@ -288,13 +321,17 @@ def main() -> None:
     config = dataclasses.replace(config, out=str(run))
     fitted = fitted_model(run)
     taps, kind = run_taps(run), models.model_info(config.model).output
-    cache = build_cache(config, fitted, Path(args.cache))
+    cache = None
+    if not all(options["keep_readout"] for *_, options in variants):
+        if args.cache is None:
+            raise SystemExit("error: --cache is needed to fit a readout (all but keep_readout).")
+        cache = build_cache(config, fitted, Path(args.cache))
     statistics = None
     if any(l2 for _, _, l2, _ in variants):
         statistics = group_refit.load_statistics(run / group_refit.STATISTICS_FILE)
     parent = json.loads((run / "metrics.json").read_text())["results"][config.model]
     results = json.loads(out.read_text()) if out.is_file() else {}
-    for name, overrides, l2, logit_scales in variants:
+    for name, overrides, l2, options in variants:
         wall, cpu = time.monotonic(), time.process_time()
         model = variant_model(fitted, taps, kind, config.derive, overrides, l2, statistics)
         settings = {**overrides, **{f"l2.{tap}": value for tap, value in l2.items()}}
@@ -306,17 +343,31 @@ def main() -> None:
             .r2
             for tap in l2
         }
-        epochs = overrides.get("readout_epochs", config.derive.readout_epochs)
-        rate = overrides.get("learning_rate", config.derive.learning_rate)
-        ReadoutTrainer(model, None, kind, rate, None, True).fit(cache, epochs, fine_tune=False)
-        applied = 1.0
-        for logit_scale in logit_scales:
-            scale_logits(model, logit_scale / applied)
-            applied = logit_scale
-            label = name if len(logit_scales) == 1 else f"{name}, logits x {logit_scale:g}"
+        if options["keep_readout"]:
+            model.set_weights(fitted.get_weights())
+            settings["keep_readout"] = True
+        else:
+            epochs = overrides.get("readout_epochs", config.derive.readout_epochs)
+            rate = overrides.get("learning_rate", config.derive.learning_rate)
+            trainer = ReadoutTrainer(model, None, kind, rate, None, True)
+            trainer.fit(cache, epochs, fine_tune=False)
+            # As the derivation does after fitting (derive.prior_scale).
+            scale_prior(model, overrides.get("prior_scale", config.derive.prior_scale or 1.0))
+        fitted_weights = model.get_weights()
+        for logit_scale, prior_scale in itertools.product(
+            options["logit_scales"], options["prior_scales"]
+        ):
+            model.set_weights(fitted_weights)
+            scale_prior(model, prior_scale)
+            scale_logits(model, logit_scale)
+            label = name
+            if len(options["logit_scales"]) > 1:
+                label += f", logits x {logit_scale:g}"
+            if len(options["prior_scales"]) > 1:
+                label += f", prior x {prior_scale:g}"
             scores = score(config, model)
             results[label] = {
-                "settings": {**settings, "logit_scale": logit_scale},
+                "settings": {**settings, "logit_scale": logit_scale, "prior_scale": prior_scale},
                 "validation_r2": r2,
                 "scores": scores,
                 "share_of_parent": {m: scores[m] / parent[m] for m in ("CC", "NSS")},

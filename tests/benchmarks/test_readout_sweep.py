@@ -36,15 +36,19 @@ def derivation():
     )
 
 
-def test_a_variant_reads_lists_l2_and_logit_scales():
-    name, overrides, l2, scales = readout_sweep.parse_variant(
+def test_a_variant_reads_lists_l2_and_scales():
+    name, overrides, l2, options = readout_sweep.parse_variant(
         "wide:derive.context_sigmas=[8, 16],derive.readout_epochs=25,l2.enc3=10,"
-        "logit_scales=[1, 1.2]"
+        "logit_scales=[1, 1.2],prior_scales=[0.9]"
     )
     assert name == "wide"
     assert overrides == {"context_sigmas": [8, 16], "readout_epochs": 25}
-    assert l2 == {"enc3": 10.0} and scales == [1.0, 1.2]
-    assert readout_sweep.parse_variant("recipe:") == ("recipe", {}, {}, [1.0])
+    assert l2 == {"enc3": 10.0}
+    assert options == {"logit_scales": [1.0, 1.2], "prior_scales": [0.9], "keep_readout": False}
+    default = {"logit_scales": [1.0], "prior_scales": [1.0], "keep_readout": False}
+    assert readout_sweep.parse_variant("recipe:") == ("recipe", {}, {}, default)
+    kept = readout_sweep.parse_variant("fitted:keep_readout=true,prior_scales=[0.8, 1]")[3]
+    assert kept["keep_readout"] and kept["prior_scales"] == [0.8, 1.0]
 
 
 @pytest.mark.parametrize(
@@ -53,6 +57,7 @@ def test_a_variant_reads_lists_l2_and_logit_scales():
         ("derive.blur_sigma=2", "needs NAME:KEY=VALUE"),
         ("k5:derive.reconstruction_kernel_size=5", "is not a readout setting"),
         ("bad:derive.blur_sigma", "is no KEY=VALUE"),
+        ("kept:keep_readout=true,derive.blur_sigma=2", "takes no derive settings"),
     ],
 )
 def test_a_variant_that_would_change_the_reconstructions_is_refused(text, message):
@@ -98,6 +103,20 @@ def test_an_l2_variant_solves_that_reconstruction_again(derivation):
     np.testing.assert_allclose(layers["enc3"].kernel.numpy(), weights, rtol=1e-4, atol=1e-6)
     kept = explain.reconstruction_layers(derivation.model)["enc2"].kernel.numpy()
     np.testing.assert_array_equal(layers["enc2"].kernel.numpy(), kept)
+
+
+def test_a_scaled_prior_multiplies_only_the_prior_maps(derivation):
+    model = keras.models.clone_model(derivation.model)
+    model.set_weights(derivation.model.get_weights())
+    prior = model.get_layer("centre_prior")
+    before, offset = prior.map_weights.numpy(), prior.offset.numpy()
+    readouts = [w.numpy() for layer in explain.tap_readouts(model).values() for w in layer.weights]
+    readout_sweep.scale_prior(model, 0.85)
+    np.testing.assert_allclose(prior.map_weights.numpy(), 0.85 * before, rtol=1e-6)
+    assert prior.offset.numpy() == offset
+    after = [w.numpy() for layer in explain.tap_readouts(model).values() for w in layer.weights]
+    for old, new in zip(readouts, after, strict=True):
+        np.testing.assert_array_equal(old, new)
 
 
 def test_scaled_logits_sharpen_the_density_by_that_factor(derivation):
