@@ -7,16 +7,19 @@ readout settings (the logits' blur, the readout copies' widths, the centre prior
 widths, the readout's epochs and learning rate) change none of the reconstructions,
 so this script takes them from a run that was derived already and refits only the
 readout, on the banks' features and the parent's saliency stored once in ``--cache``
-(``tfsal.explain.FeatureCache``'s arrays, written as ``.npy`` files, about 160 MB for
-the 320 NUS training images)::
+(what ``tfsal.explain.FeatureCache`` holds, one ``.npz`` file per batch, about 160 MB
+for the 320 NUS training images)::
 
     python benchmarks/readout_sweep.py --run /work/runs/lead-nus-excess \
         --cache /work/runs/nss-cache --out /work/runs/nss-sweep.json \
         --variant "recipe:" --variant "blur 2:derive.blur_sigma=2"
 
-Each ``--variant NAME:KEY=VALUE,KEY=VALUE`` sets derive fields on top of the run's
-configuration (``derive.blur_sigma``, ``derive.context_sigmas``,
-``derive.prior_widths``, ``derive.readout_epochs``, ``derive.learning_rate``) or
+The base of every variant is the run's model as it was fitted (its reconstruction
+path, logit blur, readout copies and prior widths, read from its layers) with the
+readout epochs, learning rate and prior scale of its resolved configuration. Each
+``--variant NAME:KEY=VALUE,KEY=VALUE`` changes readout settings (``derive.blur_sigma``,
+``derive.context_sigmas``, ``derive.prior_widths``, ``derive.prior_scale``,
+``derive.readout_epochs``, ``derive.learning_rate``) or sets
 ``l2.TAP=VALUE`` to re-solve a tap's reconstruction with another ridge penalty from
 the run's saved normal equations (``derivation-statistics.npz``);
 ``logit_scales=[...]`` and ``prior_scales=[...]`` score the fitted readout with its
