@@ -9,6 +9,7 @@ from tests.test_case import run_export_test, run_layer_test, run_model_saving_te
 from tfsal import explain
 from tfsal.conventions import CONTRIBUTIONS, SALIENCY
 from tfsal.explain import FeatureContributions, ImageNormalisation
+from tfsal.explain.contributions import FoldCopies
 from tfsal.explain.explainable_model import normalisation_name
 
 pytestmark = pytest.mark.filterwarnings("ignore:Tap .* training rows:UserWarning")
@@ -237,3 +238,25 @@ def test_the_report_counts_both_copies_of_a_feature_in_its_group():
     assert importance["colour"]["Y"]["r2_drop"] > 0.99  # removing Y removes its copy too
     assert importance["colour"]["U"]["r2_drop"] == pytest.approx(0.0, abs=1e-6)
     assert importance["orientation"]["orientation 0"]["r2_drop"] > 0.99
+
+
+def test_fold_copies_before_the_upsampling_equals_folding_after_it():
+    rng = np.random.default_rng(0)
+    tap = rng.normal(size=(2, 3, 4, 3 * 5 + 1)).astype("float32")
+    folded = run_layer_test(
+        FoldCopies,
+        dict(copies=3),
+        tap,
+        expected_output_shape=(2, 3, 4, 6),
+        expect_trainable_weights=0,
+        run_training_step=False,
+    )
+    prior = np.zeros((2, 3, 4, 1), "float32")
+    names = [f"g{i}" for i in range(5)] + ["prior"]
+    after = FeatureContributions(names, copies=3)([tap, prior]).numpy()
+    before = FeatureContributions(names)([np.asarray(folded), prior]).numpy()
+    np.testing.assert_allclose(before, after, rtol=1e-6)
+    with pytest.raises(ValueError, match=r"copies · F \+ 1 channels"):
+        FoldCopies(3)(tap[..., :-1])
+    with pytest.raises(ValueError, match="copies must be an int >= 1"):
+        FoldCopies(0)

@@ -94,3 +94,58 @@ class FeatureContributions(keras.layers.Layer):
         config = super().get_config()
         config.update(group_names=list(self.group_names), copies=self.copies)
         return config
+
+
+@keras.saving.register_keras_serializable(package="tfsal")
+class FoldCopies(keras.layers.Layer):
+    """Adds the copies of every feature's term of one tap into one channel.
+
+    A tap's contributions at its own resolution hold ``copies`` blocks of the F
+    feature terms, then its constant; this layer returns the F sums, then the
+    constant. Upsampling is linear, so folding before it gives the same maps as
+    ``FeatureContributions(copies=copies)`` after it, with ``copies`` times fewer
+    channels to upsample to the image.
+
+    Args:
+        copies: blocks of feature terms in the input, >= 1.
+        **kwargs: base layer arguments (name, dtype).
+
+    Call arguments:
+        inputs: (B, h, w, copies · F + 1) contributions of one tap.
+
+    Returns:
+        (B, h, w, F + 1).
+    """
+
+    def __init__(self, copies: int, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(copies, int) or isinstance(copies, bool) or copies < 1:
+            raise ValueError(f"copies must be an int >= 1. Received: copies={copies!r}")
+        self.copies = copies
+
+    def build(self, input_shape):
+        """Checks that the channels are ``copies`` equal blocks and a constant."""
+        channels = input_shape[-1]
+        if channels is None or (channels - 1) % self.copies or channels < self.copies + 1:
+            raise ValueError(
+                f"FoldCopies(copies={self.copies}) needs copies · F + 1 channels. "
+                f"Received: input_shape={input_shape}"
+            )
+
+    def call(self, inputs):
+        """Sums the blocks channel by channel and keeps the constant last."""
+        features = (inputs.shape[-1] - 1) // self.copies
+        folded = inputs[..., :features]
+        for copy in range(1, self.copies):
+            folded = folded + inputs[..., copy * features : (copy + 1) * features]
+        return keras.ops.concatenate([folded, inputs[..., -1:]], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        """The input shape with F + 1 channels."""
+        return (*input_shape[:-1], (input_shape[-1] - 1) // self.copies + 1)
+
+    def get_config(self):
+        """Returns the constructor arguments."""
+        config = super().get_config()
+        config.update(copies=self.copies)
+        return config

@@ -17,10 +17,11 @@ Its dict output holds ``"saliency"`` (of the parent's output kind: a log-density
 after a log-softmax over the pixels, or the logits as a map), the reconstruction of
 every tap (``reconstruction_key(tap)``) and, for ``linear``, ``"contributions"``:
 (B, H, W, G), one channel per log-Gabor feature summed over the taps and a last
-``"prior"`` channel (centre prior and constants), adding up to the logits (both
-copies of a normalised feature count in its group). Every
-layer is a registered Keras layer, so the model saves to ``.keras``, reloads and
-exports as a SavedModel like any other.
+``"prior"`` channel (centre prior and constants), adding up to the logits (every
+copy of a normalised feature counts in its group: ``FoldCopies`` adds them at the
+tap's resolution, before the upsampling). Every layer is a registered Keras layer,
+so the model saves to ``.keras``, reloads and exports as a SavedModel like any
+other.
 """
 
 from collections.abc import Sequence
@@ -32,6 +33,7 @@ from tfsal.explain.centre_prior import CentrePrior
 from tfsal.explain.contributions import (
     PRIOR_GROUP,
     FeatureContributions,
+    FoldCopies,
     feature_group_name,
 )
 from tfsal.explain.image_normalisation import ImageNormalisation
@@ -175,6 +177,8 @@ def build_explainable_model(
                 name=tap_layer_name(tap.name),
             )
             reconstruction, logits, contributions = layer(features[tap.stride])
+            if copies > 1:  # before the upsampling: copies times fewer channels to upsample
+                contributions = FoldCopies(copies, name=f"fold_{tap.name}")(contributions)
             if tap.stride > 1:
                 upsample = BilinearUpsampling2D(tap.stride, name=f"upsample_{tap.name}")
                 logits, contributions = upsample(logits), upsample(contributions)
@@ -192,9 +196,9 @@ def build_explainable_model(
         )(image)
         logits = keras.layers.Add(name="logits")([*tap_logits, prior])
         names = [feature_group_name(*feature) for feature in first_bank.feature_names]
-        outputs[CONTRIBUTIONS] = FeatureContributions(
-            [*names, PRIOR_GROUP], copies=copies, name="contributions"
-        )([*tap_contributions, prior])
+        outputs[CONTRIBUTIONS] = FeatureContributions([*names, PRIOR_GROUP], name="contributions")(
+            [*tap_contributions, prior]
+        )
         if output_kind == LOG_DENSITY:
             saliency = SpatialLogSoftmax(name="log_density")(logits)
         else:
