@@ -27,13 +27,14 @@ def test_the_default_run_is_cmrnet_on_2000_generated_arrays_at_96_px():
     # magnitudes per image; other data sets do not unless asked, and a user's no wins.
     assert config.derive.image_normalisation is True and config.derive.context_sigmas == [12.0]
     assert nus.derive.context_sigmas == [16.0, 32.0, 64.0]  # UNISAL's small-data recipe
-    assert nus.derive.image_normalisation is True  # ... which reads both copies
+    assert nus.derive.image_normalisation is True  # ... which reads three copies
     cmrnet_nus = configs.resolve(configs.FitConfig(model="cmrnet", data="nus:x", out="u"))
     assert cmrnet_nus.derive.image_normalisation is False
     # ... as each channel's energy beyond its share of the array's mix; UNISAL on small
-    # data reads it beside the ratio to the image mean, the library's default copy.
+    # data reads it beside the ratio to the image mean, the library's default copy,
+    # and the ratio to the channel's surround.
     assert config.derive.normalisation_statistics == ["excess"]
-    assert nus.derive.normalisation_statistics == ["ratio", "excess"]
+    assert nus.derive.normalisation_statistics == ["ratio", "excess", "local"]
     assert cmrnet_nus.derive.normalisation_statistics == ["ratio"]
     ratio = configs.DeriveConfig(normalisation_statistics=["ratio", "excess"])
     both = configs.resolve(configs.FitConfig(out="u", derive=ratio))
