@@ -6,8 +6,8 @@ One functional Keras model (DESIGN.md §1):
              ``pooled_banks``, one bank at the finest stride whose magnitudes are
              area-pooled for the coarser taps)
           ─► optionally ImageNormalisation: the magnitudes and per-image normalised
-             copies of them (``"ratio"``, ``"excess"``), so what is rare in the image
-             stands out
+             copies of them (``"ratio"``, ``"excess"``, ``"local"``), so what is rare
+             in the image or in its surround stands out
           ─► one reconstruction per tap: Â_t = scale(F_t) W_t + b_t (W_t a k×k
              convolution with ``reconstruction_kernel_size`` k > 1)
           ─► readout "linear":  logits = Σ_t upsample(blur(Â_t · v_t)) + centre prior
@@ -98,8 +98,9 @@ def build_explainable_model(
         image_normalisation: feed every reconstruction the bank's magnitudes and
             per-image normalised copies of them (``ImageNormalisation``).
         normalisation_statistics: with ``image_normalisation``, the copies, in
-            order: ``"ratio"`` (each channel over its image mean) and/or
-            ``"excess"`` (each channel's energy beyond its share in the image).
+            order, any of ``"ratio"`` (each channel over its image mean),
+            ``"excess"`` (each channel's energy beyond its share in the image) and
+            ``"local"`` (each channel over its Gaussian surround).
         reconstruction_kernel_size: odd k: every reconstruction reads the features
             of the k×k tap cells around each pixel (``LinearReconstruction``).
         normalisation_sigma: with the ``"local"`` statistic, the surround's
