@@ -26,6 +26,15 @@ def feature_group_name(colour: str, scale: int | None, orientation: int | None) 
     return f"{colour}/scale{scale}/orientation{orientation}"
 
 
+def fold_blocks(terms, copies: int):
+    """(..., copies · F) terms in ``copies`` equal blocks -> (..., F), the blocks added."""
+    features = terms.shape[-1] // copies
+    folded = terms[..., :features]
+    for copy in range(1, copies):
+        folded = folded + terms[..., copy * features : (copy + 1) * features]
+    return folded
+
+
 @keras.saving.register_keras_serializable(package="tfsal")
 class FeatureContributions(keras.layers.Layer):
     """Adds the taps' per-feature contribution maps and the prior into named groups.
@@ -79,10 +88,7 @@ class FeatureContributions(keras.layers.Layer):
         total = taps[0]
         for tap in taps[1:]:
             total = total + tap
-        features = len(self.group_names) - 1
-        grouped = total[..., :features]
-        for copy in range(1, self.copies):
-            grouped = grouped + total[..., copy * features : (copy + 1) * features]
+        grouped = fold_blocks(total[..., :-1], self.copies)
         return keras.ops.concatenate([grouped, total[..., -1:] + prior], axis=-1)
 
     def compute_output_shape(self, input_shape):
@@ -134,10 +140,7 @@ class FoldCopies(keras.layers.Layer):
 
     def call(self, inputs):
         """Sums the blocks channel by channel and keeps the constant last."""
-        features = (inputs.shape[-1] - 1) // self.copies
-        folded = inputs[..., :features]
-        for copy in range(1, self.copies):
-            folded = folded + inputs[..., copy * features : (copy + 1) * features]
+        folded = fold_blocks(inputs[..., :-1], self.copies)
         return keras.ops.concatenate([folded, inputs[..., -1:]], axis=-1)
 
     def compute_output_shape(self, input_shape):
