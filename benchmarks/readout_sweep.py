@@ -221,7 +221,7 @@ def reconstruction_path(fitted, taps) -> dict:
         path.update(
             image_normalisation=True,
             normalisation_statistics=tuple(normalisation.statistics),
-            normalisation_sigma=normalisation.local_sigma * finest,
+            normalisation_sigma=[sigma * finest for sigma in normalisation.local_sigmas],
         )
     return path
 

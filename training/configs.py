@@ -228,8 +228,9 @@ def validate(config: FitConfig, resolved: bool = False) -> None:
             "derive.prior_scale must be >= 0",
         ),
         (
-            config.derive.normalisation_sigma is None or config.derive.normalisation_sigma > 0,
-            "derive.normalisation_sigma must be > 0",
+            config.derive.normalisation_sigma is None
+            or _surrounds_valid(config.derive.normalisation_sigma),
+            "derive.normalisation_sigma must be a width > 0 or a list of them, each once",
         ),
         (
             config.derive.blur_sigma is None or config.derive.blur_sigma >= 0,
@@ -296,6 +297,12 @@ def validate(config: FitConfig, resolved: bool = False) -> None:
             field = message.split(" ")[0]
             value = _get_dotted(config, field)
             raise ValueError(f"{message}. Received: {field}={value!r}")
+
+
+def _surrounds_valid(sigma: float | list[float]) -> bool:
+    """Whether ``sigma`` is one surround width > 0, or one or more, each > 0 and once."""
+    widths = sigma if isinstance(sigma, list) else [sigma]
+    return len(widths) > 0 and all(w > 0 for w in widths) and len(set(widths)) == len(widths)
 
 
 def _get_dotted(config, dotted: str):

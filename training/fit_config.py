@@ -95,7 +95,8 @@ class DeriveConfig:
             recipe's (the pop-out recipe's ``["excess"]``), else ``["ratio"]``.
         normalisation_sigma: the surround of the ``"local"`` normalised copy (each
             channel over its Gaussian-weighted mean around the pixel), in input
-            pixels; ``None`` for the recipe's, else 32.
+            pixels, or a list of surrounds, one ``"local"`` copy each (centre-surround
+            contrast at several scales); ``None`` for the recipe's, else 32.
         prior_scale: the fitted centre prior's weights are multiplied by this after
             fitting: below 1 the model keeps less of the centre bias it learnt from
             its parent, trading CC and NSS for sAUC (which discounts centre bias);
@@ -121,7 +122,7 @@ class DeriveConfig:
     image_normalisation: bool | None = None
     reconstruction_kernel_size: int | None = None
     normalisation_statistics: list[str] | None = None
-    normalisation_sigma: float | None = None
+    normalisation_sigma: float | list[float] | None = None
     pooled_banks: bool | None = None
     prior_scale: float | None = None
     batch_size: int | None = None

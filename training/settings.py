@@ -57,7 +57,10 @@ def _convert(value, hint, name: str, where: str):
     if options:
         if value is None and type(None) in options:
             return None
-        hint = next(option for option in options if option is not type(None))
+        options = [option for option in options if option is not type(None)]
+        lists = [option for option in options if typing.get_origin(option) is list]
+        # ``float | list[float]``: a list reads as the list option, anything else as the first.
+        hint = lists[0] if lists and isinstance(value, list | tuple) else options[0]
     if dataclasses.is_dataclass(hint):
         return dataclass_from_values(hint, value, where, f"{name}.")
     if typing.get_origin(hint) is list:

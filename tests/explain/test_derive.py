@@ -298,10 +298,28 @@ def test_a_local_normalisation_takes_its_surround_in_input_pixels():
         normalisation_sigma=16.0,
     )
     sigmas = {
-        stride: model.get_layer(explain_model.normalisation_name(stride)).local_sigma
+        stride: model.get_layer(explain_model.normalisation_name(stride)).local_sigmas
         for stride in (4, 8)
     }
-    assert sigmas == {4: 4.0, 8: 2.0}
+    assert sigmas == {4: (4.0,), 8: (2.0,)}
+    several = explain.build_explainable_model(
+        taps,
+        bank_config=SMALL_BANK,
+        image_normalisation=True,
+        normalisation_statistics=("local",),
+        normalisation_sigma=[16.0, 64.0],
+    )
+    layer = several.get_layer(explain_model.normalisation_name(8))
+    assert layer.local_sigmas == (2.0, 8.0) and layer.copies == 3
+    for sigmas in ([16.0, 16.0], [], 0.0):
+        with pytest.raises(ValueError, match="normalisation_sigma must be one or more surround"):
+            explain.build_explainable_model(
+                taps,
+                bank_config=SMALL_BANK,
+                image_normalisation=True,
+                normalisation_statistics=("local",),
+                normalisation_sigma=sigmas,
+            )
 
 
 def test_prior_scale_weakens_the_fitted_centre_prior_and_nothing_else():

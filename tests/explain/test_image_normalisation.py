@@ -1,5 +1,7 @@
 """Per-image normalisation of the log-Gabor magnitudes and its place in the model."""
 
+import re
+
 import keras
 import numpy as np
 import pytest
@@ -108,7 +110,7 @@ def test_the_local_copy_divides_each_channel_by_its_surround():
     busy[0, 3:6, 3:6, 1] = 1.0  # the same spot among equals
     local = run_layer_test(
         ImageNormalisation,
-        dict(keep_raw=False, statistics=["local"], local_sigma=1.5),
+        dict(keep_raw=False, statistics=["local"], local_sigmas=[1.5]),
         features,
         expected_output_shape=(1, 9, 9, 2),
         expect_trainable_weights=0,
@@ -116,19 +118,83 @@ def test_the_local_copy_divides_each_channel_by_its_surround():
     )
     local = np.asarray(local)[0]
     np.testing.assert_allclose(local[..., 0], 1.0, rtol=1e-5)
-    crowded = ImageNormalisation(keep_raw=False, statistics=("local",), local_sigma=1.5)(busy)
+    crowded = ImageNormalisation(keep_raw=False, statistics=("local",), local_sigmas=1.5)(busy)
     assert local[4, 4, 1] > 2 * crowded.numpy()[0, 4, 4, 1] > 2
     # Contrast-free, like the other copies; and the surround's width is saved.
-    brighter = ImageNormalisation(keep_raw=False, statistics=("local",), local_sigma=1.5)(
+    brighter = ImageNormalisation(keep_raw=False, statistics=("local",), local_sigmas=1.5)(
         10 * features
     )
     np.testing.assert_allclose(brighter.numpy()[0], local, rtol=1e-5)
-    assert (
-        ImageNormalisation(statistics=("local",), local_sigma=1.5).get_config()["local_sigma"]
-        == 1.5
+    config = ImageNormalisation(statistics=("local",), local_sigmas=1.5).get_config()
+    assert config["local_sigmas"] == [1.5] and "local_sigma" not in config
+    with pytest.raises(ValueError, match="local_sigmas must be one or more surround widths > 0"):
+        ImageNormalisation(statistics=("local",), local_sigmas=0)
+
+
+def test_several_surrounds_give_one_local_copy_each_in_their_order():
+    # A 5×5 patch on a dim background: against a surround of half a cell the patch's
+    # centre is its own surround (about 1), against one of 4 cells it stands out.
+    # One surround sees pop-out at its own scale only.
+    features = np.full((1, 15, 15, 2), 0.1, "float32")
+    features[0, 5:10, 5:10, 1] = 1.0
+    layer_args = dict(statistics=["ratio", "local", "excess"], local_sigmas=[0.5, 4.0])
+    layer = ImageNormalisation(**layer_args)
+    assert layer.copies == 5  # raw, ratio, two local, excess
+    both = run_layer_test(
+        ImageNormalisation,
+        layer_args,
+        features,
+        expected_output_shape=(1, 15, 15, 10),
+        expect_trainable_weights=0,
+        run_training_step=False,
     )
-    with pytest.raises(ValueError, match="local_sigma must be > 0"):
-        ImageNormalisation(statistics=("local",), local_sigma=0)
+    blocks = np.split(np.asarray(both), 5, axis=-1)
+
+    def alone(**kwargs):
+        return ImageNormalisation(keep_raw=False, **kwargs)(features).numpy()
+
+    np.testing.assert_array_equal(blocks[0], features)
+    np.testing.assert_allclose(blocks[1], alone(statistics=("ratio",)), rtol=1e-6)
+    np.testing.assert_allclose(blocks[2], alone(statistics=("local",), local_sigmas=0.5), 1e-6)
+    np.testing.assert_allclose(blocks[3], alone(statistics=("local",), local_sigmas=4.0), 1e-6)
+    np.testing.assert_allclose(blocks[4], alone(statistics=("excess",)), rtol=1e-6, atol=1e-7)
+    narrow, wide = blocks[2][0, 7, 7, 1], blocks[3][0, 7, 7, 1]
+    assert narrow == pytest.approx(1.0, abs=0.01) and wide > 2.0
+    # Without "local" the surrounds make no copies.
+    assert ImageNormalisation(statistics=("ratio",), local_sigmas=(1.0, 2.0)).copies == 2
+
+
+def test_a_layer_saved_with_one_local_sigma_still_loads():
+    # Models saved before local_sigmas existed hold the single key local_sigma.
+    layer = ImageNormalisation(statistics=("local",), local_sigmas=(2.5,), name="norm")
+    serialized = keras.saving.serialize_keras_object(layer)
+    config = serialized["config"]
+    config["local_sigma"] = config.pop("local_sigmas")[0]
+    restored = keras.saving.deserialize_keras_object(serialized)
+    assert isinstance(restored, ImageNormalisation) and restored.local_sigmas == (2.5,)
+    features = np.random.default_rng(0).random((1, 6, 6, 3)).astype("float32")
+    np.testing.assert_array_equal(restored(features).numpy(), layer(features).numpy())
+    assert restored.get_config()["local_sigmas"] == [2.5]
+
+
+@pytest.mark.parametrize(
+    "sigmas, message",
+    [
+        ((), "local_sigmas must be one or more surround widths"),
+        ((2.0, 2.0), "each once. Received: local_sigmas=(2.0, 2.0)"),
+        ((2.0, -1.0), "widths > 0"),
+        ((True,), "widths > 0"),
+        (("wide",), "widths > 0"),
+    ],
+)
+def test_bad_surrounds_are_refused_by_name(sigmas, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        ImageNormalisation(statistics=("local",), local_sigmas=sigmas)
+
+
+def test_only_one_of_local_sigmas_and_local_sigma_is_taken():
+    with pytest.raises(ValueError, match="Pass local_sigmas or the older local_sigma, not both"):
+        ImageNormalisation(statistics=("local",), local_sigmas=(2.0,), local_sigma=2.0)
 
 
 def test_bad_arguments_and_inputs_are_named():
@@ -202,6 +268,29 @@ def test_an_excess_copy_is_one_more_block_in_every_feature_group(with_excess, tm
     restored = run_model_saving_test(model, batch[:2], tmp_path, atol=1e-4)
     layer = restored.get_layer(normalisation_name(4))
     assert layer.statistics == ("ratio", "excess")
+
+
+def test_local_copies_at_two_surrounds_keep_the_groups_and_exact_contributions(tmp_path):
+    derivation = derive_toy(
+        image_normalisation=True,
+        normalisation_statistics=("ratio", "local"),
+        normalisation_sigma=(4.0, 16.0),
+    )
+    model = derivation.model
+    assert len(explain.group_names(model)) == 3 * 2 * 3 + 1  # still one group per feature
+    for tap, layer in explain.reconstruction_layers(model).items():
+        assert layer.feature_copies == 4, tap  # raw, ratio, local at 4 px, local at 16 px
+        assert layer.weights_by_feature().shape == (layer.units, 4, 3, 2, 3)
+    kernel = explain.reconstruction_layers(model)["enc2"].kernel.numpy()
+    assert np.abs(kernel[54:]).max() > 1e-3  # the wider surround's copy is read
+    batch = images(3, seed=5)
+    outputs = model(batch)
+    logits = keras.Model(model.input, model.get_layer("logits").output)(batch).numpy()
+    assert np.abs(logits).max() > 1e-2
+    total = outputs[CONTRIBUTIONS].numpy().sum(axis=-1, keepdims=True)
+    np.testing.assert_allclose(total, logits, atol=1e-4)
+    restored = run_model_saving_test(model, batch[:2], tmp_path, atol=1e-4)
+    assert restored.get_layer(normalisation_name(4)).local_sigmas == (1.0, 4.0)
 
 
 def test_weights_by_feature_reports_both_copies_of_a_normalised_model(normalised):

@@ -129,9 +129,14 @@ def test_a_run_saved_before_a_derive_setting_existed_gets_the_recipes(tmp_path):
     bad_scale = argparse.Namespace(**flags, set=["derive.prior_scale=-0.5"])
     with pytest.raises(ValueError, match="prior_scale must be >= 0"):
         derive.load_run_config(run, bad_scale)
-    bad_sigma = argparse.Namespace(**flags, set=["derive.normalisation_sigma=0"])
-    with pytest.raises(ValueError, match="normalisation_sigma must be > 0"):
-        derive.load_run_config(run, bad_sigma)
+    for sigma in ("0", "[16, 16]", "[]", "[16, -4]"):
+        bad_sigma = argparse.Namespace(**flags, set=[f"derive.normalisation_sigma={sigma}"])
+        with pytest.raises(ValueError, match="normalisation_sigma must be a width > 0 or a list"):
+            derive.load_run_config(run, bad_sigma)
+    # Several surrounds, one "local" copy each; one number stays one surround.
+    for sigma, expected in (("[16, 64]", [16.0, 64.0]), ("24", 24.0)):
+        several = argparse.Namespace(**flags, set=[f"derive.normalisation_sigma={sigma}"])
+        assert derive.load_run_config(run, several).derive.normalisation_sigma == expected
     assert config.derive.prior_widths == [0.25, 0.5, 1.0]  # CentrePrior's defaults
     assert config.derive.learning_rate == 0.05
     bad = argparse.Namespace(**flags, set=["derive.reconstruction_kernel_size=2"])

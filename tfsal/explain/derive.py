@@ -113,7 +113,7 @@ def derive(
     reconstruction_kernel_size: int = 1,
     normalisation_statistics: Sequence[str] = ("ratio",),
     pooled_banks: bool = False,
-    normalisation_sigma: float = 32.0,
+    normalisation_sigma: float | Sequence[float] = 32.0,
     cache_features: bool = True,
     cache_memory_bytes: int = DEFAULT_MEMORY_BYTES,
     strategy: tf.distribute.Strategy | None = None,
@@ -167,7 +167,8 @@ def derive(
             copies (``ImageNormalisation``'s ``statistics``): ``"ratio"`` and/or
             ``"excess"``.
         normalisation_sigma: with the ``"local"`` statistic, the surround's standard
-            deviation in input pixels.
+            deviation in input pixels, or several (each > 0, once): one ``"local"``
+            copy per surround, centre-surround contrast at several scales.
         pooled_banks: one log-Gabor bank at the finest tap stride, area-pooled for
             the coarser taps (``build_explainable_model``): about a third of the
             banks' cost.

@@ -36,7 +36,7 @@ from tfsal.explain.contributions import (
     FoldCopies,
     feature_group_name,
 )
-from tfsal.explain.image_normalisation import ImageNormalisation
+from tfsal.explain.image_normalisation import ImageNormalisation, local_surrounds
 from tfsal.explain.tap_readout import TapReadout
 from tfsal.explain.taps import Tap
 from tfsal.layers.bilinear_upsampling import BilinearUpsampling2D
@@ -77,7 +77,7 @@ def build_explainable_model(
     reconstruction_kernel_size: int = 1,
     normalisation_statistics: Sequence[str] = ("ratio",),
     pooled_banks: bool = False,
-    normalisation_sigma: float = 32.0,
+    normalisation_sigma: float | Sequence[float] = 32.0,
     decoder: keras.Model | None = None,
     name: str = "explainable",
 ) -> keras.Model:
@@ -104,7 +104,10 @@ def build_explainable_model(
         reconstruction_kernel_size: odd k: every reconstruction reads the features
             of the k×k tap cells around each pixel (``LinearReconstruction``).
         normalisation_sigma: with the ``"local"`` statistic, the surround's
-            standard deviation in input pixels (divided by each tap's stride).
+            standard deviation in input pixels (divided by each tap's stride), or
+            several, each > 0 and once: one ``"local"`` copy per surround, a
+            centre-surround contrast at each scale (``ImageNormalisation``'s
+            ``local_sigmas``).
         pooled_banks: compute one log-Gabor bank, at the finest tap stride, and feed
             the coarser taps its magnitudes area-pooled to their stride. The bank's
             ``output_stride`` mode itself approximates full resolution followed by
@@ -144,10 +147,11 @@ def build_explainable_model(
             first_bank = bank if first_bank is None else first_bank
     copies = 1
     if image_normalisation:
+        surrounds = local_surrounds(normalisation_sigma, "normalisation_sigma")
         for stride in strides:
             normalisation = ImageNormalisation(
                 statistics=tuple(normalisation_statistics),
-                local_sigma=normalisation_sigma / stride,
+                local_sigmas=tuple(sigma / stride for sigma in surrounds),
                 name=normalisation_name(stride),
             )
             features[stride] = normalisation(features[stride])

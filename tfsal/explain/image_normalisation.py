@@ -22,10 +22,13 @@ of the magnitudes"):
   becomes a per-image constant, which the log-softmax of the readout cancels.
 
 - ``"local"``: the channel divided by its Gaussian-weighted mean around the pixel
-  (``local_sigma`` cells): divisive normalisation, a centre-surround contrast.
+  (``local_sigmas`` cells): divisive normalisation, a centre-surround contrast.
   Unlike the image-wide ratio it varies over the image, so the reconstruction's
   ``log1p`` does not turn it into a constant: it reads as ``log |x| - log
-  blur(|x|)``, how much a channel stands out from its surround.
+  blur(|x|)``, how much a channel stands out from its surround. One surround sees
+  pop-out at one scale only (an item much larger than the surround fills it, and
+  one far smaller than it is averaged away), so, as in Itti and Koch's
+  centre-surround pyramid, several surround widths may each give a copy.
 
 The copies are divided by an image-wide or local statistic, so they do not depend on
 the image's contrast. After them the reconstruction stays linear in the features and
@@ -33,6 +36,7 @@ every term stays attributable to its (colour channel, scale, orientation) group,
 each copy belonging to the group of its channel.
 """
 
+import numbers
 from collections.abc import Sequence
 
 import keras
@@ -44,6 +48,8 @@ STATISTICS = ("ratio", "excess", "local")
 # after the bank are about 1e-3 to 1 for visible structure; a blank channel (all
 # zeros) then stays zero instead of becoming 0 / 0.
 _MIN_MEAN = 1e-6
+# The surround of the "local" copy, in cells, when none is given.
+_DEFAULT_SURROUND = 4.0
 
 
 @keras.saving.register_keras_serializable(package="tfsal")
@@ -53,25 +59,32 @@ class ImageNormalisation(keras.layers.Layer):
     For each name in ``statistics``, in order, a copy of the K channels:
     ``"ratio"``: ``x / max(mean_hw |x|, 1e-6)``; ``"excess"``:
     ``max(|x_k| - s_k E, 0) / max(mean_hw E, 1e-6)`` with ``E = Σ_j |x_j|`` at the
-    pixel and ``s_k = mean_hw |x_k| / mean_hw E``; ``"local"``: ``x / max(G * |x|,
-    1e-6)`` with ``G`` a normalised Gaussian of ``local_sigma`` cells (module
-    docstring). With ``keep_raw`` the input comes first. Channel ``k`` of every copy
-    is channel ``k`` of the input, so a model that groups features by channel groups
-    channels ``k``, ``K + k``, ... together (``FeatureContributions(copies=copies)``).
+    pixel and ``s_k = mean_hw |x_k| / mean_hw E``; ``"local"``: ``x / max(G_σ *
+    |x|, 1e-6)`` with ``G_σ`` a normalised Gaussian of σ cells, one copy per σ in
+    ``local_sigmas``, in their order (module docstring). With ``keep_raw`` the input
+    comes first. Channel ``k`` of every copy is channel ``k`` of the input, so a
+    model that groups features by channel groups channels ``k``, ``K + k``, ...
+    together (``FeatureContributions(copies=copies)``).
 
     Example:
     ```python
     features = LogGaborBank(output_stride=8)(images)  # (B, h, w, 72)
     both = ImageNormalisation()(features)  # (B, h, w, 144): raw, then ratio
     odd = ImageNormalisation(statistics=("excess",))(features)  # raw, then excess
+    # raw, then the contrast against a surround of 2 and of 8 cells: (B, h, w, 216)
+    surrounds = ImageNormalisation(statistics=("local",), local_sigmas=(2.0, 8.0))
     ```
 
     Args:
         keep_raw: keep the raw channels in front of the normalised ones.
         statistics: the normalised copies, each one of ``"ratio"``, ``"excess"``
             and ``"local"``, at least one, no repeats.
-        local_sigma: ``"local"`` only: the surround's standard deviation in cells of
-            the feature map, > 0.
+        local_sigmas: ``"local"`` only: the surrounds' standard deviations in cells
+            of the feature map, each > 0, no repeats (a number for one surround);
+            ``None`` for one of 4 cells.
+        local_sigma: the one surround of configs saved before ``local_sigmas``
+            existed; it stands for ``local_sigmas=(local_sigma,)``, so models saved
+            then still load. Pass at most one of the two.
         **kwargs: base layer arguments (name, dtype).
 
     Call arguments:
@@ -79,20 +92,26 @@ class ImageNormalisation(keras.layers.Layer):
 
     Returns:
         (B, h, w, copies · K), block-major: the raw channels (with ``keep_raw``),
-        then one block per statistic.
+        then one block per statistic, ``"local"`` giving one block per surround.
     """
 
     def __init__(
         self,
         keep_raw: bool = True,
         statistics: Sequence[str] = ("ratio",),
-        local_sigma: float = 4.0,
+        local_sigmas: float | Sequence[float] | None = None,
+        local_sigma: float | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if not local_sigma > 0:
-            raise ValueError(f"local_sigma must be > 0. Received: local_sigma={local_sigma!r}")
-        self.local_sigma = float(local_sigma)
+        if local_sigmas is None:
+            local_sigmas = _DEFAULT_SURROUND if local_sigma is None else local_sigma
+        elif local_sigma is not None:
+            raise ValueError(
+                "Pass local_sigmas or the older local_sigma, not both. Received: "
+                f"local_sigmas={local_sigmas!r}, local_sigma={local_sigma!r}"
+            )
+        self.local_sigmas = local_surrounds(local_sigmas)
         if not isinstance(keep_raw, bool):
             raise ValueError(f"keep_raw must be True or False. Received: keep_raw={keep_raw!r}")
         if isinstance(statistics, str):
@@ -113,7 +132,8 @@ class ImageNormalisation(keras.layers.Layer):
     @property
     def copies(self) -> int:
         """How many output channels come from each input channel."""
-        return int(self.keep_raw) + len(self.statistics)
+        surrounds = len(self.local_sigmas) - 1 if "local" in self.statistics else 0
+        return int(self.keep_raw) + len(self.statistics) + surrounds
 
     def build(self, input_shape):
         """Checks that the features have a known channel axis."""
@@ -134,8 +154,9 @@ class ImageNormalisation(keras.layers.Layer):
             if statistic == "ratio":
                 blocks.append(inputs / keras.ops.maximum(mean, _MIN_MEAN))
             elif statistic == "local":
-                surround = normalised_blur(magnitude, self.local_sigma)
-                blocks.append(inputs / keras.ops.maximum(surround, _MIN_MEAN))
+                for sigma in self.local_sigmas:
+                    surround = normalised_blur(magnitude, sigma)
+                    blocks.append(inputs / keras.ops.maximum(surround, _MIN_MEAN))
             else:
                 energy = keras.ops.sum(magnitude, axis=-1, keepdims=True)  # (B, h, w, 1)
                 usual = energy * (mean / energy_mean)
@@ -150,6 +171,36 @@ class ImageNormalisation(keras.layers.Layer):
         """Returns the constructor arguments."""
         config = super().get_config()
         config.update(
-            keep_raw=self.keep_raw, statistics=list(self.statistics), local_sigma=self.local_sigma
+            keep_raw=self.keep_raw,
+            statistics=list(self.statistics),
+            local_sigmas=list(self.local_sigmas),
         )
         return config
+
+
+def local_surrounds(
+    sigmas: float | Sequence[float], name: str = "local_sigmas"
+) -> tuple[float, ...]:
+    """The ``"local"`` copies' surround widths as a tuple, checked.
+
+    Args:
+        sigmas: one width or a sequence of them, each > 0, no repeats.
+        name: the argument's name in the error message.
+
+    Returns:
+        The widths as floats, in the order given.
+
+    Raises:
+        ValueError: for no widths, a width that is not a number > 0, or a repeat.
+    """
+    widths = (sigmas,) if isinstance(sigmas, numbers.Real) else tuple(sigmas)
+    if (
+        not widths
+        or any(isinstance(w, bool) or not isinstance(w, numbers.Real) or not w > 0 for w in widths)
+        or len(set(widths)) != len(widths)
+    ):
+        raise ValueError(
+            f"{name} must be one or more surround widths > 0, each once. "
+            f"Received: {name}={sigmas!r}"
+        )
+    return tuple(float(width) for width in widths)
