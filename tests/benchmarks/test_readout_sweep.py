@@ -10,6 +10,7 @@ import pytest
 from tests.explain.parents import SMALL_BANK, images, toy_parent
 from tfsal import explain
 from tfsal.conventions import SALIENCY
+from tfsal.explain import explainable_model
 from training.fit_config import DeriveConfig
 
 _SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "readout_sweep.py"
@@ -130,3 +131,22 @@ def test_scaled_logits_sharpen_the_density_by_that_factor(derivation):
     np.testing.assert_allclose(
         model(batch)[SALIENCY].numpy().reshape(2, -1), expected, rtol=1e-4, atol=1e-4
     )
+
+
+def test_the_reconstruction_path_keeps_every_local_surround():
+    taps = [explain.Tap("a", 4, 4), explain.Tap("b", 4, 8)]
+    model = explain.build_explainable_model(
+        taps,
+        bank_config=SMALL_BANK,
+        image_normalisation=True,
+        normalisation_statistics=("excess", "local"),
+        normalisation_sigma=[16.0, 64.0],
+        pooled_banks=True,
+    )
+    path = readout_sweep.reconstruction_path(model, taps)
+    assert path["normalisation_sigma"] == [16.0, 64.0]
+    assert path["normalisation_statistics"] == ("excess", "local")
+    rebuilt = explain.build_explainable_model(taps, **path)
+    assert rebuilt.count_params() == model.count_params()  # as many copies in every kernel
+    name = explainable_model.normalisation_name(8)
+    assert rebuilt.get_layer(name).local_sigmas == model.get_layer(name).local_sigmas == (2.0, 8.0)
