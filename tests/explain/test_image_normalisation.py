@@ -185,6 +185,8 @@ def test_a_layer_saved_with_one_local_sigma_still_loads():
         ((2.0, -1.0), "widths > 0"),
         ((True,), "widths > 0"),
         (("wide",), "widths > 0"),
+        ("wide", "Received: local_sigmas='wide'"),
+        ({2.0}, "Received: local_sigmas={2.0}"),
     ],
 )
 def test_bad_surrounds_are_refused_by_name(sigmas, message):

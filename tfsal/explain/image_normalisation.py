@@ -193,7 +193,12 @@ def local_surrounds(
     Raises:
         ValueError: for no widths, a width that is not a number > 0, or a repeat.
     """
-    widths = (sigmas,) if isinstance(sigmas, numbers.Real) else tuple(sigmas)
+    if isinstance(sigmas, numbers.Real):
+        widths = (sigmas,)
+    else:
+        widths = (
+            tuple(sigmas) if isinstance(sigmas, Sequence) and not isinstance(sigmas, str) else ()
+        )
     if (
         not widths
         or any(isinstance(w, bool) or not isinstance(w, numbers.Real) or not w > 0 for w in widths)
