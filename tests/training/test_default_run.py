@@ -35,8 +35,8 @@ def test_the_default_run_is_cmrnet_on_2000_generated_arrays_at_96_px():
     # and the ratio to the channel's surround.
     assert config.derive.normalisation_statistics == ["excess"]
     assert nus.derive.normalisation_statistics == ["ratio", "excess", "local"]
-    # ... the last at two surrounds, one "local" copy each; elsewhere one of 32 px.
-    assert nus.derive.normalisation_sigma == [8.0, 64.0]
+    # ... the last over a surround of 8 px; elsewhere of 32 px.
+    assert nus.derive.normalisation_sigma == 8.0
     assert cmrnet_nus.derive.normalisation_sigma == 32.0
     assert cmrnet_nus.derive.normalisation_statistics == ["ratio"]
     ratio = configs.DeriveConfig(normalisation_statistics=["ratio", "excess"])

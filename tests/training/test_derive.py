@@ -117,7 +117,7 @@ def test_a_run_saved_before_a_derive_setting_existed_gets_the_recipes(tmp_path):
     assert config.derive.learning_rate == 0.02
     assert config.derive.prior_widths == [0.125, 0.25, 0.5, 1.0, 2.0]
     assert config.derive.normalisation_statistics == ["ratio", "excess", "local"]
-    assert config.derive.normalisation_sigma == [8.0, 64.0]  # two surrounds
+    assert config.derive.normalisation_sigma == 8.0  # a small surround
     assert config.derive.prior_scale == 0.85
     assert config.derive.reconstruction_kernel_size == 3 and config.derive.pooled_banks is True
     other = tmp_path / "other"
