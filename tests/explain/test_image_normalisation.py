@@ -261,13 +261,7 @@ def test_an_excess_copy_is_one_more_block_in_every_feature_group(with_excess, tm
         assert layer.weights_by_feature().shape == (layer.units, 3, 3, 2, 3)
     kernel = explain.reconstruction_layers(model)["enc2"].kernel.numpy()
     assert np.abs(kernel[36:]).max() > 1e-3  # the excess copy is read
-    batch = images(3, seed=5)
-    outputs = model(batch)
-    logits = keras.Model(model.input, model.get_layer("logits").output)(batch).numpy()
-    assert np.abs(logits).max() > 1e-2
-    total = outputs[CONTRIBUTIONS].numpy().sum(axis=-1, keepdims=True)
-    np.testing.assert_allclose(total, logits, atol=1e-4)
-    restored = run_model_saving_test(model, batch[:2], tmp_path, atol=1e-4)
+    restored = _contributions_sum_to_logits_and_reload(model, tmp_path)
     layer = restored.get_layer(normalisation_name(4))
     assert layer.statistics == ("ratio", "excess")
 
@@ -285,13 +279,7 @@ def test_local_copies_at_two_surrounds_keep_the_groups_and_exact_contributions(t
         assert layer.weights_by_feature().shape == (layer.units, 4, 3, 2, 3)
     kernel = explain.reconstruction_layers(model)["enc2"].kernel.numpy()
     assert np.abs(kernel[54:]).max() > 1e-3  # the wider surround's copy is read
-    batch = images(3, seed=5)
-    outputs = model(batch)
-    logits = keras.Model(model.input, model.get_layer("logits").output)(batch).numpy()
-    assert np.abs(logits).max() > 1e-2
-    total = outputs[CONTRIBUTIONS].numpy().sum(axis=-1, keepdims=True)
-    np.testing.assert_allclose(total, logits, atol=1e-4)
-    restored = run_model_saving_test(model, batch[:2], tmp_path, atol=1e-4)
+    restored = _contributions_sum_to_logits_and_reload(model, tmp_path)
     assert restored.get_layer(normalisation_name(4)).local_sigmas == (1.0, 4.0)
 
 
@@ -351,3 +339,14 @@ def test_fold_copies_before_the_upsampling_equals_folding_after_it():
         FoldCopies(3)(tap[..., :-1])
     with pytest.raises(ValueError, match="copies must be an int >= 1"):
         FoldCopies(0)
+
+
+def _contributions_sum_to_logits_and_reload(model, tmp_path):
+    """Checks the contributions add up to the logits; returns the model saved and reloaded."""
+    batch = images(3, seed=5)
+    outputs = model(batch)
+    logits = keras.Model(model.input, model.get_layer("logits").output)(batch).numpy()
+    assert np.abs(logits).max() > 1e-2
+    total = outputs[CONTRIBUTIONS].numpy().sum(axis=-1, keepdims=True)
+    np.testing.assert_allclose(total, logits, atol=1e-4)
+    return run_model_saving_test(model, batch[:2], tmp_path, atol=1e-4)
